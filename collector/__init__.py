@@ -1,0 +1,1 @@
+"""The ingestion API: implementers POST usage events here."""

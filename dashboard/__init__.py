@@ -1,0 +1,1 @@
+"""The dashboard where the ESCO team reviews the indicators."""

@@ -1,0 +1,192 @@
+"""The ingest store: one SQLAlchemy database holding events, the registry and the catalogue.
+
+SQLite (WAL, synchronous=FULL) by default, PostgreSQL by URL. A commit here is what makes a
+202 true, so the engine is set up for durability first.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import make_url
+
+from kpi.settings import Settings
+
+metadata = MetaData()
+
+# SQLite only turns an INTEGER PRIMARY KEY into an auto-incrementing rowid.
+_BigId = BigInteger().with_variant(Integer, "sqlite")
+
+implementers = Table(
+    "implementers", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("country", String(2), nullable=False),
+    Column("sector", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("implementer_id", Integer, ForeignKey("implementers.id"), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    # set when a newer key replaced this one: it keeps working until then
+    Column("expires_at", DateTime(timezone=True)),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", String(300), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+catalogue_versions = Table(
+    "catalogue_versions", metadata,
+    Column("version", String(20), primary_key=True),
+    Column("loaded_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(500), nullable=False),
+    Column("concepts", Integer, nullable=False),
+    Column("labels", Integer, nullable=False),
+)
+
+concepts = Table(
+    "concepts", metadata,
+    Column("version", String(20), primary_key=True),
+    Column("uri", String(200), primary_key=True),
+    Column("concept_type", String(20), nullable=False),  # occupation | skill | isco | ...
+    Column("status", String(20), nullable=False),
+)
+
+concept_labels = Table(
+    "concept_labels", metadata,
+    Column("version", String(20), nullable=False),
+    Column("uri", String(200), nullable=False),
+    Column("language", String(2), nullable=False),
+    Column("kind", String(10), nullable=False),  # preferred | alt | hidden
+    Column("label", Text, nullable=False),
+    Index("ix_concept_labels_uri", "version", "uri", "language"),
+)
+
+events = Table(
+    "events", metadata,
+    # ids grow with each commit: the aggregator's watermark
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("implementer_id", Integer, ForeignKey("implementers.id"), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("type", String(24), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("concept_uri", String(200)),
+    Column("esco_version", String(20), nullable=False),
+    Column("language", String(2), nullable=False),
+    Column("context", String(16), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("label", String(200)),
+    Column("concept_type", String(16)),
+    Column("comment", String(1000)),
+    Column("status", String(12), nullable=False),  # accepted | quarantined
+    Column("quarantine_reason", String(40)),
+    Column("received_on", Date, nullable=False),
+    UniqueConstraint("implementer_id", "event_id", name="uq_events_implementer_event"),
+    Index("ix_events_status", "status"),
+)
+
+# Per implementer, day of receipt, outcome and reason: how many events. Serves /v1/me and the
+# data-quality indicator, and keeps counting duplicates and rejections, which are not events.
+outcome_counts = Table(
+    "outcome_counts", metadata,
+    Column("implementer_id", Integer, primary_key=True),
+    Column("received_on", Date, primary_key=True),
+    Column("outcome", String(12), primary_key=True),
+    Column("reason", String(200), primary_key=True),
+    Column("events", BigInteger, nullable=False),
+)
+
+# One token bucket per implementer, in the database so that it holds across workers and hosts.
+rate_buckets = Table(
+    "rate_buckets", metadata,
+    Column("implementer_id", Integer, primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),  # seconds since the epoch
+)
+
+# Written by the aggregator after each run, read by /metrics.
+aggregation_runs = Table(
+    "aggregation_runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("duration_seconds", Float, nullable=False),
+    Column("events_read", BigInteger, nullable=False),
+    Column("days_recomputed", Integer, nullable=False),
+    Column("watermark", BigInteger, nullable=False),
+)
+
+
+def make_engine(settings: Settings, **kwargs) -> Engine:
+    """An engine for the ingest store, tuned for durability."""
+    url = make_url(settings.database_url)
+    timeout = float(settings["ingest.store_timeout_seconds"])
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"timeout": timeout, "check_same_thread": False}, **kwargs
+        )
+        _configure_sqlite(engine, timeout)
+        return engine
+    connect_args = {"connect_timeout": max(1, int(timeout))}
+    return create_engine(
+        url, connect_args=connect_args, pool_pre_ping=True, pool_timeout=timeout, **kwargs
+    )
+
+
+def _configure_sqlite(engine: Engine, timeout: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy, not the driver, decide when a transaction begins (see "begin").
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("pragma journal_mode=wal")
+        cur.execute("pragma synchronous=full")
+        cur.execute(f"pragma busy_timeout={int(timeout * 1000)}")
+        cur.execute("pragma foreign_keys=on")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # Writers take the write lock up front: no deadlock when a read turns into a write.
+        mode = "immediate" if conn.get_execution_options().get("write") else "deferred"
+        conn.exec_driver_sql(f"begin {mode}")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def init_store(engine: Engine) -> None:
+    """Create every table that is missing; safe to run twice."""
+    metadata.create_all(engine)

@@ -1,0 +1,1 @@
+"""One SQL file per KPI indicator, read by kpi.indicators (DuckDB, `$named` parameters)."""
