@@ -76,7 +76,9 @@ def _check_country(country: str) -> str:
     return code
 
 
-def add_implementer(engine: Engine, name: str, country: str, sector: str) -> tuple[Implementer, str]:
+def add_implementer(
+    engine: Engine, name: str, country: str, sector: str
+) -> tuple[Implementer, str]:
     """Register an implementer; returns it and its first API key (shown only now)."""
     name = name.strip()
     if not name or len(name) > 200:

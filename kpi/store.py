@@ -158,7 +158,10 @@ def make_engine(settings: Settings, **kwargs) -> Engine:
         )
         _configure_sqlite(engine, timeout)
         return engine
-    connect_args = {"connect_timeout": max(1, int(timeout))}
+    # A lock held too long (a stuck transaction, a maintenance job) turns into an error that
+    # the collector answers with 503, instead of a request that hangs.
+    connect_args = {"connect_timeout": max(1, int(timeout)),
+                    "options": f"-c lock_timeout={int(timeout * 1000)}"}
     return create_engine(
         url, connect_args=connect_args, pool_pre_ping=True, pool_timeout=timeout, **kwargs
     )

@@ -1,0 +1,237 @@
+"""From parsed request items to stored events: classify each one, then commit in one step.
+
+One transaction takes the rate-limit tokens, inserts the new events (`ON CONFLICT DO NOTHING`
+on `(implementer, event_id)`, so a resend is a duplicate) and bumps the outcome counters.
+Only after it commits is a 202 sent.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from collector.body import BodyError
+from collector.ratelimit import Refusal, take_tokens
+from collector.schemas import EventSchema, flatten_reasons
+from kpi.catalogue import CatalogueIndex, version_key
+from kpi.store import events, outcome_counts
+
+ACCEPTED, DUPLICATE, QUARANTINED, REJECTED = "accepted", "duplicate", "quarantined", "rejected"
+
+
+class StoreUnavailable(Exception):
+    """The store could not commit: the request is answered 503 and nothing is acknowledged."""
+
+
+@dataclass
+class Classified:
+    """Each item of a request, judged before anything is stored."""
+
+    rows: list[dict] = field(default_factory=list)  # valid events, status set
+    rows_index: list[int] = field(default_factory=list)  # their index in the request
+    errors: dict[int, dict] = field(default_factory=dict)  # index -> error entry
+    rejected_reasons: Counter = field(default_factory=Counter)  # stored reason -> events
+    duplicates_in_request: list[int] = field(default_factory=list)
+    received: int = 0
+
+
+_REASON_CODES = (
+    ("personal_data", "personal_data"),
+    ("Missing data for required field", "missing"),
+    ("Unknown field", "unknown field"),
+    ("Must be one of", "not an allowed value"),
+    ("Length must be", "wrong length"),
+    ("Not a valid", "wrong type"),
+)
+
+
+def _stored_reason(reasons: dict[str, list[str]], known_fields: set[str]) -> str:
+    """One short reason per rejected event for the data-quality counters, free of client text."""
+    name = sorted(reasons)[0]
+    if name not in known_fields and not name.startswith("_"):
+        return "unknown field"  # the name itself is client text: never store it
+    if name == "_line":
+        return "_line: invalid JSON"
+    message = reasons[name][0]
+    code = next((c for prefix, c in _REASON_CODES if message.startswith(prefix)), None)
+    return f"{name}: {code or message.rstrip('.')}"[:200]
+
+
+def classify(items: list[Any], schema: EventSchema, catalogue: CatalogueIndex) -> Classified:
+    """Validate every item and decide accepted / quarantined / rejected / duplicate-in-request."""
+    result = Classified(received=len(items))
+    known_fields = set(schema.fields)
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        event_id = item.get("event_id") if isinstance(item, dict) else None
+        event_id = event_id if isinstance(event_id, str) and len(event_id) <= 64 else None
+        if isinstance(item, BodyError):
+            reasons = {"_line": [item.message]}
+        elif not isinstance(item, dict):
+            reasons = {"_schema": ["Each event must be a JSON object."]}
+        else:
+            try:
+                row = schema.load(item)
+            except ValidationError as exc:
+                reasons = flatten_reasons(exc.messages)
+            else:
+                reasons = None
+        if reasons is not None:
+            result.errors[index] = {"index": index, "event_id": event_id,
+                                    "outcome": REJECTED, "reasons": reasons}
+            result.rejected_reasons[_stored_reason(reasons, known_fields)] += 1
+            continue
+        if row["event_id"] in seen:
+            result.duplicates_in_request.append(index)
+            continue
+        seen.add(row["event_id"])
+        _quarantine_check(row, catalogue)
+        if row["status"] == QUARANTINED:
+            result.errors[index] = {"index": index, "event_id": row["event_id"],
+                                    "outcome": QUARANTINED,
+                                    "reasons": _quarantine_message(row, catalogue)}
+        result.rows.append(row)
+        result.rows_index.append(index)
+    return result
+
+
+def _quarantine_check(row: dict, catalogue: CatalogueIndex) -> None:
+    version = row.get("esco_version")
+    current = catalogue.current_version
+    row["esco_version"] = version or current or "unknown"
+    row["status"], row["quarantine_reason"] = ACCEPTED, None
+    if version and (current is None or version_key(version) > version_key(current)):
+        row["status"], row["quarantine_reason"] = QUARANTINED, "newer_esco_version"
+    elif row.get("concept_uri") and not catalogue.knows(row["concept_uri"]):
+        row["status"], row["quarantine_reason"] = QUARANTINED, "unknown_concept"
+
+
+def _quarantine_message(row: dict, catalogue: CatalogueIndex) -> dict[str, list[str]]:
+    loaded = catalogue.current_version or "none"
+    if row["quarantine_reason"] == "newer_esco_version":
+        return {"esco_version": [f"Newer than the loaded catalogue ({loaded}); stored and "
+                                 f"counted once that release is loaded."]}
+    return {"concept_uri": [f"Not in the loaded catalogue (newest {loaded}); stored and "
+                            f"counted once a release that has it is loaded."]}
+
+
+@dataclass
+class Stored:
+    """What the store made of the valid rows."""
+
+    new_event_ids: set[str]
+    refusal: Refusal | None = None
+
+
+def _insert(dialect: str):
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)
+
+
+def store(engine: Engine, implementer_id: int, result: Classified, today: date,
+          rate_per_minute: int) -> Stored:
+    """Commit the request in one transaction; raise StoreUnavailable if it cannot be done."""
+    dialect = engine.dialect.name
+    rows = [{**row, "implementer_id": implementer_id, "received_on": today}
+            for row in result.rows]
+    for row in rows:
+        row.setdefault("concept_uri", None)
+        for name in ("label", "concept_type", "comment"):
+            row.setdefault(name, None)
+    try:
+        with engine.connect().execution_options(write=True) as conn, conn.begin():
+            refusal = take_tokens(conn, implementer_id, result.received, rate_per_minute)
+            if refusal:
+                conn.rollback()
+                return Stored(set(), refusal)
+            new_ids: set[str] = set()
+            if rows:
+                stmt = _insert(dialect)(events).on_conflict_do_nothing(
+                    index_elements=["implementer_id", "event_id"]
+                ).returning(events.c.event_id)
+                new_ids = set(conn.execute(stmt, rows).scalars().all())
+            counts = _outcome_rows(result, rows, new_ids)
+            _bump_counters(conn, dialect, implementer_id, today, counts)
+        return Stored(new_ids)
+    except (DBAPIError, SQLAlchemyError, OSError) as exc:
+        raise StoreUnavailable(_plain(exc)) from exc
+
+
+def _outcome_rows(result: Classified, rows: list[dict], new_ids: set[str]) -> Counter:
+    counts: Counter = Counter()
+    for row in rows:
+        if row["event_id"] in new_ids:
+            counts[(row["status"], row["quarantine_reason"] or "")] += 1
+        else:
+            counts[(DUPLICATE, "")] += 1
+    counts[(DUPLICATE, "")] += len(result.duplicates_in_request)
+    for reason, n in result.rejected_reasons.items():
+        counts[(REJECTED, reason)] += n
+    return +counts
+
+
+def _bump_counters(conn, dialect: str, implementer_id: int, today: date,
+                   counts: Counter) -> None:
+    if not counts:
+        return
+    stmt = _insert(dialect)(outcome_counts)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["implementer_id", "received_on", "outcome", "reason"],
+        set_={"events": outcome_counts.c.events + stmt.excluded.events},
+    )
+    conn.execute(stmt, [
+        {"implementer_id": implementer_id, "received_on": today, "outcome": outcome,
+         "reason": reason, "events": n}
+        for (outcome, reason), n in sorted(counts.items())
+    ])
+
+
+def _plain(exc: BaseException) -> str:
+    """The store's complaint in one line, without SQL or parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).splitlines()[0][:200] if str(orig) else type(orig).__name__
+
+
+def summary(result: Classified, stored: Stored | None, dry_run_duplicates: set[str] | None = None
+            ) -> dict:
+    """The contract's outcome summary for a request."""
+    new_ids = stored.new_event_ids if stored else set()
+    accepted = quarantined = duplicates = 0
+    errors = []
+    for index, row in zip(result.rows_index, result.rows, strict=True):
+        is_new = (row["event_id"] not in dry_run_duplicates) if dry_run_duplicates is not None \
+            else (row["event_id"] in new_ids)
+        if not is_new:
+            duplicates += 1
+            continue
+        if row["status"] == QUARANTINED:
+            quarantined += 1
+            errors.append(result.errors[index])
+        else:
+            accepted += 1
+    duplicates += len(result.duplicates_in_request)
+    errors.extend(e for e in result.errors.values() if e["outcome"] == REJECTED)
+    errors.sort(key=lambda e: e["index"])
+    return {"received": result.received, "accepted": accepted, "duplicates": duplicates,
+            "quarantined": quarantined, "rejected": sum(result.rejected_reasons.values()),
+            "errors": errors}
+
+
+def existing_event_ids(engine: Engine, implementer_id: int, event_ids: list[str]) -> set[str]:
+    """Which of these event ids are already stored (for a dry run, which stores nothing)."""
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start:start + 500]
+            found.update(conn.execute(
+                events.select().with_only_columns(events.c.event_id).where(
+                    events.c.implementer_id == implementer_id, events.c.event_id.in_(chunk))
+            ).scalars())
+    return found
+

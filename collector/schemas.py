@@ -1,0 +1,263 @@
+"""The event schema: what a portal may send, validated by marshmallow.
+
+The same schemas generate `/v1/openapi.json`, so the documentation cannot drift from the
+validation. Loading an event returns the row to store (day precision, normalised URI and
+language) or the per-field reasons the contract returns.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates_schema,
+)
+
+from collector.privacy import personal_data_reason
+from kpi.catalogue import LANGUAGES
+
+EVENT_TYPES = ("concept_used", "label_added", "concept_proposed", "translation_feedback")
+CONTEXTS = ("job_vacancy", "cv", "search", "matching", "training", "statistics", "other")
+CONCEPT_TYPES = ("occupation", "skill", "qualification")
+NEEDS_CONCEPT = {"concept_used", "label_added", "translation_feedback"}
+NEEDS_LABEL = {"label_added", "concept_proposed", "translation_feedback"}
+TAKES_COMMENT = {"concept_proposed", "translation_feedback"}
+
+CONCEPT_URI = re.compile(
+    r"^http://data\.europa\.eu/esco/(occupation|skill|isco|qualification)/[A-Za-z0-9._-]{1,100}$"
+)
+_HTTPS_PREFIX = "https://data.europa.eu/esco/"
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINE_BREAKS = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+class OccurredAt(fields.Field):
+    """RFC 3339 date-time or YYYY-MM-DD, kept as the UTC date only."""
+
+    default_error_messages = {
+        "invalid": "Not a valid RFC 3339 date-time or YYYY-MM-DD date.",
+    }
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> date:
+        if not isinstance(value, str) or len(value) > 40:
+            raise self.make_error("invalid")
+        try:
+            if _DATE_ONLY.match(value):
+                return date.fromisoformat(value)
+            if _RFC3339.match(value):
+                # Python accepts up to 6 fraction digits; RFC 3339 allows any number.
+                text = re.sub(r"(\.\d{6})\d+", r"\1", value.replace("z", "Z").replace("t", "T"))
+                return datetime.fromisoformat(text).astimezone(UTC).date()
+        except ValueError:
+            pass
+        raise self.make_error("invalid")
+
+
+class ConceptUri(fields.String):
+    """An ESCO concept URI; https and a trailing slash are normalised away."""
+
+    default_error_messages = {
+        "invalid_uri": "Not an ESCO concept URI (http://data.europa.eu/esco/"
+        "{{occupation,skill,isco,qualification}}/ID).",
+    }
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if text.startswith(_HTTPS_PREFIX):
+            text = "http://" + text[len("https://"):]
+        if text.endswith("/"):
+            text = text[:-1]
+        if not CONCEPT_URI.match(text):
+            raise self.make_error("invalid_uri")
+        return text
+
+
+class Language(fields.String):
+    """One of ESCO's languages; `en-US` becomes `en`."""
+
+    default_error_messages = {"invalid_language": "Must be one of: " + ", ".join(LANGUAGES) + "."}
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        primary = text.strip().replace("_", "-").split("-", 1)[0].lower()
+        if primary not in LANGUAGES:
+            raise self.make_error("invalid_language")
+        return primary
+
+
+class StrictInteger(fields.Integer):
+    """An integer written as a JSON number; true, "5" and 5.0 are refused."""
+
+    def _validated(self, value: Any):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+def _free_text(max_length: int, line_breaks: bool):
+    control = _CONTROL_BUT_LINE_BREAKS if line_breaks else _CONTROL
+
+    def check(value: str) -> None:
+        if control.search(value):
+            raise ValidationError("Must not contain control characters.")
+        reason = personal_data_reason(value)
+        if reason:
+            raise ValidationError(f"personal_data: {reason}")
+
+    return [validate.Length(min=1, max=max_length), check]
+
+
+class EventSchema(Schema):
+    """One usage event as a portal sends it."""
+
+    class Meta:
+        unknown = RAISE
+
+    event_id = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[A-Za-z0-9._:-]{1,64}$",
+                                 error="Must be 1 to 64 characters of A-Z a-z 0-9 . _ : -"),
+        metadata={"description": "Chosen by the client; (implementer, event_id) is the "
+                                 "de-duplication key, forever.", "example": "e-1"},
+    )
+    type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
+    occurred_at = OccurredAt(
+        required=True,
+        metadata={"type": "string", "description": "RFC 3339 date-time or YYYY-MM-DD; stored "
+                  "as the UTC date only", "example": "2026-11-24T10:30:00Z"},
+    )
+    concept_uri = ConceptUri(
+        metadata={"description": "ESCO concept URI; required except for concept_proposed, "
+                  "where it names the broader concept",
+                  "example": "http://data.europa.eu/esco/skill/"
+                             "b0096dc5-2e2d-4bc1-8172-05bf486c3968"},
+    )
+    esco_version = fields.String(
+        validate=validate.Regexp(r"^\d{1,3}\.\d{1,3}(\.\d{1,3})?$",
+                                 error="Must be an ESCO version like 1.2.0."),
+        metadata={"description": "defaults to the catalogue's current version"},
+    )
+    language = Language(required=True, metadata={"enum": list(LANGUAGES), "example": "de"})
+    context = fields.String(load_default="other", validate=validate.OneOf(CONTEXTS))
+    count = StrictInteger(strict=True, load_default=1,
+                          validate=validate.Range(min=1, max=1_000_000))
+    label = fields.String(
+        validate=_free_text(200, line_breaks=False),
+        metadata={"description": "the portal's own label, the proposed concept's label or the "
+                  "suggested translation; 1-200 characters after trimming; refused if it looks "
+                  "like personal data", "maxLength": 200},
+    )
+    concept_type = fields.String(validate=validate.OneOf(CONCEPT_TYPES))
+    comment = fields.String(validate=_free_text(1000, line_breaks=True),
+                            metadata={"maxLength": 1000})
+
+    def __init__(self, *, today: date | None = None, max_age_days: int = 400, **kwargs):
+        super().__init__(**kwargs)
+        self.today = today or datetime.now(UTC).date()
+        self.max_age_days = max_age_days
+
+    @pre_load
+    def _trim_label(self, data: Any, **kwargs) -> Any:
+        # "1-200 chars after trimming": trim before the length check sees it.
+        if isinstance(data, dict) and isinstance(data.get("label"), str):
+            data = dict(data)
+            data["label"] = data["label"].strip()
+        return data
+
+    @validates_schema
+    def _check_by_type(self, data: dict, **kwargs) -> None:
+        errors: dict[str, list[str]] = {}
+        kind = data.get("type")
+        required = "Missing data for required field."
+        if kind in NEEDS_CONCEPT and "concept_uri" not in data:
+            errors["concept_uri"] = [f"{required[:-1]} for type {kind}."]
+        if kind in NEEDS_LABEL and "label" not in data:
+            errors["label"] = [f"{required[:-1]} for type {kind}."]
+        if kind == "concept_proposed" and "concept_type" not in data:
+            errors["concept_type"] = [f"{required[:-1]} for type {kind}."]
+        if kind == "concept_used" and "label" in data:
+            errors["label"] = ["Not used by type concept_used; send a label_added event."]
+        if kind in EVENT_TYPES and kind not in TAKES_COMMENT and "comment" in data:
+            errors["comment"] = [f"Not used by type {kind}."]
+        day = data.get("occurred_at")
+        if day is not None:
+            if day > self.today + timedelta(days=1):
+                errors["occurred_at"] = ["Must not be more than 1 day after today (UTC)."]
+            elif day < self.today - timedelta(days=self.max_age_days):
+                errors["occurred_at"] = [f"Must not be older than {self.max_age_days} days."]
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def _to_row(self, data: dict, **kwargs) -> dict:
+        data["day"] = data.pop("occurred_at")
+        if data["type"] != "concept_proposed":
+            data.pop("concept_type", None)
+        return data
+
+
+class EventBatchSchema(Schema):
+    """The JSON body: `{"events": [...]}`. Documentation only; events are loaded one by one."""
+
+    events = fields.List(fields.Nested(EventSchema), required=True)
+
+
+class EventErrorSchema(Schema):
+    index = fields.Integer(required=True)
+    event_id = fields.String(allow_none=True)
+    outcome = fields.String(validate=validate.OneOf(("rejected", "quarantined")))
+    reasons = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
+class OutcomeSummarySchema(Schema):
+    received = fields.Integer(required=True)
+    accepted = fields.Integer(required=True)
+    duplicates = fields.Integer(required=True)
+    quarantined = fields.Integer(required=True)
+    rejected = fields.Integer(required=True)
+    errors = fields.List(fields.Nested(EventErrorSchema), required=True)
+
+
+class ErrorSchema(Schema):
+    error = fields.String(required=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, metadata={"example": "ok"})
+
+
+class MeSchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    country = fields.String(required=True)
+    sector = fields.String(required=True)
+    accepted = fields.Integer(required=True)
+    duplicates = fields.Integer(required=True)
+    quarantined = fields.Integer(required=True)
+    rejected = fields.Integer(required=True)
+    rejected_by_reason = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+def flatten_reasons(messages: Any) -> dict[str, list[str]]:
+    """marshmallow's error dict as the contract's `reasons`: field -> list of messages."""
+    if not isinstance(messages, dict):
+        return {"_schema": [str(messages)]}
+    out: dict[str, list[str]] = {}
+    for field, value in messages.items():
+        if isinstance(value, dict):  # nested errors: keep the first level, name the rest
+            value = [f"{k}: {v}" for k, v in value.items()]
+        out[str(field)] = [str(v) for v in (value if isinstance(value, list) else [value])]
+    return out

@@ -1,0 +1,274 @@
+"""The `esco-kpi` command line. Errors are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kpi.settings import ConfigError, Settings, load_settings
+
+
+class Failure(Exception):
+    """An error to report as one line."""
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.obj["settings"]
+
+
+def _engine(ctx: click.Context, init: bool = False):
+    from kpi.store import init_store, make_engine
+
+    engine = make_engine(_settings(ctx))
+    if init:
+        init_store(engine)
+    return engine
+
+
+def _progress(label: str):
+    """A callback(step, done, total) that draws a progress bar on stderr."""
+    state: dict[str, Any] = {}
+
+    def update(step: str, done: int, total: int) -> None:
+        bar = state.get(step)
+        if bar is None:
+            bar = click.progressbar(length=max(total, 1), label=f"{label}: {step}",
+                                    file=sys.stderr, show_pos=True)
+            bar.__enter__()
+            state[step] = bar
+            state["done:" + step] = 0
+        bar.update(done - state["done:" + step])
+        state["done:" + step] = done
+        if done >= total:
+            bar.__exit__(None, None, None)
+
+    return update
+
+
+@click.group()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="config file (default ./config.yaml, then $ESCO_KPI_CONFIG)")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """esco-kpi: usage telemetry for the ESCO classification."""
+    ctx.ensure_object(dict)
+    ctx.obj["settings"] = load_settings(config_path)
+    from kpi.logs import setup_logging
+
+    setup_logging(ctx.obj["settings"]["logging.level"])
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the stores and load the bundled ESCO catalogue (safe to run twice)."""
+    from kpi.catalogue import load_bundled
+
+    settings = _settings(ctx)
+    engine = _engine(ctx, init=True)
+    loaded = load_bundled(engine, progress=_progress("catalogue"))
+    where = settings.data_dir
+    if loaded:
+        click.echo(f"Loaded ESCO {loaded.version}: {loaded.concepts} concepts, "
+                   f"{loaded.labels} labels in {len(loaded.languages)} languages.")
+    else:
+        click.echo("The bundled ESCO catalogue was already loaded.")
+    click.echo(f"Stores ready in {where}")
+
+
+@cli.command()
+@click.option("--host", help="address to listen on (default server.host)")
+@click.option("--port", type=click.IntRange(0, 65535), help="port (default server.port)")
+@click.option("--workers", type=click.IntRange(1, 64), help="worker processes")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the collector on a production WSGI server."""
+    from kpi.server import serve as run
+
+    _engine(ctx, init=True)
+    run(_settings(ctx), host, port, workers)
+
+
+@cli.group()
+def implementer() -> None:
+    """Register implementers and manage their API keys."""
+
+
+@implementer.command("add")
+@click.argument("name")
+@click.option("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. DE")
+@click.option("--sector", required=True, help="pes, private_employment, job_portal, "
+              "education_training, public_authority or other")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.pass_context
+def implementer_add(ctx: click.Context, name: str, country: str, sector: str,
+                    as_json: bool) -> None:
+    """Register an implementer and print its API key (shown only once)."""
+    from kpi.registry import add_implementer
+
+    imp, key = add_implementer(_engine(ctx, init=True), name, country, sector)
+    if as_json:
+        click.echo(json.dumps({"id": imp.id, "name": imp.name, "api_key": key}))
+    else:
+        click.echo(f"Implementer {imp.id} ({imp.name}, {imp.country}, {imp.sector}) added.")
+        click.echo(f"API key (shown only now): {key}")
+
+
+@implementer.command("list")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON list")
+@click.pass_context
+def implementer_list(ctx: click.Context, as_json: bool) -> None:
+    """List implementers and their keys' prefixes."""
+    from kpi.registry import list_implementers
+
+    rows = list_implementers(_engine(ctx, init=True))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("No implementers yet: add one with `esco-kpi implementer add`.")
+        return
+    click.echo(f"{'id':>4}  {'name':30}  cc  {'sector':20}  {'status':8}  keys")
+    for row in rows:
+        live = [k for k in row["keys"] if not k["revoked_at"]]
+        status = "revoked" if row["revoked_at"] else "active"
+        keys = ", ".join(k["prefix"] + (f" (until {k['expires_at']})" if k["expires_at"] else "")
+                         for k in live) or "-"
+        click.echo(f"{row['id']:>4}  {row['name'][:30]:30}  {row['country']}  "
+                   f"{row['sector']:20}  {status:8}  {keys}")
+
+
+@implementer.command("revoke")
+@click.argument("implementer_id", type=int)
+@click.pass_context
+def implementer_revoke(ctx: click.Context, implementer_id: int) -> None:
+    """Revoke every key of an implementer at once."""
+    from kpi.registry import revoke_implementer
+
+    revoke_implementer(_engine(ctx, init=True), implementer_id)
+    click.echo(f"Implementer {implementer_id} revoked; its keys no longer work.")
+
+
+@implementer.command("rotate-key")
+@click.argument("implementer_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.pass_context
+def implementer_rotate(ctx: click.Context, implementer_id: int, as_json: bool) -> None:
+    """Issue a new key; the old one keeps working for keys.rotation_grace_hours."""
+    from kpi.registry import rotate_key
+
+    hours = _settings(ctx)["keys.rotation_grace_hours"]
+    key = rotate_key(_engine(ctx, init=True), implementer_id, timedelta(hours=hours))
+    if as_json:
+        click.echo(json.dumps({"id": implementer_id, "api_key": key,
+                               "old_key_valid_hours": hours}))
+    else:
+        click.echo(f"New API key (shown only now): {key}")
+        click.echo(f"The previous key keeps working for {hours:g} hours.")
+
+
+@cli.group()
+def user() -> None:
+    """Dashboard users."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="read the password from stdin")
+@click.pass_context
+def user_add(ctx: click.Context, name: str, password_stdin: bool) -> None:
+    """Add a dashboard user (asks for the password, or reads it from stdin)."""
+    from kpi.registry import add_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise Failure("the passwords differ")
+    add_user(_engine(ctx, init=True), name, password)
+    click.echo(f"User {name} added.")
+
+
+@cli.group()
+def catalogue() -> None:
+    """The ESCO catalogue."""
+
+
+@catalogue.command("load")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--version", "version", required=True, help="ESCO version, e.g. 1.2.1")
+@click.option("--replace", is_flag=True, help="reload a version that is already loaded")
+@click.pass_context
+def catalogue_load(ctx: click.Context, path: Path, version: str, replace: bool) -> None:
+    """Load an ESCO release in ESCO's own CSV download format."""
+    from kpi.catalogue import load_catalogue
+
+    loaded = load_catalogue(_engine(ctx, init=True), path, version,
+                            progress=_progress("catalogue"), replace=replace)
+    click.echo(f"Loaded ESCO {loaded.version}: {loaded.concepts} concepts, {loaded.labels} "
+               f"labels in {len(loaded.languages)} languages ({', '.join(loaded.languages)}) "
+               f"from {loaded.files} files in {loaded.seconds:.1f} s.")
+
+
+@catalogue.command("list")
+@click.pass_context
+def catalogue_list(ctx: click.Context) -> None:
+    """The ESCO versions loaded, oldest first."""
+    from kpi.catalogue import versions
+
+    for version in versions(_engine(ctx, init=True)):
+        click.echo(version)
+
+
+def _known_errors() -> tuple[type[Exception], ...]:
+    from kpi.catalogue import CatalogueError
+    from kpi.registry import RegistryError
+
+    return (Failure, ConfigError, RegistryError, CatalogueError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a command; print one line and exit non-zero on an error."""
+    try:
+        cli.main(args=argv, prog_name="esco-kpi", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo("esco-kpi: aborted", err=True)
+        return 130
+    except click.UsageError as exc:
+        hint = f" (see: esco-kpi {exc.ctx.command_path.split(' ', 1)[-1]} --help)" \
+            if exc.ctx and " " in exc.ctx.command_path else " (see: esco-kpi --help)"
+        click.echo(f"esco-kpi: error: {exc.format_message()}{hint}", err=True)
+        return 2
+    except click.ClickException as exc:
+        click.echo(f"esco-kpi: error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except _known_errors() as exc:
+        click.echo(f"esco-kpi: error: {exc}", err=True)
+        return 1
+    except OSError as exc:
+        click.echo(f"esco-kpi: error: {exc.strerror or exc}"
+                   + (f": {exc.filename}" if exc.filename else ""), err=True)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a store failure is still one line
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if isinstance(exc, SQLAlchemyError):
+            orig = getattr(exc, "orig", None) or exc
+            click.echo(f"esco-kpi: error: the store failed: {str(orig).splitlines()[0]}",
+                       err=True)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
