@@ -95,6 +95,22 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     run(_settings(ctx), host, port, workers)
 
 
+@cli.command()
+@click.option("--events", "events", type=click.IntRange(1000, 50_000_000), default=300_000,
+              show_default=True, help="synthetic events to send")
+@click.option("--port", type=click.IntRange(1, 65535), help="port (default server.port)")
+@click.option("--no-serve", is_flag=True, help="stop after sending and aggregating")
+@click.pass_context
+def demo(ctx: click.Context, events: int, port: int | None, no_serve: bool) -> None:
+    """Init, register demo implementers, send two quarters of events over HTTP, serve."""
+    from kpi.demo import run_demo
+
+    code = run_demo(_settings(ctx), ctx.parent.params.get("config_path") if ctx.parent else None,
+                    events, port, keep_serving=not no_serve, progress=_progress("demo"),
+                    echo=click.echo)
+    ctx.exit(code)
+
+
 @cli.group()
 def implementer() -> None:
     """Register implementers and manage their API keys."""

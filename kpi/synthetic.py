@@ -1,0 +1,184 @@
+"""Realistic synthetic usage over the real catalogue, for the demo, the tests and benchmarks.
+
+Usage is Zipf-distributed over concepts; implementers differ by country, sector and language;
+portals add labels (some variants of ESCO's own, some new), propose concepts, send feedback on
+translations, send late and duplicate events, and now and then something invalid. Everything
+is seeded: the same seed gives the same events, with the same ids.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import Engine, select
+
+from kpi.catalogue import current_version
+from kpi.store import concept_labels, concepts
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A demo implementer: who it is and which languages its users write in."""
+
+    name: str
+    country: str
+    sector: str
+    languages: tuple[str, ...]
+    volume: float  # relative share of the traffic
+
+
+DEMO_IMPLEMENTERS: tuple[Profile, ...] = (
+    Profile("Jobbörse Nord", "DE", "job_portal", ("de", "en"), 3.0),
+    Profile("Agentur für Arbeit Demo", "DE", "pes", ("de",), 2.5),
+    Profile("Weiterbildung Süd", "DE", "education_training", ("de",), 1.0),
+    Profile("France Emploi Démo", "FR", "pes", ("fr",), 2.0),
+    Profile("Talents Paris", "FR", "job_portal", ("fr", "en"), 1.5),
+    Profile("Portal de Empleo Demo", "ES", "job_portal", ("es",), 1.5),
+    Profile("Servizio Lavoro Demo", "IT", "pes", ("it",), 1.0),
+    Profile("Werk Portaal NL", "NL", "private_employment", ("nl", "en"), 1.2),
+    Profile("Praca Demo", "PL", "job_portal", ("pl",), 1.0),
+    Profile("Työ Demo", "FI", "pes", ("fi", "sv"), 0.6),
+    Profile("EU Skills Academy", "BE", "education_training", ("en", "fr", "nl"), 0.8),
+    Profile("Careers Ireland Demo", "IE", "public_authority", ("en", "ga"), 0.5),
+)
+
+CONTEXT_WEIGHTS = {"job_vacancy": 40, "cv": 25, "search": 15, "matching": 10, "training": 5,
+                   "statistics": 3, "other": 2}
+LABEL_SUFFIXES = {
+    "en": ("skills", "specialist", "expert"), "de": ("Kenntnisse", "Fachkraft", "Praxis"),
+    "fr": ("compétences", "spécialiste", "pratique"), "es": ("habilidades", "experto"),
+    "it": ("competenze", "esperto"), "nl": ("vaardigheden", "specialist"),
+    "pl": ("umiejętności", "specjalista"), "fi": ("osaaminen",), "sv": ("kunskaper",),
+    "ga": ("scileanna",),
+}
+PROPOSALS = {
+    "en": ("prompt engineering", "AI literacy", "heat pump installation", "ESG reporting",
+           "low-code development"),
+    "de": ("Prompt-Engineering", "KI-Kompetenz", "Wärmepumpeninstallation",
+           "ESG-Berichterstattung"),
+    "fr": ("ingénierie de prompt", "culture de l'IA", "installation de pompes à chaleur"),
+    "es": ("ingeniería de prompts", "alfabetización en IA"),
+    "it": ("prompt engineering", "installazione di pompe di calore"),
+    "nl": ("prompt engineering", "installatie van warmtepompen"),
+    "pl": ("inżynieria promptów",), "fi": ("kehotesuunnittelu",), "sv": ("promptteknik",),
+    "ga": ("innealtóireacht leideanna",),
+}
+UNKNOWN_CONCEPT = "http://data.europa.eu/esco/skill/00000000-0000-4000-8000-000000000000"
+
+
+def _strip_accents(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text)
+                   if not unicodedata.combining(c))
+
+
+class TrafficGenerator:
+    """Generates wire-format events (dicts as a portal would POST them)."""
+
+    def __init__(self, uris: list[str], labels: dict[tuple[str, str], list[str]],
+                 start: date, end: date, seed: int = 42, zipf_s: float = 1.1):
+        if not uris:
+            raise ValueError("the catalogue is empty: run `esco-kpi init` first")
+        self.seed = seed
+        self.start, self.days = start, (end - start).days + 1
+        self.labels = labels
+        ranked = list(uris)
+        random.Random(seed).shuffle(ranked)
+        self.uris = ranked
+        self.cum_weights = list(itertools.accumulate(
+            1.0 / (rank ** zipf_s) for rank in range(1, len(ranked) + 1)))
+
+    @classmethod
+    def from_catalogue(cls, engine: Engine, start: date, end: date, seed: int = 42,
+                       languages: tuple[str, ...] = ()) -> TrafficGenerator:
+        """A generator over the newest loaded catalogue's occupations and skills."""
+        version = current_version(engine)
+        with engine.connect() as conn:
+            uris = list(conn.execute(
+                select(concepts.c.uri).where(concepts.c.version == version,
+                                             concepts.c.concept_type.in_(("occupation", "skill")))
+                .order_by(concepts.c.uri)).scalars())
+            labels: dict[tuple[str, str], list[str]] = {}
+            query = select(concept_labels.c.uri, concept_labels.c.language,
+                           concept_labels.c.label).where(
+                concept_labels.c.version == version,
+                concept_labels.c.kind.in_(("preferred", "alt")))
+            if languages:
+                query = query.where(concept_labels.c.language.in_(languages))
+            for uri, language, label in conn.execute(query.order_by(
+                    concept_labels.c.uri, concept_labels.c.language, concept_labels.c.label)):
+                labels.setdefault((uri, language), []).append(label)
+        return cls(uris, labels, start, end, seed)
+
+    def events(self, implementer: int, profile: Profile, n: int,
+               bad_share: float = 0.01) -> Iterator[dict]:
+        """`n` events of one implementer, with ids stable for (seed, implementer, position)."""
+        rng = random.Random(f"{self.seed}:{implementer}")
+        contexts, context_w = zip(*CONTEXT_WEIGHTS.items(), strict=True)
+        for k in range(n):
+            event_id = f"syn-{self.seed}-{implementer}-{k}"
+            language = rng.choice(profile.languages)
+            # Later days see a little more use: uptake grows.
+            offset = int(self.days * (rng.random() ** 0.8))
+            day = self.start + timedelta(days=min(offset, self.days - 1))
+            uri = rng.choices(self.uris, cum_weights=self.cum_weights)[0]
+            roll = rng.random()
+            event = {"event_id": event_id, "occurred_at": day.isoformat(), "language": language,
+                     "context": rng.choices(contexts, context_w)[0]}
+            if roll < bad_share:
+                yield self._bad(event, rng, uri)
+            elif roll < bad_share + 0.003:
+                yield {**event, "type": "concept_used", "concept_uri": UNKNOWN_CONCEPT}
+            elif roll < 0.90:
+                count = 1 if rng.random() < 0.8 else rng.randint(2, 50)
+                yield {**event, "type": "concept_used", "concept_uri": uri, "count": count}
+            elif roll < 0.96:
+                yield {**event, "type": "label_added", "concept_uri": uri,
+                       "label": self._label(uri, language, rng)}
+            elif roll < 0.98:
+                proposal = rng.choice(PROPOSALS.get(language, PROPOSALS["en"]))
+                variant = rng.choice((proposal, proposal.lower(), proposal.title(),
+                                      _strip_accents(proposal)))
+                out = {**event, "type": "concept_proposed", "label": variant,
+                       "concept_type": "skill" if rng.random() < 0.85 else "occupation"}
+                if rng.random() < 0.6:
+                    out["concept_uri"] = uri
+                    out["comment"] = "Asked for in many vacancies; no ESCO concept fits."
+                yield out
+            else:
+                preferred = self.labels.get((uri, language)) or self.labels.get((uri, "en"))
+                suggestion = (preferred[0] if preferred else "label") + " (neu)" \
+                    if language == "de" else (preferred[0] if preferred else "label").lower()
+                yield {**event, "type": "translation_feedback", "concept_uri": uri,
+                       "label": suggestion[:200], "comment": "The wording is too literal."}
+
+    def _label(self, uri: str, language: str, rng: random.Random) -> str:
+        known = self.labels.get((uri, language))
+        if known and rng.random() < 0.5:
+            # A variant of a label ESCO already has: must not be a candidate.
+            base = rng.choice(known)
+            return rng.choice((base.upper(), _strip_accents(base), f"  {base}  ", base + "."))
+        base = (known or self.labels.get((uri, "en")) or ["skill"])[0]
+        suffix = rng.choice(LABEL_SUFFIXES.get(language, LABEL_SUFFIXES["en"]))
+        return f"{base} {suffix}"[:200]
+
+    def _bad(self, event: dict, rng: random.Random, uri: str) -> dict:
+        kind = rng.randrange(4)
+        if kind == 0:
+            return {**event, "type": "concept_used", "concept_uri": uri, "language": "xx"}
+        if kind == 1:
+            return {**event, "type": "label_added", "concept_uri": uri,
+                    "label": "contact jane.doe@example.org"}
+        if kind == 2:
+            return {**event, "type": "concept_used", "concept_uri": uri, "user_id": "u-1"}
+        return {**event, "type": "concept_used", "concept_uri": uri, "count": 0}
+
+
+def split_volume(total: int, profiles: tuple[Profile, ...] = DEMO_IMPLEMENTERS) -> list[int]:
+    """How many events each profile sends out of `total`."""
+    weight = sum(p.volume for p in profiles)
+    return [int(total * p.volume / weight) for p in profiles]
