@@ -98,6 +98,15 @@ class Settings:
         self._values = {s.name: s.default for s in SETTINGS}
         for name, value in (values or {}).items():
             self._values[name] = _validate(name, value)
+        self._check_together()
+
+    def _check_together(self) -> None:
+        # A bucket smaller than one allowed request would refuse that request forever.
+        rate = self._values["ingest.rate_limit_events_per_minute"]
+        batch = self._values["ingest.max_events_per_request"]
+        if rate < batch:
+            raise ConfigError(f"ingest.rate_limit_events_per_minute: must be at least "
+                              f"ingest.max_events_per_request ({batch}), got {rate}")
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]

@@ -1,0 +1,130 @@
+"""The `esco-kpi` command line, run as a real process: outputs, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from kpi.registry import authenticate, check_user
+from kpi.store import api_keys
+from tests.conftest import write_config
+
+
+def run(config: Path | None, *args: str, stdin: str | None = None,
+        cwd: Path | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "kpi.cli"]
+    if config:
+        command += ["--config", str(config)]
+    return subprocess.run(command + list(args), capture_output=True, text=True, input=stdin,
+                          timeout=120, cwd=cwd)
+
+
+@pytest.fixture
+def config(settings, tmp_path) -> Path:
+    return write_config(settings, tmp_path)
+
+
+def one_line_error(result: subprocess.CompletedProcess, text: str) -> None:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("esco-kpi: error: ")
+    assert text in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_implementer_lifecycle(config, engine):
+    added = run(config, "implementer", "add", "Jobs Nord", "--country", "de", "--sector",
+                "job_portal", "--json")
+    assert added.returncode == 0, added.stderr
+    info = json.loads(added.stdout)
+    assert set(info) == {"id", "name", "api_key"} and info["name"] == "Jobs Nord"
+    key = info["api_key"]
+    assert authenticate(engine, key).country == "DE"
+    with engine.connect() as conn:
+        stored = conn.execute(select(api_keys.c.key_hash, api_keys.c.prefix)).all()
+    assert all(key not in row.key_hash for row in stored)  # only the hash is kept
+    assert key.startswith(stored[0].prefix)
+
+    listed = json.loads(run(config, "implementer", "list", "--json").stdout)
+    assert listed[0]["name"] == "Jobs Nord" and listed[0]["keys"][0]["prefix"] == stored[0].prefix
+    assert key not in run(config, "implementer", "list").stdout
+
+    rotated = json.loads(run(config, "implementer", "rotate-key", str(info["id"]),
+                             "--json").stdout)
+    assert authenticate(engine, rotated["api_key"]) is not None
+    assert authenticate(engine, key) is not None  # still inside the grace period
+    assert run(config, "implementer", "revoke", str(info["id"])).returncode == 0
+    assert authenticate(engine, rotated["api_key"]) is None
+    assert authenticate(engine, key) is None
+
+
+def test_rotation_with_no_grace_ends_the_old_key(settings, tmp_path, engine):
+    config = write_config(settings, tmp_path, keys__rotation_grace_hours=0)
+    info = json.loads(run(config, "implementer", "add", "P", "--country", "FR", "--sector",
+                          "pes", "--json").stdout)
+    run(config, "implementer", "rotate-key", str(info["id"]))
+    assert authenticate(engine, info["api_key"]) is None
+
+
+def test_user_add_from_stdin(config, engine):
+    result = run(config, "user", "add", "analyst", "--password-stdin", stdin="s3cret-pass\n")
+    assert result.returncode == 0, result.stderr
+    assert check_user(engine, "analyst", "s3cret-pass")
+    assert not check_user(engine, "analyst", "wrong-pass")
+    again = run(config, "user", "add", "analyst", "--password-stdin", stdin="another-pass\n")
+    one_line_error(again, "already exists")
+    short = run(config, "user", "add", "bob", "--password-stdin", stdin="short\n")
+    one_line_error(short, "at least 8 characters")
+
+
+@pytest.mark.parametrize(("args", "text"), [
+    (("implementer", "add", "X", "--country", "Germany", "--sector", "pes"), "two-letter"),
+    (("implementer", "add", "X", "--country", "QQ", "--sector", "pes"), "not an ISO 3166"),
+    (("implementer", "add", "X", "--country", "DE", "--sector", "bank"), "sector must be one of"),
+    (("implementer", "add", "X", "--sector", "pes"), "Missing option '--country'"),
+    (("implementer", "revoke", "999"), "no implementer with id 999"),
+    (("implementer", "revoke", "abc"), "'abc' is not a valid integer"),
+    (("implementer", "rotate-key", "999"), "no implementer with id 999"),
+    (("catalogue", "load", "/no/such/folder", "--version", "1.3.0"), "/no/such/folder"),
+    (("catalogue", "load", ".", "--version", "one"), "version"),
+    (("frobnicate",), "No such command 'frobnicate'"),
+])
+def test_errors_are_one_line(config, args, text):
+    one_line_error(run(config, *args), text)
+
+
+def test_duplicate_implementer_name(config):
+    args = ("implementer", "add", "Same", "--country", "DE", "--sector", "pes")
+    assert run(config, *args).returncode == 0
+    one_line_error(run(config, *args), "already exists")
+
+
+def test_bad_config_is_one_line(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("server:\n  port: eighty\n")
+    one_line_error(run(path, "implementer", "list"), "server.port: expected an integer")
+    one_line_error(run(tmp_path / "missing.yaml", "implementer", "list"), "config file not found")
+
+
+def test_init_is_safe_twice(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("storage:\n  data_dir: data\n")
+    first = run(config, "init")
+    assert first.returncode == 0, first.stderr
+    assert "Loaded ESCO 1.2.0: 18237 concepts" in first.stdout
+    second = run(config, "init")
+    assert second.returncode == 0 and "already loaded" in second.stdout
+    assert (tmp_path / "data" / "ingest.sqlite3").exists()
+
+
+def test_store_down_is_one_line(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("storage:\n  database_url: postgresql+psycopg://nobody@127.0.0.1:1/none\n"
+                      "ingest:\n  store_timeout_seconds: 1\n")
+    one_line_error(run(config, "implementer", "list"), "the store failed")

@@ -1,0 +1,95 @@
+"""config.yaml: every key documented, every mistake named in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kpi.settings import SETTINGS, ConfigError, Settings, load_settings, render_default_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_shipped_config_lists_every_key_with_its_default():
+    shipped = (ROOT / "config.yaml").read_text(encoding="utf-8")
+    assert shipped == render_default_config()
+    settings = load_settings(ROOT / "config.yaml")
+    for setting in SETTINGS:
+        assert settings[setting.name] == setting.default
+        assert f"# {setting.help}" in shipped
+
+
+def test_contract_defaults():
+    settings = Settings()
+    assert settings["server.host"] == "127.0.0.1" and settings["server.port"] == 8050
+    assert settings["ingest.max_events_per_request"] == 1000
+    assert settings["ingest.max_body_bytes"] == 5_000_000
+    assert settings["ingest.max_age_days"] == 400
+    assert settings["ingest.rate_limit_events_per_minute"] == 600_000
+    assert settings["schedule.aggregate_minutes"] == 5
+    assert settings["privacy.export_min_implementers"] == 3
+    assert settings["privacy.export_min_count"] == 5
+
+
+def test_relative_paths_follow_the_config_file(tmp_path, monkeypatch):
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = write(folder, "storage:\n  data_dir: ../data\n")
+    monkeypatch.chdir(tmp_path.parent)
+    settings = load_settings(path)
+    assert settings.data_dir == (tmp_path / "data").resolve()
+    assert settings.database_url == f"sqlite:///{tmp_path.resolve() / 'data' / 'ingest.sqlite3'}"
+
+
+def test_env_variable_used_when_no_local_file(tmp_path, monkeypatch):
+    path = write(tmp_path, "server:\n  port: 9000\n")
+    monkeypatch.chdir(tmp_path.parent)
+    monkeypatch.setenv("ESCO_KPI_CONFIG", str(path))
+    assert load_settings()["server.port"] == 9000
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("server:\n  port: eighty\n", "server.port: expected an integer, got 'eighty'"),
+    ("server:\n  port: 70000\n", "server.port: must be a port number"),
+    ("server:\n  prot: 80\n", "server.prot: unknown setting"),
+    ("sever:\n  port: 80\n", "sever.port: unknown setting"),
+    ("ingest:\n  max_age_days: true\n", "ingest.max_age_days: expected an integer, got True"),
+    ("ingest:\n  max_events_per_request: 0\n", "ingest.max_events_per_request: must be at least"),
+    ("storage:\n  database_url: mysql://x\n", "storage.database_url: must be a SQLAlchemy URL"),
+    ("logging:\n  level: LOUD\n", "logging.level: must be one of"),
+    ("server: [1, 2]\n", "server: expected a section of keys"),
+    ("- a\n- b\n", "expected a mapping of sections"),
+    ("server:\n  port: [\n", "is not valid YAML"),
+])
+def test_bad_config_names_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_not_utf8_and_missing_file(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"server:\n  host: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_settings(path)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+def test_empty_file_and_empty_section_mean_defaults(tmp_path):
+    assert load_settings(write(tmp_path, ""))["server.port"] == 8050
+    assert load_settings(write(tmp_path, "server:\n"))["server.port"] == 8050
+
+
+def test_rate_limit_must_cover_one_full_request(tmp_path):
+    text = "ingest:\n  max_events_per_request: 1000\n  rate_limit_events_per_minute: 10\n"
+    with pytest.raises(ConfigError, match="ingest.rate_limit_events_per_minute"):
+        load_settings(write(tmp_path, text))
