@@ -32,16 +32,86 @@ NEEDS_CONCEPT = {"concept_used", "label_added", "translation_feedback"}
 NEEDS_LABEL = {"label_added", "concept_proposed", "translation_feedback"}
 TAKES_COMMENT = {"concept_proposed", "translation_feedback"}
 
+# Always used with fullmatch: "$" alone would also match before a trailing newline. The
+# patterns stay ECMA-compatible, since they appear in the OpenAPI description.
 CONCEPT_URI = re.compile(
-    r"^http://data\.europa\.eu/esco/(occupation|skill|isco|qualification)/[A-Za-z0-9._-]{1,100}$"
+    r"http://data\.europa\.eu/esco/(occupation|skill|isco|qualification)/[A-Za-z0-9._-]{1,100}$"
 )
+EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+ESCO_VERSION = re.compile(r"^\d{1,3}\.\d{1,3}(\.\d{1,3})?$")
 _HTTPS_PREFIX = "https://data.europa.eu/esco/"
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_BUT_LINE_BREAKS = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+MAX_LABEL, MAX_COMMENT = 200, 1000
+
+
+# Pure checks, shared by the marshmallow fields below and by collector.fastpath.
+
+def parse_occurred_at(value: Any) -> date | None:
+    """The UTC date of an RFC 3339 date-time or a YYYY-MM-DD date; None if it is neither."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        if _DATE_ONLY.fullmatch(value):
+            return date.fromisoformat(value)
+        if _RFC3339.fullmatch(value):
+            # Python accepts up to 6 fraction digits; RFC 3339 allows any number.
+            text = re.sub(r"(\.\d{6})\d+", r"\1", value.replace("z", "Z").replace("t", "T"))
+            return datetime.fromisoformat(text).astimezone(UTC).date()
+    except ValueError:
+        pass
+    return None
+
+
+def normalise_concept_uri(text: str) -> str | None:
+    """The URI with https and a trailing slash normalised away; None if not an ESCO URI."""
+    if text.startswith(_HTTPS_PREFIX):
+        text = "http://" + text[len("https://"):]
+    if text.endswith("/"):
+        text = text[:-1]
+    return text if CONCEPT_URI.fullmatch(text) else None
+
+
+def normalise_language(text: str) -> str | None:
+    """The ESCO language of a tag (`en-US` -> `en`), or None."""
+    primary = text.strip().replace("_", "-").split("-", 1)[0].lower()
+    return primary if primary in LANGUAGES else None
+
+
+def free_text_problem(value: str, line_breaks: bool) -> str | None:
+    """Why a label or comment is refused (control characters, personal data), or None."""
+    control = _CONTROL_BUT_LINE_BREAKS if line_breaks else _CONTROL
+    if control.search(value):
+        return "Must not contain control characters."
+    reason = personal_data_reason(value)
+    return f"personal_data: {reason}" if reason else None
+
+
+def type_rule_errors(data: dict, today: date, max_age_days: int) -> dict[str, list[str]]:
+    """Rules across fields: what each event type needs, and how old or new a day may be."""
+    errors: dict[str, list[str]] = {}
+    kind = data.get("type")
+    if kind in NEEDS_CONCEPT and "concept_uri" not in data:
+        errors["concept_uri"] = [f"Missing data for required field for type {kind}."]
+    if kind in NEEDS_LABEL and "label" not in data:
+        errors["label"] = [f"Missing data for required field for type {kind}."]
+    if kind == "concept_proposed" and "concept_type" not in data:
+        errors["concept_type"] = [f"Missing data for required field for type {kind}."]
+    if kind == "concept_used" and "label" in data:
+        errors["label"] = ["Not used by type concept_used; send a label_added event."]
+    if kind in EVENT_TYPES and kind not in TAKES_COMMENT and "comment" in data:
+        errors["comment"] = [f"Not used by type {kind}."]
+    day = data.get("occurred_at")
+    if day is not None:
+        if day > today + timedelta(days=1):
+            errors["occurred_at"] = ["Must not be more than 1 day after today (UTC)."]
+        elif day < today - timedelta(days=max_age_days):
+            errors["occurred_at"] = [f"Must not be older than {max_age_days} days."]
+    return errors
 
 
 class OccurredAt(fields.Field):
@@ -52,18 +122,10 @@ class OccurredAt(fields.Field):
     }
 
     def _deserialize(self, value: Any, attr, data, **kwargs) -> date:
-        if not isinstance(value, str) or len(value) > 40:
+        day = parse_occurred_at(value)
+        if day is None:
             raise self.make_error("invalid")
-        try:
-            if _DATE_ONLY.match(value):
-                return date.fromisoformat(value)
-            if _RFC3339.match(value):
-                # Python accepts up to 6 fraction digits; RFC 3339 allows any number.
-                text = re.sub(r"(\.\d{6})\d+", r"\1", value.replace("z", "Z").replace("t", "T"))
-                return datetime.fromisoformat(text).astimezone(UTC).date()
-        except ValueError:
-            pass
-        raise self.make_error("invalid")
+        return day
 
 
 class ConceptUri(fields.String):
@@ -75,14 +137,10 @@ class ConceptUri(fields.String):
     }
 
     def _deserialize(self, value: Any, attr, data, **kwargs) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if text.startswith(_HTTPS_PREFIX):
-            text = "http://" + text[len("https://"):]
-        if text.endswith("/"):
-            text = text[:-1]
-        if not CONCEPT_URI.match(text):
+        uri = normalise_concept_uri(super()._deserialize(value, attr, data, **kwargs))
+        if uri is None:
             raise self.make_error("invalid_uri")
-        return text
+        return uri
 
 
 class Language(fields.String):
@@ -91,11 +149,10 @@ class Language(fields.String):
     default_error_messages = {"invalid_language": "Must be one of: " + ", ".join(LANGUAGES) + "."}
 
     def _deserialize(self, value: Any, attr, data, **kwargs) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        primary = text.strip().replace("_", "-").split("-", 1)[0].lower()
-        if primary not in LANGUAGES:
+        language = normalise_language(super()._deserialize(value, attr, data, **kwargs))
+        if language is None:
             raise self.make_error("invalid_language")
-        return primary
+        return language
 
 
 class StrictInteger(fields.Integer):
@@ -107,15 +164,20 @@ class StrictInteger(fields.Integer):
         return super()._validated(value)
 
 
-def _free_text(max_length: int, line_breaks: bool):
-    control = _CONTROL_BUT_LINE_BREAKS if line_breaks else _CONTROL
+class FullRegexp(validate.Regexp):
+    """A Regexp validator that must match the whole value."""
 
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+def _free_text(max_length: int, line_breaks: bool):
     def check(value: str) -> None:
-        if control.search(value):
-            raise ValidationError("Must not contain control characters.")
-        reason = personal_data_reason(value)
-        if reason:
-            raise ValidationError(f"personal_data: {reason}")
+        problem = free_text_problem(value, line_breaks)
+        if problem:
+            raise ValidationError(problem)
 
     return [validate.Length(min=1, max=max_length), check]
 
@@ -128,7 +190,7 @@ class EventSchema(Schema):
 
     event_id = fields.String(
         required=True,
-        validate=validate.Regexp(r"^[A-Za-z0-9._:-]{1,64}$",
+        validate=FullRegexp(EVENT_ID,
                                  error="Must be 1 to 64 characters of A-Z a-z 0-9 . _ : -"),
         metadata={"description": "Chosen by the client; (implementer, event_id) is the "
                                  "de-duplication key, forever.", "example": "e-1"},
@@ -146,8 +208,7 @@ class EventSchema(Schema):
                              "b0096dc5-2e2d-4bc1-8172-05bf486c3968"},
     )
     esco_version = fields.String(
-        validate=validate.Regexp(r"^\d{1,3}\.\d{1,3}(\.\d{1,3})?$",
-                                 error="Must be an ESCO version like 1.2.0."),
+        validate=FullRegexp(ESCO_VERSION, error="Must be an ESCO version like 1.2.0."),
         metadata={"description": "defaults to the catalogue's current version"},
     )
     language = Language(required=True, metadata={"enum": list(LANGUAGES), "example": "de"})
@@ -155,14 +216,14 @@ class EventSchema(Schema):
     count = StrictInteger(strict=True, load_default=1,
                           validate=validate.Range(min=1, max=1_000_000))
     label = fields.String(
-        validate=_free_text(200, line_breaks=False),
+        validate=_free_text(MAX_LABEL, line_breaks=False),
         metadata={"description": "the portal's own label, the proposed concept's label or the "
                   "suggested translation; 1-200 characters after trimming; refused if it looks "
                   "like personal data", "maxLength": 200},
     )
     concept_type = fields.String(validate=validate.OneOf(CONCEPT_TYPES))
-    comment = fields.String(validate=_free_text(1000, line_breaks=True),
-                            metadata={"maxLength": 1000})
+    comment = fields.String(validate=_free_text(MAX_COMMENT, line_breaks=True),
+                            metadata={"maxLength": MAX_COMMENT})
 
     def __init__(self, *, today: date | None = None, max_age_days: int = 400, **kwargs):
         super().__init__(**kwargs)
@@ -179,25 +240,7 @@ class EventSchema(Schema):
 
     @validates_schema
     def _check_by_type(self, data: dict, **kwargs) -> None:
-        errors: dict[str, list[str]] = {}
-        kind = data.get("type")
-        required = "Missing data for required field."
-        if kind in NEEDS_CONCEPT and "concept_uri" not in data:
-            errors["concept_uri"] = [f"{required[:-1]} for type {kind}."]
-        if kind in NEEDS_LABEL and "label" not in data:
-            errors["label"] = [f"{required[:-1]} for type {kind}."]
-        if kind == "concept_proposed" and "concept_type" not in data:
-            errors["concept_type"] = [f"{required[:-1]} for type {kind}."]
-        if kind == "concept_used" and "label" in data:
-            errors["label"] = ["Not used by type concept_used; send a label_added event."]
-        if kind in EVENT_TYPES and kind not in TAKES_COMMENT and "comment" in data:
-            errors["comment"] = [f"Not used by type {kind}."]
-        day = data.get("occurred_at")
-        if day is not None:
-            if day > self.today + timedelta(days=1):
-                errors["occurred_at"] = ["Must not be more than 1 day after today (UTC)."]
-            elif day < self.today - timedelta(days=self.max_age_days):
-                errors["occurred_at"] = [f"Must not be older than {self.max_age_days} days."]
+        errors = type_rule_errors(data, self.today, self.max_age_days)
         if errors:
             raise ValidationError(errors)
 

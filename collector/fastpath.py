@@ -1,0 +1,116 @@
+"""A fast loader for events that are plainly valid; everything else goes to marshmallow.
+
+marshmallow's per-field machinery costs about 35 µs an event, most of the time of a
+1,000-event request. This loader applies the same checks (the pure functions of
+collector.schemas) without it, and returns the same row as `EventSchema.load`, or None when
+it cannot vouch for the event: then `EventSchema` decides, and words the reasons. A property
+test holds the two to the same answers.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from collector.schemas import (
+    CONCEPT_TYPES,
+    CONTEXTS,
+    ESCO_VERSION,
+    EVENT_ID,
+    EVENT_TYPES,
+    MAX_COMMENT,
+    MAX_LABEL,
+    free_text_problem,
+    normalise_concept_uri,
+    normalise_language,
+    parse_occurred_at,
+    type_rule_errors,
+)
+
+_FIELDS = frozenset(("event_id", "type", "occurred_at", "concept_uri", "esco_version", "language",
+                     "context", "count", "label", "concept_type", "comment"))
+_EVENT_TYPES = frozenset(EVENT_TYPES)
+_CONTEXTS = frozenset(CONTEXTS)
+_CONCEPT_TYPES = frozenset(CONCEPT_TYPES)
+
+
+class FastLoader:
+    """`load(item)` -> the stored row, or None to let marshmallow judge the item."""
+
+    def __init__(self, today: date, max_age_days: int):
+        self.today = today
+        self.max_age_days = max_age_days
+        self._days: dict[str, date | None] = {}  # a batch repeats the same few dates
+
+    def load(self, item: Any) -> dict | None:
+        if type(item) is not dict or not item.keys() <= _FIELDS:
+            return None
+        event_id, kind = item.get("event_id"), item.get("type")
+        if (type(event_id) is not str or not EVENT_ID.fullmatch(event_id) or type(kind) is not str
+                or kind not in _EVENT_TYPES):
+            return None
+        when = item.get("occurred_at")
+        if type(when) is not str:
+            return None
+        day = self._days.get(when, False)
+        if day is False:
+            day = self._days[when] = parse_occurred_at(when)
+        if day is None:
+            return None
+        language = item.get("language")
+        if type(language) is not str:
+            return None
+        language = normalise_language(language)
+        if language is None:
+            return None
+        row = {"event_id": event_id, "type": kind, "language": language}
+        if not self._optional_fields(item, row):
+            return None
+        if type_rule_errors({**row, "occurred_at": day}, self.today, self.max_age_days):
+            return None
+        row["day"] = day
+        if kind != "concept_proposed":
+            row.pop("concept_type", None)
+        return row
+
+    @staticmethod
+    def _optional_fields(item: dict, row: dict) -> bool:
+        """Check and copy the optional fields; False when any needs marshmallow's judgement."""
+        if "concept_uri" in item:
+            uri = item["concept_uri"]
+            if type(uri) is not str or (uri := normalise_concept_uri(uri)) is None:
+                return False
+            row["concept_uri"] = uri
+        if "esco_version" in item:
+            version = item["esco_version"]
+            if type(version) is not str or not ESCO_VERSION.fullmatch(version):
+                return False
+            row["esco_version"] = version
+        context = item.get("context", "other")
+        if type(context) is not str or context not in _CONTEXTS:
+            return False
+        row["context"] = context
+        count = item.get("count", 1)
+        if type(count) is not int or not 1 <= count <= 1_000_000:
+            return False
+        row["count"] = count
+        if "label" in item:
+            label = item["label"]
+            if type(label) is not str:
+                return False
+            label = label.strip()
+            if not 1 <= len(label) <= MAX_LABEL or free_text_problem(label, False):
+                return False
+            row["label"] = label
+        if "concept_type" in item:
+            concept_type = item["concept_type"]
+            if type(concept_type) is not str or concept_type not in _CONCEPT_TYPES:
+                return False
+            row["concept_type"] = concept_type
+        if "comment" in item:
+            comment = item["comment"]
+            if (type(comment) is not str or not 1 <= len(comment) <= MAX_COMMENT
+                    or free_text_problem(comment, True)):
+                return False
+            row["comment"] = comment
+        return True
