@@ -243,11 +243,56 @@ def catalogue_list(ctx: click.Context) -> None:
         click.echo(version)
 
 
+@cli.command()
+@click.pass_context
+def aggregate(ctx: click.Context) -> None:
+    """Run the aggregation now (the scheduler in `serve` runs it every few minutes)."""
+    from kpi.aggregate import run_aggregation
+
+    summary = run_aggregation(_settings(ctx), progress=_progress("aggregate"))
+    click.echo(f"Aggregated {summary.events_read} new events; {summary.days_recomputed} days "
+               f"recomputed in {summary.duration_seconds:.1f} s (watermark {summary.watermark}).")
+
+
+@cli.command()
+@click.option("--quarter", required=True, help="the quarter, e.g. 2026-Q3")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("exports"), show_default=True, help="folder for the quarter's folder")
+@click.pass_context
+def export(ctx: click.Context, quarter: str, out: Path) -> None:
+    """Write the quarter's CSV files and manifest.json, safe to publish."""
+    from kpi.export import export_quarter
+
+    summary = export_quarter(_settings(ctx), quarter, out, progress=_progress("export"))
+    click.echo(f"Wrote {len(summary.files)} CSV files and manifest.json to {summary.folder}")
+    for name, rows in summary.files.items():
+        click.echo(f"  {name}: {rows} rows")
+
+
+@cli.group()
+def quarantine() -> None:
+    """Events waiting for a catalogue that knows their concept."""
+
+
+@quarantine.command("replay")
+@click.pass_context
+def quarantine_replay(ctx: click.Context) -> None:
+    """Re-check quarantined events against the loaded catalogue; release what it knows."""
+    from kpi.quarantine import replay
+
+    summary = replay(_engine(ctx, init=True), progress=_progress("quarantine"))
+    click.echo(f"Checked {summary.checked} quarantined events: {summary.released} now count "
+               f"(at the next aggregation), {summary.still_quarantined} still wait.")
+
+
 def _known_errors() -> tuple[type[Exception], ...]:
+    from kpi.aggregate import AggregationBusy
     from kpi.catalogue import CatalogueError
+    from kpi.export import ExportError
     from kpi.registry import RegistryError
 
-    return (Failure, ConfigError, RegistryError, CatalogueError)
+    return (Failure, ConfigError, RegistryError, CatalogueError, ExportError, AggregationBusy,
+            ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,576 @@
+"""The aggregator: newly committed ingest events into the DuckDB warehouse, exactly once.
+
+One run:
+1. takes an exclusive file lock (two runs never overlap);
+2. reads a safe high-water mark of `events.id` (on PostgreSQL under a brief SHARE lock, so that
+   no transaction still in flight can later commit an id below it);
+3. copies the catalogue (only versions that changed) and the implementers;
+4. reads the accepted events with watermark < id <= high-water mark in id ranges, and appends
+   each batch to the warehouse's events in one DuckDB transaction together with the days it
+   touches and the new watermark: a crash at any point, then a re-run, counts nothing twice;
+5. publishes the rollups of the touched days (see kpi/warehouse.py) and records the run in
+   the ingest store's `aggregation_runs`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy import Connection, Engine, String, bindparam, func, insert, select, type_coerce
+
+from kpi import warehouse
+from kpi.catalogue import normalise_label, version_key
+from kpi.settings import Settings
+from kpi.store import (
+    aggregation_runs,
+    catalogue_versions,
+    concept_labels,
+    concepts,
+    events,
+    implementers,
+    make_engine,
+    outcome_counts,
+)
+
+# Ids per read from the ingest store: bounded memory (a few hundred MB at most) and
+# DuckDB transactions of a useful size.
+BATCH_IDS = 200_000
+# A backlog of at least this many ids is read by worker processes (see _batches).
+PARALLEL_MIN_IDS = 1_000_000
+READ_WORKERS = 4
+
+Progress = Callable[[int, int], None]
+"""Called as progress(ids_done, ids_total) after each batch."""
+
+
+class AggregationBusy(RuntimeError):
+    """Another aggregation holds the warehouse lock."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one aggregation run did."""
+
+    started_at: datetime
+    finished_at: datetime
+    duration_seconds: float
+    events_read: int
+    days_recomputed: int
+    previous_watermark: int
+    watermark: int
+    catalogue_copied: bool
+    snapshot: int
+
+
+@contextmanager
+def aggregation_lock(settings: Settings) -> Iterator[None]:
+    """Hold the warehouse's exclusive lock, or raise AggregationBusy at once."""
+    settings.warehouse_path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(settings.warehouse_path / warehouse.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AggregationBusy("an aggregation is already running") from None
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def safe_high_water_mark(engine: Engine) -> int:
+    """The highest events.id below which no transaction can still commit a row.
+
+    SQLite serialises writers, so max(id) is safe. On PostgreSQL, sequence values are handed
+    out before commit, so a row with a smaller id may still be in flight: SHARE mode waits for
+    every open inserting transaction and blocks new ones for the instant of the max(id).
+    """
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("lock table events in share mode")
+        return int(conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one())
+
+
+def run_aggregation(
+    settings: Settings, engine: Engine | None = None, progress: Progress | None = None
+) -> RunSummary:
+    """Move newly committed events into the warehouse and publish the touched days."""
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    own_engine = engine is None
+    if engine is None:
+        engine = make_engine(settings)
+    try:
+        with aggregation_lock(settings):
+            con = warehouse.connect_private(settings)
+            try:
+                summary = _run(con, settings, engine, progress, started, t0)
+            finally:
+                con.close()
+        with engine.begin() as conn:
+            conn.execute(insert(aggregation_runs).values(
+                started_at=summary.started_at, finished_at=summary.finished_at,
+                duration_seconds=summary.duration_seconds, events_read=summary.events_read,
+                days_recomputed=summary.days_recomputed, watermark=summary.watermark,
+            ))
+        return summary
+    finally:
+        if own_engine:
+            engine.dispose()
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    engine: Engine,
+    progress: Progress | None,
+    started: datetime,
+    t0: float,
+) -> RunSummary:
+    previous = int(warehouse.get_meta(con, "watermark", "0") or 0)
+    # The mark first, the catalogue after: an event replayed from quarantine below the mark
+    # was replayed after its catalogue version was loaded, so the copy below includes it.
+    high = safe_high_water_mark(engine)
+    if high < previous:
+        raise RuntimeError(
+            f"the ingest store's events end at id {high}, but the warehouse in "
+            f"{settings.warehouse_path} has read up to id {previous}: it was built from another "
+            "store; move it away and run the aggregation again to rebuild it"
+        )
+    catalogue_copied = _sync_catalogue(con, engine)
+    _sync_implementers(con, engine)
+    _sync_quality(con, engine)
+
+    read = 0
+    for upper, batch in _batches(settings, engine, previous, high):
+        # The batch, the days it touches and the watermark that covers it: one transaction.
+        con.begin()
+        try:
+            for table in batch:
+                _append_events(con, table)
+            warehouse.set_meta(con, "watermark", str(upper))
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        read += sum(t.num_rows for t in batch)
+        if progress:
+            progress(upper - previous, high - previous)
+
+    manifest = warehouse.read_manifest(settings)
+    # changed since last published, or never published (first run, crash before publishing)
+    dims = [d for d in warehouse.DIMENSIONS
+            if warehouse.get_meta(con, f"unpublished:{d}") == "1"
+            or d not in manifest.get("dimensions", {})]
+    dirty = con.execute("select count(*) from dirty_days").fetchone()[0]
+    # Nothing new, nothing published: the snapshot id (a cache key) stays the same.
+    snapshot = int(manifest.get("seq", 0))
+    if dirty or dims:
+        newest = con.execute(
+            "select version from cat_versions order by rank desc limit 1").fetchone()
+        snapshot = warehouse.publish(
+            con, settings, dims,
+            extra={"watermark": high, "catalogue_version": newest[0] if newest else None},
+        ).seq
+        for name in dims:
+            warehouse.set_meta(con, f"unpublished:{name}", "0")
+        con.execute("checkpoint")
+    finished = datetime.now(UTC)
+    return RunSummary(
+        started_at=started, finished_at=finished,
+        duration_seconds=round(time.perf_counter() - t0, 6), events_read=read,
+        days_recomputed=dirty, previous_watermark=previous, watermark=high,
+        catalogue_copied=catalogue_copied, snapshot=snapshot,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+
+def _batches(
+    settings: Settings, engine: Engine, low: int, high: int
+) -> Iterator[tuple[int, list[pa.Table]]]:
+    """(upper id, Arrow tables) for each id range of the backlog, in id order.
+
+    Fetching rows through the driver costs about 2 µs a row of Python work, so a large backlog
+    is read by worker processes (one per core, up to READ_WORKERS) while this process appends
+    to DuckDB; results still arrive in id order, so each commit's watermark stays exact.
+    """
+    ranges = [(lo, min(lo + BATCH_IDS, high)) for lo in range(low, high, BATCH_IDS)]
+    workers = min(os.cpu_count() or 1, READ_WORKERS)
+    url = engine.url.render_as_string(hide_password=False)
+    if high - low < PARALLEL_MIN_IDS or workers < 2 or ":memory:" in url:
+        norm_cache: dict[str, str] = {}
+        stmts = _compile_statements(engine)
+        with engine.connect() as conn:
+            for lo, hi in ranges:
+                yield hi, _read_events(conn, stmts, lo, hi, norm_cache)
+        return
+    context = multiprocessing.get_context("spawn")  # never fork a process running DuckDB
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
+                             initargs=(settings.replace(storage__database_url=url),)) as pool:
+        todo = iter(ranges)
+        pending: deque[tuple[int, Future]] = deque(
+            (hi, pool.submit(_worker_read, lo, hi)) for lo, hi in islice(todo, 2 * workers))
+        while pending:
+            hi, future = pending.popleft()
+            tables = future.result()
+            following = next(todo, None)
+            if following:
+                pending.append((following[1], pool.submit(_worker_read, *following)))
+            yield hi, tables
+
+
+_worker: dict[str, Any] = {}
+
+
+def _worker_start(settings: Settings) -> None:
+    engine = make_engine(settings)
+    _worker.update(engine=engine, stmts=_compile_statements(engine), cache={})
+
+
+def _worker_read(low: int, high: int) -> list[pa.Table]:
+    with _worker["engine"].connect() as conn:
+        return _read_events(conn, _worker["stmts"], low, high, _worker["cache"])
+
+
+# concept_used events are nearly all of the volume and need fewer columns: they are read by a
+# narrower query (a third less to fetch and convert), the other types by a full one.
+_USED_COLUMNS = ("implementer_id", "day", "concept_uri", "esco_version", "language",
+                 "context", "count")
+_OTHER_COLUMNS = (*_USED_COLUMNS, "type", "label", "concept_type")
+
+
+@dataclass(frozen=True)
+class _Statements:
+    used: Any
+    other: Any
+
+
+def _compile_statements(engine: Engine) -> _Statements:
+    def build(columns: tuple[str, ...], used: bool):
+        # day as text on SQLite: parsing millions of dates in Python would be the slowest part;
+        # DuckDB casts it. PostgreSQL hands back dates, which DuckDB takes as they are.
+        cols = [type_coerce(events.c.day, String).label("day") if c == "day" else events.c[c]
+                for c in columns]
+        kind = events.c.type == "concept_used" if used else events.c.type != "concept_used"
+        return select(*cols).where(
+            events.c.id > bindparam("low"), events.c.id <= bindparam("high"),
+            events.c.status == "accepted", kind,
+        ).compile(dialect=engine.dialect)
+
+    return _Statements(build(_USED_COLUMNS, True), build(_OTHER_COLUMNS, False))
+
+
+def _fetch(conn: Connection, compiled: Any, low: int, high: int) -> list[tuple]:
+    params = compiled.construct_params({"low": low, "high": high})
+    args = tuple(params[k] for k in compiled.positiontup) if compiled.positional else params
+    # The DBAPI cursor of SQLAlchemy's connection: SQLAlchemy compiles the statement, the
+    # driver runs it, and rows skip the Row machinery (a third faster at millions of rows).
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(compiled), args)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _read_events(
+    conn: Connection, stmts: _Statements, low: int, high: int, norm_cache: dict[str, str]
+) -> list[pa.Table]:
+    """Accepted events with low < id <= high, as Arrow tables (one per query that found any)."""
+    tables = []
+    rows = _fetch(conn, stmts.used, low, high)
+    if rows:
+        columns = list(zip(*rows, strict=True))
+        del rows
+        data = {n: pa.array(c) for n, c in zip(_USED_COLUMNS, columns, strict=True)}
+        tables.append(pa.table(data))
+    rows = _fetch(conn, stmts.other, low, high)
+    if rows:
+        columns = list(zip(*rows, strict=True))
+        del rows
+        data = {n: pa.array(c) for n, c in zip(_OTHER_COLUMNS, columns, strict=True)}
+        norms = []
+        for label in columns[_OTHER_COLUMNS.index("label")]:
+            norm = None
+            if label is not None:
+                norm = norm_cache.get(label)
+                if norm is None:
+                    norm = norm_cache[label] = normalise_label(label)
+            norms.append(norm)
+        data["label_norm"] = pa.array(norms, pa.string())
+        tables.append(pa.table(data))
+    return tables
+
+
+def _append_events(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> None:
+    con.register("_batch", batch)
+    try:
+        if "type" in batch.column_names:
+            con.execute("""
+                insert into events
+                select b.implementer_id::integer, b.type::varchar, b.day::date,
+                       b.concept_uri::varchar,
+                       case when b.type = 'concept_proposed' then b.concept_type::varchar
+                            else c.concept_type end,
+                       b.esco_version::varchar, b.language::varchar, b.context::varchar,
+                       b.label::varchar, b.label_norm::varchar,
+                       sum(b.count)::bigint, count(*)::bigint
+                from _batch as b
+                left join concept_info as c on c.uri = b.concept_uri::varchar
+                group by all
+            """)
+        else:
+            con.execute("""
+                insert into events
+                select b.implementer_id::integer, 'concept_used', b.day::date,
+                       b.concept_uri::varchar, any_value(c.concept_type),
+                       b.esco_version::varchar, b.language::varchar, b.context::varchar,
+                       null, null, sum(b.count)::bigint, count(*)::bigint
+                from _batch as b
+                left join concept_info as c on c.uri = b.concept_uri::varchar
+                group by b.implementer_id, b.day, b.concept_uri, b.esco_version, b.language,
+                         b.context
+            """)
+        con.execute("""
+            insert or ignore into dirty_days select distinct day::date from _batch
+        """)
+    finally:
+        con.unregister("_batch")
+
+
+# --------------------------------------------------------------------------------------------
+# Catalogue, implementers, data quality
+
+
+def _sync_catalogue(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
+    """Copy the catalogue versions that are new or changed; True when anything changed."""
+    with engine.connect() as conn:
+        source = {
+            row.version: (str(row.loaded_at), row.source, int(row.concepts), int(row.labels))
+            for row in conn.execute(select(catalogue_versions))
+        }
+    held = {
+        row[0]: (row[1], row[2], int(row[3]), int(row[4]))
+        for row in con.execute(
+            "select version, loaded_at, source, concepts, labels from cat_versions").fetchall()
+    }
+    changed = [v for v in source if held.get(v) != source[v]]
+    gone = [v for v in held if v not in source]
+    if not changed and not gone:
+        return False
+    con.begin()
+    try:
+        for version in (*changed, *gone):
+            for table in ("cat_versions", "cat_concepts", "cat_labels"):
+                # table names are constants of this module; the version is bound
+                con.execute(f"delete from {table} where version = $v", {"v": version})
+        with engine.connect() as conn:
+            for version in changed:
+                _copy_version(con, conn, version)
+        ranks = sorted(source, key=version_key)
+        for version in changed:
+            loaded_at, src, n_concepts, n_labels = source[version]
+            con.execute(
+                "insert into cat_versions values ($v, 0, $loaded_at, $source, $c, $l)",
+                {"v": version, "loaded_at": loaded_at, "source": src, "c": n_concepts,
+                 "l": n_labels},
+            )
+        for rank, version in enumerate(ranks, start=1):
+            con.execute("update cat_versions set rank = $r where version = $v",
+                        {"r": rank, "v": version})
+        _rebuild_concept_info(con)
+        _mark_unpublished(con, *warehouse.CATALOGUE_DIMENSIONS)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return True
+
+
+def _copy_version(con: duckdb.DuckDBPyConnection, conn: Connection, version: str) -> None:
+    rows = conn.execute(
+        select(concepts.c.uri, concepts.c.concept_type, concepts.c.status)
+        .where(concepts.c.version == version)
+    ).all()
+    if rows:
+        uri, ctype, status = (list(c) for c in zip(*rows, strict=True))
+        tbl = pa.table({"uri": uri, "concept_type": ctype, "status": status})
+        con.register("_cat", tbl)
+        con.execute("insert into cat_concepts select $v, uri, concept_type, status from _cat",
+                    {"v": version})
+        con.unregister("_cat")
+    cache: dict[str, str] = {}
+    result = conn.execution_options(yield_per=100_000).execute(
+        select(concept_labels.c.uri, concept_labels.c.language, concept_labels.c.kind,
+               concept_labels.c.label).where(concept_labels.c.version == version)
+    )
+    for part in result.partitions():
+        uri, lang, kind, label = (list(c) for c in zip(*part, strict=True))
+        norm = []
+        for text in label:
+            n = cache.get(text)
+            if n is None:
+                n = cache[text] = normalise_label(text)
+            norm.append(n)
+        tbl = pa.table({"uri": uri, "language": lang, "kind": kind, "label": label,
+                        "label_norm": norm})
+        con.register("_lab", tbl)
+        con.execute(
+            "insert into cat_labels select $v, uri, language, kind, label, label_norm from _lab",
+            {"v": version},
+        )
+        con.unregister("_lab")
+
+
+def _rebuild_concept_info(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("delete from concept_info")
+    con.execute("""
+        insert into concept_info
+        with ranked as (
+            select c.uri, c.concept_type, c.status, c.version, v.rank,
+                   row_number() over (partition by c.uri order by v.rank desc) as rn
+            from cat_concepts as c
+            join cat_versions as v on v.version = c.version
+        ),
+        newest as (
+            select max(rank) as rank from cat_versions
+        )
+        select r.uri, r.concept_type,
+               case when r.rank = n.rank then r.status else 'absent' end,
+               r.version, r.rank = n.rank
+        from ranked as r
+        cross join newest as n
+        where r.rn = 1
+    """)
+    # Events aggregated before their concept's version was copied (cannot happen for accepted
+    # events, but a catalogue reloaded by hand could) get their type filled in.
+    con.execute("""
+        insert or ignore into dirty_days
+        select distinct e.day
+        from events as e
+        join concept_info as c on c.uri = e.concept_uri
+        where e.concept_type is null and e.type <> 'concept_proposed'
+    """)
+    con.execute("""
+        update events set concept_type = c.concept_type
+        from concept_info as c
+        where events.concept_uri = c.uri and events.concept_type is null
+          and events.type <> 'concept_proposed'
+    """)
+
+
+def _digest(rows: list[Any]) -> str:
+    return hashlib.sha256(repr(sorted(map(tuple, rows), key=repr)).encode()).hexdigest()
+
+
+def _mark_unpublished(con: duckdb.DuckDBPyConnection, *dimensions: str) -> None:
+    # Set in the transaction that changes the data: a crash before publishing cannot lose it.
+    for name in dimensions:
+        warehouse.set_meta(con, f"unpublished:{name}", "1")
+
+
+def _sync_implementers(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
+    """Copy the implementers; True when they changed."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(implementers.c.id, implementers.c.name,
+                                   implementers.c.country, implementers.c.sector)).all()
+    digest = _digest(rows)
+    if warehouse.get_meta(con, "implementers_hash") == digest:
+        return False
+    tbl = pa.table({
+        "id": pa.array([r.id for r in rows], pa.int32()),
+        "name": pa.array([r.name for r in rows], pa.string()),
+        "country": pa.array([r.country for r in rows], pa.string()),
+        "sector": pa.array([r.sector for r in rows], pa.string()),
+    })
+    con.begin()
+    con.execute("delete from implementers")
+    con.register("_imp", tbl)
+    con.execute("insert into implementers select * from _imp")
+    con.unregister("_imp")
+    warehouse.set_meta(con, "implementers_hash", digest)
+    _mark_unpublished(con, "implementers")
+    con.commit()
+    return True
+
+
+def _sync_quality(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
+    """Re-read the (small, mutable) outcome counters and the still-quarantined events; True
+    when they changed."""
+    with engine.connect() as conn:
+        counted = conn.execute(
+            select(outcome_counts.c.received_on, outcome_counts.c.implementer_id,
+                   outcome_counts.c.outcome, outcome_counts.c.reason, outcome_counts.c.events)
+            .where(outcome_counts.c.outcome.in_(("rejected", "quarantined")))
+        ).all()
+        waiting = conn.execute(
+            select(events.c.received_on, events.c.implementer_id,
+                   events.c.quarantine_reason, func.count())
+            .where(events.c.status == "quarantined")
+            .group_by(events.c.received_on, events.c.implementer_id,
+                      events.c.quarantine_reason)
+        ).all()
+    digest = _digest([*counted, ("waiting",), *waiting])
+    if warehouse.get_meta(con, "quality_hash") == digest:
+        return False
+
+    def table(rows: list[Any], names: tuple[str, ...], types: tuple[pa.DataType, ...]):
+        cols = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+        return pa.table({n: pa.array(list(c), t) for n, c, t in zip(names, cols, types,
+                                                                    strict=True)})
+
+    oc = table(counted, ("day", "implementer_id", "outcome", "reason", "events"),
+               (pa.date32(), pa.int32(), pa.string(), pa.string(), pa.int64()))
+    q = table(waiting, ("day", "implementer_id", "reason", "n"),
+              (pa.date32(), pa.int32(), pa.string(), pa.int64()))
+    con.begin()
+    con.register("_oc", oc)
+    con.register("_q", q)
+    con.execute("delete from quality_daily")
+    # Quarantined: how many arrived (outcome_counts) and how many still wait for a catalogue
+    # that knows them (events), side by side; rejected events are not stored, only counted.
+    con.execute("""
+        insert into quality_daily
+        with counted as (
+            select day, implementer_id, outcome, coalesce(reason, '') as reason,
+                   sum(events)::bigint as events
+            from _oc
+            group by all
+        ),
+        waiting as (
+            select day, implementer_id, 'quarantined' as outcome,
+                   coalesce(reason, '') as reason, sum(n)::bigint as n
+            from _q
+            group by all
+        )
+        select coalesce(c.day, w.day), coalesce(c.implementer_id, w.implementer_id),
+               coalesce(c.outcome, w.outcome), coalesce(c.reason, w.reason),
+               coalesce(c.events, 0),
+               case when coalesce(c.outcome, w.outcome) = 'quarantined'
+                    then coalesce(w.n, 0) end
+        from counted as c
+        full join waiting as w
+          on w.day = c.day and w.implementer_id = c.implementer_id
+         and w.outcome = c.outcome and w.reason = c.reason
+    """)
+    con.unregister("_oc")
+    con.unregister("_q")
+    warehouse.set_meta(con, "quality_hash", digest)
+    _mark_unpublished(con, "quality_daily")
+    con.commit()
+    return True

@@ -1,0 +1,294 @@
+"""`esco-kpi export --quarter YYYY-Qn`: one folder of CSV files per quarter, safe to publish.
+
+Disclosure control (contract section 5): free-text rows need `export_min_implementers`
+distinct implementers; counts below `export_min_count` become `<5`, implementer counts below
+`export_min_implementers` become `<3`; small countries and sectors fold into `other`; a figure
+derived from a suppressed one is left blank. Text cells never start a spreadsheet formula.
+The same data gives byte-identical CSV files.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kpi.indicators import Period, Result, query
+from kpi.settings import Settings
+
+QUARTER = re.compile(r"(\d{4})-Q([1-4])")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ExportError(Exception):
+    """An export that cannot be written; the message says why."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_implementers: int
+    min_count: int
+
+    def count(self, value: int | None) -> str:
+        """A count as published: `0`, `<5` for 1..4, else the number."""
+        if value is None:
+            return ""
+        return f"<{self.min_count}" if 0 < value < self.min_count else str(value)
+
+    def implementers(self, value: int | None) -> str:
+        if value is None:
+            return ""
+        return f"<{self.min_implementers}" if 0 < value < self.min_implementers else str(value)
+
+    def hides_count(self, value: int | None) -> bool:
+        return value is not None and 0 < value < self.min_count
+
+    def hides_implementers(self, value: int | None) -> bool:
+        return value is not None and 0 < value < self.min_implementers
+
+
+def safe_text(value: Any) -> str:
+    """A text cell that no spreadsheet runs as a formula."""
+    if value is None:
+        return ""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def parse_quarter(text: str) -> Period:
+    """`2026-Q3` -> the period of that quarter; ExportError for anything else."""
+    match = QUARTER.fullmatch(text.strip())
+    if not match:
+        raise ExportError(f"quarter must look like 2026-Q3, got {text!r}")
+    return Period.quarter(text.strip())
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    quarter: str
+    folder: Path
+    files: dict[str, int]  # file name -> rows
+
+
+Rows = list[list[str]]
+
+
+def _most_used(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
+    header = ["rank", "concept_uri", "label_en", "concept_type", "status", "usage",
+              "implementers", "previous_usage", "change", "change_pct"]
+    shown, hidden = [], []
+    for r in result.rows:
+        small = t.hides_count(r["usage"])
+        prev_small = t.hides_count(r["previous_usage"])
+        derived_blank = small or prev_small
+        row = ["" if small else str(r["rank"]), safe_text(r["concept_uri"]),
+               safe_text(r["label_en"]), safe_text(r["concept_type"]), safe_text(r["status"]),
+               t.count(r["usage"]), t.implementers(r["implementers"]),
+               t.count(r["previous_usage"]),
+               "" if derived_blank else str(r["change"]),
+               "" if derived_blank or r["change_pct"] is None else _number(r["change_pct"], 1)]
+        (hidden if small else shown).append(row)
+    # Rows with a suppressed usage go last, by URI: their order must not reveal their values.
+    hidden.sort(key=lambda row: row[1])
+    return header, shown + hidden
+
+
+def _least_used(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
+    header = ["concept_uri", "label_en", "concept_type", "usage", "implementers"]
+    zero, small, rest = [], [], []
+    for r in result.rows:
+        row = [safe_text(r["concept_uri"]), safe_text(r["label_en"]),
+               safe_text(r["concept_type"]), t.count(r["usage"]), t.implementers(r["implementers"])]
+        bucket = zero if r["usage"] == 0 else small if t.hides_count(r["usage"]) else rest
+        bucket.append(row)
+    zero.sort(key=lambda row: row[0])
+    small.sort(key=lambda row: row[0])
+    return header, zero + small + rest
+
+
+def _coverage(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
+    header = ["concept_type", "catalogue_version", "concepts", "used", "share"]
+    rows = [[safe_text(r["concept_type"]), safe_text(r["catalogue_version"]),
+             str(r["concepts"]), t.count(r["used"]),
+             "" if t.hides_count(r["used"]) else _number(r["share"], 4)]
+            for r in result.rows]
+    return header, rows
+
+
+def _free_text_rows(result: Result, t: Thresholds) -> Iterable[dict]:
+    return (r for r in result.rows if r["implementers"] >= t.min_implementers)
+
+
+def _candidate_labels(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
+    header = ["concept_uri", "label_en", "concept_type", "language", "label", "spellings",
+              "events", "usage", "implementers", "catalogue_has_language", "verdict"]
+    rows = [[safe_text(r["concept_uri"]), safe_text(r["label_en"]), safe_text(r["concept_type"]),
+             safe_text(r["language"]), safe_text(r["label"]), str(r["spellings"]),
+             t.count(r["events"]), t.count(r["usage"]), t.implementers(r["implementers"]),
+             "true" if r["catalogue_has_language"] else "false", safe_text(r["verdict"])]
+            for r in _free_text_rows(result, t)]
+    return header, rows
+
+
+def _proposals(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
+    header = ["label", "label_norm", "concept_type", "language", "spellings", "implementers",
+              "events", "usage", "broader_uris", "broader_labels_en"]
+    rows = [[safe_text(r["label"]), safe_text(r["label_norm"]), safe_text(r["concept_type"]),
+             safe_text(r["language"]), str(r["spellings"]), t.implementers(r["implementers"]),
+             t.count(r["events"]), t.count(r["usage"]),
+             safe_text(" | ".join(r["broader_uris"] or [])),
+             safe_text(" | ".join(label or "" for label in (r["broader_labels_en"] or [])))]
+            for r in _free_text_rows(result, t)]
+    return header, rows
+
+
+def _feedback(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
+    header = ["language", "concept_uri", "label_en", "concept_type", "current_label",
+              "suggested_label", "events", "usage", "implementers", "concept_events",
+              "concept_implementers"]
+    rows = [[safe_text(r["language"]), safe_text(r["concept_uri"]), safe_text(r["label_en"]),
+             safe_text(r["concept_type"]), safe_text(r["current_label"]),
+             safe_text(r["suggested_label"]), t.count(r["events"]), t.count(r["usage"]),
+             t.implementers(r["implementers"]), t.count(r["concept_events"]),
+             t.implementers(r["concept_implementers"])]
+            for r in _free_text_rows(result, t)]
+    return header, rows
+
+
+def _uptake(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
+    header = ["dimension", "value", "active_implementers", "events", "usage",
+              "events_per_implementer", "esco_versions"]
+    from kpi.catalogue import version_key
+
+    rows: Rows = []
+    for dimension in ("country", "sector"):
+        groups = [r for r in result.rows if r["dimension"] == dimension]
+        kept = [r for r in groups if r["active_implementers"] >= t.min_implementers]
+        folded = [r for r in groups if r["active_implementers"] < t.min_implementers]
+        if folded:
+            versions = sorted({v for r in folded for v in (r["esco_versions"] or [])},
+                              key=version_key)
+            kept.append({"dimension": dimension, "value": "other",
+                         "active_implementers": sum(r["active_implementers"] for r in folded),
+                         "events": sum(r["events"] for r in folded),
+                         "usage": sum(r["usage"] for r in folded), "esco_versions": versions})
+        kept.sort(key=lambda r: (r["value"] == "other", r["value"]))
+        for r in kept:
+            n, events = r["active_implementers"], r["events"]
+            blank = t.hides_implementers(n) or t.hides_count(events)
+            rows.append([dimension, safe_text(r["value"]), t.implementers(n), t.count(events),
+                         t.count(r["usage"]), "" if blank or not n else _number(events / n, 1),
+                         safe_text(" | ".join(r["esco_versions"] or []))])
+    return header, rows
+
+
+def _languages(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
+    header = ["language", "usage", "events", "implementers", "concepts", "share"]
+    rows = [[safe_text(r["language"]), t.count(r["usage"]), t.count(r["events"]),
+             t.implementers(r["implementers"]), t.count(r["concepts"]),
+             "" if t.hides_count(r["usage"]) else _number(r["share"], 4)]
+            for r in result.rows]
+    return header, rows
+
+
+FILES: dict[str, Callable[[Result, Thresholds], tuple[list[str], Rows]]] = {
+    "most_used_concepts": _most_used,
+    "least_used_concepts": _least_used,
+    "catalogue_coverage": _coverage,
+    "candidate_alt_labels": _candidate_labels,
+    "new_concept_proposals": _proposals,
+    "translation_feedback": _feedback,
+    "implementer_uptake": _uptake,
+    "language_usage": _languages,
+}
+
+
+def render_csv(header: list[str], rows: Rows) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+def export_quarter(settings: Settings, quarter: str, out: Path,
+                   progress: Callable[[str, int, int], None] | None = None) -> ExportSummary:
+    """Write `out/<quarter>/` with one CSV per indicator and manifest.json."""
+    from kpi.warehouse import open_reader, read_manifest
+
+    period = parse_quarter(quarter)
+    quarter = quarter.strip()
+    thresholds = Thresholds(settings["privacy.export_min_implementers"],
+                            settings["privacy.export_min_count"])
+    snapshot = read_manifest(settings)
+    try:
+        reader = open_reader(settings)
+    except FileNotFoundError:
+        raise ExportError("nothing aggregated yet: run `esco-kpi aggregate` first") from None
+    try:
+        uptake = query(reader, "implementer_uptake", period)
+        if not any(r["events"] for r in uptake.rows):
+            raise ExportError(f"no data for {quarter} ({period.start} to {period.end}): no "
+                              f"accepted events in the warehouse for that quarter")
+        files: dict[str, bytes] = {}
+        row_counts: dict[str, int] = {}
+        for n, (name, build) in enumerate(FILES.items(), start=1):
+            result = uptake if name == "implementer_uptake" else query(reader, name, period)
+            header, rows = build(result, thresholds)
+            files[f"{name}.csv"] = render_csv(header, rows)
+            row_counts[f"{name}.csv"] = len(rows)
+            if progress:
+                progress("writing files", n, len(FILES))
+        version = query(reader, "catalogue_coverage", period).rows
+    finally:
+        reader.close()
+    manifest = {
+        "quarter": quarter,
+        "start": period.start.isoformat(),
+        "end": period.end.isoformat(),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "catalogue_version": version[0]["catalogue_version"] if version else None,
+        "warehouse_snapshot": snapshot["seq"],
+        "aggregated_through_event_id": snapshot.get("watermark"),
+        "thresholds": {"export_min_implementers": thresholds.min_implementers,
+                       "export_min_count": thresholds.min_count},
+        "files": {name: {"rows": row_counts[name],
+                         "sha256": hashlib.sha256(body).hexdigest()}
+                  for name, body in files.items()},
+    }
+    folder = out / quarter
+    _write_folder(folder, {**files, "manifest.json": (json.dumps(manifest, indent=2) + "\n")
+                           .encode("utf-8")})
+    return ExportSummary(quarter, folder, {k: v["rows"] for k, v in manifest["files"].items()})
+
+
+def _write_folder(folder: Path, files: dict[str, bytes]) -> None:
+    """Write every file to a temporary folder, then swap it in: never half an export."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    temporary = folder.parent / f".{folder.name}.partial"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    for name, body in files.items():
+        with open(temporary / name, "wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+    old = folder.parent / f".{folder.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    temporary.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)

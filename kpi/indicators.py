@@ -1,0 +1,238 @@
+"""The KPI indicators: one SQL file per indicator under sql/, run against the warehouse.
+
+    from kpi.indicators import Period, query
+    result = query(settings, "most_used_concepts", Period.quarter("2026-Q3"), language="de")
+    result.columns, result.rows  # rows are dicts
+
+Every SQL file takes `$start` and `$end` (inclusive dates) and the optional filters it can
+apply (`$concept_type`, `$language`, `$country`, `$sector`, `$context`, and for data_quality
+`$implementer_id`; NULL = all); most_used_concepts also `$prev_start`/`$prev_end` (filled in
+from `period.previous()`), and the concept indicators `$label_language`. Values are always
+bound as DuckDB parameters, never formatted into the SQL.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import duckdb
+
+from kpi.catalogue import LANGUAGES
+from kpi.registry import SECTORS
+from kpi.settings import Settings
+
+INDICATORS: tuple[str, ...] = (
+    "most_used_concepts",
+    "least_used_concepts",
+    "catalogue_coverage",
+    "candidate_alt_labels",
+    "new_concept_proposals",
+    "translation_feedback",
+    "implementer_uptake",
+    "language_usage",
+    "data_quality",
+)
+CONCEPT_TYPES = ("occupation", "skill", "qualification", "isco", "skill_group")
+CONTEXTS = ("job_vacancy", "cv", "search", "matching", "training", "statistics", "other")
+FILTERS = ("concept_type", "language", "country", "sector", "context", "implementer_id")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_PARAM = re.compile(r"\$([a-z_]+)")
+
+
+@dataclass(frozen=True)
+class Period:
+    """An inclusive range of days."""
+
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.start, date) or not isinstance(self.end, date):
+            raise ValueError("a period needs a start and an end date")
+        if self.end < self.start:
+            raise ValueError(f"period ends ({self.end}) before it starts ({self.start})")
+
+    @classmethod
+    def day(cls, day: date | str) -> Period:
+        d = _date(day)
+        return cls(d, d)
+
+    @classmethod
+    def week(cls, week: date | str) -> Period:
+        """The ISO week holding a date, or named like "2026-W27"."""
+        if isinstance(week, str) and "W" in week.upper():
+            m = re.fullmatch(r"(\d{4})-?W(\d{2})", week.strip().upper())
+            if not m:
+                raise ValueError(f"not an ISO week like 2026-W27: {week!r}")
+            try:
+                start = date.fromisocalendar(int(m[1]), int(m[2]), 1)
+            except ValueError:
+                raise ValueError(f"no such ISO week: {week!r}") from None
+        else:
+            d = _date(week)
+            start = d - timedelta(days=d.weekday())
+        return cls(start, start + timedelta(days=6))
+
+    @classmethod
+    def month(cls, month: date | str) -> Period:
+        """The month holding a date, or named like "2026-07"."""
+        if isinstance(month, str):
+            m = re.fullmatch(r"(\d{4})-(\d{2})", month.strip())
+            if not m or not 1 <= int(m[2]) <= 12:
+                raise ValueError(f"not a month like 2026-07: {month!r}")
+            year, mon = int(m[1]), int(m[2])
+        else:
+            year, mon = month.year, month.month
+        last = calendar.monthrange(year, mon)[1]
+        return cls(date(year, mon, 1), date(year, mon, last))
+
+    @classmethod
+    def quarter(cls, quarter: date | str) -> Period:
+        """The quarter holding a date, or named like "2026-Q3"."""
+        if isinstance(quarter, str):
+            m = re.fullmatch(r"(\d{4})-?Q([1-4])", quarter.strip().upper())
+            if not m:
+                raise ValueError(f"not a quarter like 2026-Q3: {quarter!r}")
+            year, q = int(m[1]), int(m[2])
+        else:
+            year, q = quarter.year, (quarter.month - 1) // 3 + 1
+        first = 3 * (q - 1) + 1
+        return cls(date(year, first, 1),
+                   date(year, first + 2, calendar.monthrange(year, first + 2)[1]))
+
+    @classmethod
+    def custom(cls, start: date | str, end: date | str) -> Period:
+        return cls(_date(start), _date(end))
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def previous(self) -> Period:
+        """The period of equal length that ends the day before this one starts."""
+        end = self.start - timedelta(days=1)
+        return Period(end - timedelta(days=self.days - 1), end)
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()}..{self.end.isoformat()}"
+
+
+def _date(value: date | str) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValueError(f"not a date like 2026-07-01: {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Result:
+    """Rows of one indicator: column names in order, and one dict per row."""
+
+    columns: tuple[str, ...]
+    rows: list[dict[str, Any]]
+
+    def tuples(self) -> list[tuple[Any, ...]]:
+        return [tuple(row[c] for c in self.columns) for row in self.rows]
+
+
+@cache
+def load_sql(name: str) -> str:
+    """The SQL text of an indicator, from the `sql` package."""
+    if name not in INDICATORS:
+        raise ValueError(f"unknown indicator {name!r}; one of: {', '.join(INDICATORS)}")
+    return resources.files("sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+@cache
+def parameters(name: str) -> frozenset[str]:
+    """The `$named` parameters an indicator's SQL uses (comments excluded)."""
+    code = "\n".join(line.split("--", 1)[0] for line in load_sql(name).splitlines())
+    return frozenset(_PARAM.findall(code))
+
+
+def applicable_filters(name: str) -> tuple[str, ...]:
+    """The filters an indicator can apply; the others are ignored for it."""
+    used = parameters(name)
+    return tuple(f for f in FILTERS if f in used)
+
+
+def _check_filters(filters: dict[str, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for name, value in filters.items():
+        if name not in FILTERS:
+            raise ValueError(f"unknown filter {name!r}; filters are: {', '.join(FILTERS)}")
+        if value is None or value == "":
+            clean[name] = None
+            continue
+        if name == "implementer_id":
+            if isinstance(value, bool) or not isinstance(value, int | str) or not str(
+                    value).isdigit():
+                raise ValueError(f"implementer_id must be a whole number, got {value!r}")
+            clean[name] = int(value)
+            continue
+        allowed = {"concept_type": CONCEPT_TYPES, "language": LANGUAGES, "sector": SECTORS,
+                   "context": CONTEXTS}.get(name)
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be text, got {value!r}")
+        if allowed is not None and value not in allowed:
+            raise ValueError(f"{name} must be one of: {', '.join(allowed)} (got {value!r})")
+        if name == "country" and not _COUNTRY.match(value):
+            raise ValueError(f"country must be a two-letter upper-case code, got {value!r}")
+        clean[name] = value
+    return clean
+
+
+def query(
+    source: Settings | duckdb.DuckDBPyConnection,
+    name: str,
+    period: Period,
+    *,
+    label_language: str | None = None,
+    **filters: Any,
+) -> Result:
+    """Run one indicator over a period with optional filters (None = all).
+
+    `source` is a reader connection (kpi.warehouse.open_reader) or settings, in which case the
+    process's shared reader (kpi.warehouse.shared_reader) answers. Filters that the indicator
+    cannot apply (see applicable_filters) are ignored; unknown filter names or bad values raise
+    ValueError.
+    """
+    sql = load_sql(name)
+    if not isinstance(period, Period):
+        raise ValueError("period must be a kpi.indicators.Period")
+    if label_language is not None and label_language not in LANGUAGES:
+        raise ValueError(f"label_language must be one of: {', '.join(LANGUAGES)}")
+    values: dict[str, Any] = {f: None for f in FILTERS}
+    values.update(_check_filters(filters))
+    previous = period.previous()
+    values.update(start=period.start, end=period.end, prev_start=previous.start,
+                  prev_end=previous.end, label_language=label_language or "en")
+    params = {k: v for k, v in values.items() if k in parameters(name)}
+    if isinstance(source, Settings):
+        from kpi.warehouse import shared_reader  # the warehouse is only needed here
+
+        con = shared_reader(source)
+        try:
+            return _run(con, sql, params)
+        finally:
+            con.close()
+    return _run(source, sql, params)
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> Result:
+    cur = con.cursor()  # a cursor per query: safe when threads share one reader
+    try:
+        cur.execute(sql, params)
+        columns = tuple(d[0] for d in cur.description)
+        rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        cur.close()
+    return Result(columns, rows)

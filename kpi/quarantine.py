@@ -1,0 +1,69 @@
+"""`esco-kpi quarantine replay`: quarantined events that the catalogue now knows start to count.
+
+A released event is deleted and inserted again as accepted, in one transaction, so that it gets
+a new id above the aggregator's watermark: the aggregator sees it exactly once, and the
+de-duplication key `(implementer, event_id)` never has a gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, delete, func, insert, select
+
+from kpi.catalogue import CatalogueIndex, version_key
+from kpi.store import events
+
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    checked: int
+    released: int
+    still_quarantined: int
+
+
+def _releasable(row, index: CatalogueIndex) -> bool:
+    version = row["esco_version"]
+    current = index.current_version
+    if current is None:
+        return False
+    if row["quarantine_reason"] == "newer_esco_version" and version_key(version) > version_key(
+            current):
+        return False
+    uri = row["concept_uri"]
+    return uri is None or index.knows(uri)
+
+
+def replay(engine: Engine, progress: Callable[[str, int, int], None] | None = None
+           ) -> ReplaySummary:
+    """Re-check every quarantined event against the loaded catalogue; release what it knows."""
+    index = CatalogueIndex.load(engine)
+    checked = released = 0
+    last_id = 0
+    columns = [c for c in events.c if c.name != "id"]
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(events)
+                             .where(events.c.status == "quarantined")).scalar_one()
+    while True:
+        with engine.connect().execution_options(write=True) as conn, conn.begin():
+            rows = conn.execute(
+                select(events).where(events.c.status == "quarantined", events.c.id > last_id)
+                .order_by(events.c.id).limit(BATCH)
+            ).mappings().all()
+            if not rows:
+                break
+            last_id = rows[-1]["id"]
+            checked += len(rows)
+            ready = [row for row in rows if _releasable(row, index)]
+            if ready:
+                conn.execute(delete(events).where(events.c.id.in_([r["id"] for r in ready])))
+                conn.execute(insert(events), [
+                    {**{c.name: row[c.name] for c in columns}, "status": "accepted",
+                     "quarantine_reason": None} for row in ready])
+                released += len(ready)
+        if progress:
+            progress("re-checking quarantined events", checked, total)
+    return ReplaySummary(checked, released, checked - released)

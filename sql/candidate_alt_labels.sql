@@ -1,0 +1,100 @@
+-- candidate_alt_labels: free-text labels that implementers added to a concept (label_added
+-- events) and that are not yet among its preferred, alternative or hidden labels in that
+-- language.
+--
+-- Labels are compared and grouped by their normalised form (label_norm: Unicode NFKD, accents
+-- removed, case-folded, every non letter/digit replaced by a space, spaces collapsed, trimmed;
+-- computed by kpi.catalogue.normalise_label at aggregation time), against the labels of the
+-- newest loaded version holding the concept. One row per concept, language and label group:
+-- label is its most used original spelling (ties: most events, then alphabetical), spellings
+-- how many spellings were grouped; events, usage (sum of `count`) and distinct implementers.
+-- catalogue_has_language tells whether the catalogue has any label for the concept in that
+-- language; when it has none, whether the label is new cannot be judged, and verdict says so.
+-- Labels that normalise to nothing (only punctuation) are left out.
+--
+-- Parameters: $start, $end (dates, inclusive), $label_language (for label_concept); filters
+-- (NULL = all): $concept_type, $language, $country, $sector, $context.
+
+with
+added as (
+    select l.concept_uri, l.concept_type, l.language, l.label_norm, l.label,
+           l.implementer_id, l.usage, l.events
+    from labels_daily as l
+    left join implementers as i on i.id = l.implementer_id
+    where l.day between $start and $end
+      and l.label_norm <> ''
+      and ($concept_type is null or l.concept_type = $concept_type)
+      and ($language is null or l.language = $language)
+      and ($context is null or l.context = $context)
+      and ($country is null or i.country = $country)
+      and ($sector is null or i.sector = $sector)
+),
+
+spellings as (
+    select concept_uri, language, label_norm, label,
+           sum(usage) as usage, sum(events) as events
+    from added
+    group by concept_uri, language, label_norm, label
+),
+
+representative as (
+    select concept_uri, language, label_norm, label
+    from spellings
+    qualify row_number() over (
+        partition by concept_uri, language, label_norm
+        order by usage desc, events desc, label
+    ) = 1
+),
+
+label_groups as (
+    select
+        concept_uri,
+        any_value(concept_type) as concept_type,
+        language,
+        label_norm,
+        count(distinct label) as spellings,
+        sum(events) as events,
+        sum(usage) as usage,
+        count(distinct implementer_id) as implementers
+    from added
+    group by concept_uri, language, label_norm
+),
+
+known_labels as (
+    select distinct uri, language, label_norm from concept_labels
+),
+
+catalogue_languages as (
+    select distinct uri, language from concept_labels
+)
+
+select
+    g.concept_uri,
+    coalesce(k.concept_type, g.concept_type) as concept_type,
+    en.label as label_en,
+    coalesce(chosen.label, en.label) as label_concept,
+    g.language,
+    r.label,
+    g.label_norm,
+    g.spellings,
+    g.events,
+    g.usage,
+    g.implementers,
+    cl.uri is not null as catalogue_has_language,
+    case
+        when cl.uri is null then 'cannot judge: no catalogue label in this language'
+        else 'new'
+    end as verdict
+from label_groups as g
+join representative as r
+    on r.concept_uri = g.concept_uri and r.language = g.language
+   and r.label_norm = g.label_norm
+left join known_labels as kl
+    on kl.uri = g.concept_uri and kl.language = g.language and kl.label_norm = g.label_norm
+left join catalogue_languages as cl on cl.uri = g.concept_uri and cl.language = g.language
+left join concepts as k on k.uri = g.concept_uri
+left join concept_names as en on en.uri = g.concept_uri and en.language = 'en'
+left join concept_names as chosen
+    on chosen.uri = g.concept_uri and chosen.language = $label_language
+where kl.uri is null
+order by g.implementers desc, g.usage desc, g.concept_uri, g.language, g.label_norm

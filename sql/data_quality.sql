@@ -1,0 +1,35 @@
+-- data_quality: rejected and quarantined events by day of receipt, implementer and reason.
+--
+-- events: how many events of that implementer received that day had that outcome and reason
+-- (from the collector's outcome counters; rejected events are never stored, only counted);
+-- still_quarantined: for quarantined rows, how many of them are still waiting for a catalogue
+-- that knows their concept or version (quarantine replay counts the others); null for
+-- rejected rows. Ordered by day, implementer, outcome, reason.
+--
+-- Parameters: $start, $end (dates of receipt, inclusive); filters (NULL = all): $country,
+-- $sector, $implementer_id.
+
+with
+quality as (
+    select q.day, q.implementer_id, i.name, i.country, i.sector, q.outcome, q.reason,
+           q.events, q.still_quarantined
+    from quality_daily as q
+    left join implementers as i on i.id = q.implementer_id
+    where q.day between $start and $end
+      and ($country is null or i.country = $country)
+      and ($sector is null or i.sector = $sector)
+      and ($implementer_id is null or q.implementer_id = $implementer_id)
+)
+
+select
+    day as received_on,
+    implementer_id,
+    name as implementer,
+    country,
+    sector,
+    outcome,
+    reason,
+    events,
+    still_quarantined
+from quality
+order by received_on, implementer_id, outcome, reason

@@ -1,0 +1,50 @@
+-- least_used_concepts: which concepts of the catalogue are used least in a period, including
+-- those never used (usage 0).
+--
+-- Every occupation and skill of the newest loaded catalogue version, with its usage (sum of
+-- `count` over concept_used events), distinct implementers and events in the period, ordered by
+-- usage ascending, then concept URI. label_en: English preferred label; label: preferred label
+-- in $label_language where the catalogue has one, else the English one.
+--
+-- Parameters: $start, $end (dates, inclusive), $label_language; filters (NULL = all):
+-- $concept_type (occupation or skill; another type gives no rows), $language, $country,
+-- $sector, $context.
+
+with
+catalogue as (
+    select uri, concept_type
+    from concepts
+    where in_newest
+      and concept_type in ('occupation', 'skill')
+      and ($concept_type is null or concept_type = $concept_type)
+),
+
+used as (
+    select
+        u.concept_uri,
+        sum(u.usage) as usage,
+        sum(u.events) as events,
+        count(distinct u.implementer_id) as implementers
+    from usage_daily as u
+    left join implementers as i on i.id = u.implementer_id
+    where u.day between $start and $end
+      and ($language is null or u.language = $language)
+      and ($context is null or u.context = $context)
+      and ($country is null or i.country = $country)
+      and ($sector is null or i.sector = $sector)
+    group by u.concept_uri
+)
+
+select
+    c.uri as concept_uri,
+    c.concept_type,
+    en.label as label_en,
+    coalesce(chosen.label, en.label) as label,
+    coalesce(u.usage, 0) as usage,
+    coalesce(u.implementers, 0) as implementers,
+    coalesce(u.events, 0) as events
+from catalogue as c
+left join used as u on u.concept_uri = c.uri
+left join concept_names as en on en.uri = c.uri and en.language = 'en'
+left join concept_names as chosen on chosen.uri = c.uri and chosen.language = $label_language
+order by usage, c.uri

@@ -1,0 +1,80 @@
+-- most_used_concepts: which ESCO concepts are used most in a period.
+--
+-- usage         sum of `count` over concept_used events in the period
+-- implementers  distinct implementers that used the concept
+-- rank          standard competition rank by usage (1, 2, 2, 4: equal usage shares a rank and
+--               the next rank skips); ties are listed by concept URI
+-- previous_usage, change, change_pct
+--               usage in the previous period of equal length, usage - previous_usage, and
+--               100 * change / previous_usage rounded to 0.1 (null when previous_usage is 0)
+-- label_en      English preferred label; label: preferred label in $label_language where the
+--               catalogue has one, else the English one
+-- status        the concept's status in the newest loaded catalogue version ('released'), or
+--               'absent' when that version no longer holds it
+--
+-- Parameters: $start, $end (dates, inclusive), $prev_start, $prev_end (the previous period),
+-- $label_language; filters (NULL = all): $concept_type, $language, $country, $sector, $context.
+
+with
+filtered as (
+    select u.day, u.concept_uri, u.concept_type, u.implementer_id, u.usage, u.events
+    from usage_daily as u
+    left join implementers as i on i.id = u.implementer_id
+    where ((u.day between $start and $end) or (u.day between $prev_start and $prev_end))
+      and ($concept_type is null or u.concept_type = $concept_type)
+      and ($language is null or u.language = $language)
+      and ($context is null or u.context = $context)
+      and ($country is null or i.country = $country)
+      and ($sector is null or i.sector = $sector)
+),
+
+current_period as (
+    select
+        concept_uri,
+        any_value(concept_type) as concept_type,
+        sum(usage) as usage,
+        sum(events) as events,
+        count(distinct implementer_id) as implementers
+    from filtered
+    where day between $start and $end
+    group by concept_uri
+),
+
+previous_period as (
+    select concept_uri, sum(usage) as usage
+    from filtered
+    where day between $prev_start and $prev_end
+    group by concept_uri
+),
+
+ranked as (
+    select
+        c.*,
+        coalesce(p.usage, 0) as previous_usage,
+        rank() over (order by c.usage desc) as rank
+    from current_period as c
+    left join previous_period as p on p.concept_uri = c.concept_uri
+)
+
+select
+    r.rank,
+    r.concept_uri,
+    coalesce(k.concept_type, r.concept_type) as concept_type,
+    en.label as label_en,
+    coalesce(chosen.label, en.label) as label,
+    coalesce(k.status, 'absent') as status,
+    r.usage,
+    r.implementers,
+    r.events,
+    r.previous_usage,
+    r.usage - r.previous_usage as change,
+    case
+        when r.previous_usage > 0
+            then round(100.0 * (r.usage - r.previous_usage) / r.previous_usage, 1)
+    end as change_pct
+from ranked as r
+left join concepts as k on k.uri = r.concept_uri
+left join concept_names as en on en.uri = r.concept_uri and en.language = 'en'
+left join concept_names as chosen
+    on chosen.uri = r.concept_uri and chosen.language = $label_language
+order by r.rank, r.concept_uri

@@ -1,0 +1,91 @@
+-- new_concept_proposals: concepts that implementers proposed (concept_proposed events),
+-- grouped by normalised label, concept type and language.
+--
+-- label_norm: the normalised proposed label (NFKD, accents removed, case-folded, non
+-- letter/digit -> space, spaces collapsed, trimmed); label: the group's most used original
+-- spelling (ties: most events, then alphabetical); implementers (distinct), events, usage (sum
+-- of `count`); broader_uris: the broader concepts the proposals named (sorted), with their
+-- English preferred labels in broader_labels_en (same order; null when unknown).
+--
+-- Parameters: $start, $end (dates, inclusive); filters (NULL = all): $concept_type (the
+-- proposed concept's type), $language, $country, $sector, $context.
+
+with
+proposed as (
+    select p.concept_type, p.language, p.label_norm, p.label, p.broader_uri,
+           p.implementer_id, p.usage, p.events
+    from proposals_daily as p
+    left join implementers as i on i.id = p.implementer_id
+    where p.day between $start and $end
+      and p.label_norm <> ''
+      and ($concept_type is null or p.concept_type = $concept_type)
+      and ($language is null or p.language = $language)
+      and ($context is null or p.context = $context)
+      and ($country is null or i.country = $country)
+      and ($sector is null or i.sector = $sector)
+),
+
+spellings as (
+    select concept_type, language, label_norm, label,
+           sum(usage) as usage, sum(events) as events
+    from proposed
+    group by concept_type, language, label_norm, label
+),
+
+representative as (
+    select concept_type, language, label_norm, label
+    from spellings
+    qualify row_number() over (
+        partition by concept_type, language, label_norm
+        order by usage desc, events desc, label
+    ) = 1
+),
+
+proposal_groups as (
+    select
+        concept_type,
+        language,
+        label_norm,
+        count(distinct label) as spellings,
+        count(distinct implementer_id) as implementers,
+        sum(events) as events,
+        sum(usage) as usage
+    from proposed
+    group by concept_type, language, label_norm
+),
+
+broader as (
+    select
+        b.concept_type,
+        b.language,
+        b.label_norm,
+        list(b.broader_uri order by b.broader_uri) as broader_uris,
+        list(n.label order by b.broader_uri) as broader_labels_en
+    from (
+        select distinct concept_type, language, label_norm, broader_uri
+        from proposed
+        where broader_uri is not null
+    ) as b
+    left join concept_names as n on n.uri = b.broader_uri and n.language = 'en'
+    group by b.concept_type, b.language, b.label_norm
+)
+
+select
+    g.label_norm,
+    r.label,
+    g.concept_type,
+    g.language,
+    g.spellings,
+    g.implementers,
+    g.events,
+    g.usage,
+    coalesce(b.broader_uris, []::varchar[]) as broader_uris,
+    coalesce(b.broader_labels_en, []::varchar[]) as broader_labels_en
+from proposal_groups as g
+join representative as r
+    on r.concept_type = g.concept_type and r.language = g.language
+   and r.label_norm = g.label_norm
+left join broader as b
+    on b.concept_type = g.concept_type and b.language = g.language
+   and b.label_norm = g.label_norm
+order by g.implementers desc, g.events desc, g.label_norm, g.concept_type, g.language

