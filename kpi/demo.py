@@ -187,12 +187,20 @@ def run_demo(settings: Settings, config: str | None, events: int, port: int | No
 
 
 def _aggregate(settings: Settings, echo: Callable[[str], None]) -> None:
-    try:
-        from kpi.aggregate import run_aggregation
-    except ImportError:  # the KPI engine is optional until it lands
-        return
-    summary = run_aggregation(settings)
-    echo(f"Aggregated: {summary}")
+    """Aggregate what was sent, waiting for a scheduled run of the server if one is going."""
+    from kpi.aggregate import AggregationBusy, run_aggregation
+
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            summary = run_aggregation(settings)
+            break
+        except AggregationBusy:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    echo(f"Aggregated {summary.events_read} new events into the warehouse "
+         f"({summary.days_recomputed} days) in {summary.duration_seconds:.1f} s.")
 
 
 def _has_dashboard() -> bool:

@@ -1,4 +1,4 @@
-"""`esco-kpi serve`: the collector on gunicorn, several workers, no access log."""
+"""`esco-kpi serve`: the web app on gunicorn (several workers, no access log) and the schedule."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from gunicorn.app.base import BaseApplication
 
 from kpi.logs import logging_config
+from kpi.scheduler import start_scheduler_process
 from kpi.settings import Settings
 
 
@@ -40,8 +41,9 @@ def _child_exit(_server, worker) -> None:
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None,
-          workers: int | None = None, ready_file: Path | None = None) -> None:
-    """Run until stopped (SIGTERM or Ctrl-C)."""
+          workers: int | None = None, ready_file: Path | None = None,
+          with_scheduler: bool = True) -> None:
+    """Run the web server and the aggregation schedule until stopped (SIGTERM or Ctrl-C)."""
     metrics_dir = settings.data_dir / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -62,4 +64,15 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
     }
     if ready_file is not None:
         options["when_ready"] = lambda _server: Path(ready_file).write_text("ready\n")
-    _Gunicorn(settings, options).run()
+    scheduler = start_scheduler_process(settings) if with_scheduler else None
+
+    def stop_scheduler(_server) -> None:
+        if scheduler is not None and scheduler.is_alive():
+            scheduler.terminate()
+            scheduler.join(timeout=30)
+
+    options["on_exit"] = stop_scheduler
+    try:
+        _Gunicorn(settings, options).run()
+    finally:
+        stop_scheduler(None)

@@ -1,0 +1,74 @@
+"""The aggregation schedule of `esco-kpi serve`: APScheduler runs it every N minutes.
+
+It runs in a child process of `serve`, not inside the web workers: the aggregator is DuckDB's
+only writer and starts worker processes of its own, which neither gunicorn's workers (threads)
+nor its master (which reaps every child it sees) should host. The child stops when `serve` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from kpi.settings import Settings
+
+log = logging.getLogger("esco_kpi.scheduler")
+
+
+def aggregate_once(settings: Settings) -> None:
+    """One scheduled run; a run still going elsewhere (`esco-kpi aggregate`) is left alone."""
+    from kpi.aggregate import AggregationBusy, run_aggregation
+
+    try:
+        summary = run_aggregation(settings)
+    except AggregationBusy:
+        log.info("aggregation skipped: another run is in progress")
+        return
+    except Exception:  # noqa: BLE001 - the next run retries; the schedule must go on
+        log.exception("aggregation failed")
+        return
+    log.info("aggregation finished", extra={
+        "finished_at": summary.finished_at.isoformat(timespec="seconds"),
+        "duration_seconds": round(summary.duration_seconds, 3),
+        "events_read": summary.events_read, "days_recomputed": summary.days_recomputed,
+        "watermark": summary.watermark})
+
+
+def run_scheduler(settings: Settings, parent_pid: int | None = None) -> None:
+    """Aggregate now and every `schedule.aggregate_minutes`; return when the parent is gone."""
+    from kpi.logs import setup_logging
+
+    setup_logging(settings["logging.level"])
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "scheduler.pid").write_text(f"{os.getpid()}\n")
+    scheduler = BlockingScheduler(timezone=UTC)
+    # One instance at a time, and missed runs coalesce into one: runs never pile up.
+    every = IntervalTrigger(minutes=settings["schedule.aggregate_minutes"])
+    scheduler.add_job(aggregate_once, every, args=[settings], id="aggregate", max_instances=1,
+                      coalesce=True, next_run_time=datetime.now(UTC))
+    if parent_pid is not None:
+        def watch_parent() -> None:
+            if os.getppid() != parent_pid:  # serve was killed: do not outlive it
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        scheduler.add_job(watch_parent, IntervalTrigger(seconds=2), id="watch-parent")
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+    log.info("scheduler started", extra={"every_minutes": settings["schedule.aggregate_minutes"]})
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        scheduler.start()
+
+
+def start_scheduler_process(settings: Settings) -> multiprocessing.process.BaseProcess:
+    """The scheduler in a fresh (spawned) child process."""
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(target=run_scheduler, args=(settings, os.getpid()),
+                              name="esco-kpi-scheduler", daemon=False)
+    process.start()
+    return process

@@ -1,0 +1,72 @@
+"""The aggregation runs on its schedule inside `esco-kpi serve`, and shows in /metrics."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import requests
+
+from kpi.indicators import Period, query
+from tests.helpers import SKILL, days_ago, event, post
+
+
+def metric(text: str, name: str) -> float | None:
+    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else None
+
+
+def test_serve_aggregates_on_schedule(server_factory, settings, api_key):
+    server = server_factory(schedule__aggregate_minutes=0.05)  # every 3 seconds
+    assert post(server.url, api_key, [event("s-1", count=4, occurred_at=days_ago(1)),
+                                      event("s-2", count=5, occurred_at=days_ago(1))]
+                ).status_code == 202
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = requests.get(f"{server.url}/metrics", timeout=5).text
+        if metric(text, "esco_kpi_aggregation_backlog_events") == 0 and metric(
+                text, "esco_kpi_last_aggregation_events"):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"no aggregation within 60 s:\n{server.log.read_text()[-3000:]}")
+    assert metric(text, "esco_kpi_last_aggregation_timestamp_seconds") > time.time() - 60
+    assert metric(text, "esco_kpi_last_aggregation_duration_seconds") >= 0
+    rows = query(settings, "most_used_concepts", Period.custom(days_ago(7), days_ago(0))).rows
+    assert [(r["concept_uri"], r["usage"]) for r in rows] == [(SKILL, 9)]
+    log = server.log.read_text()
+    assert '"message": "aggregation finished"' in log and '"events_read": 2' in log
+    scheduler_pid = int((settings.data_dir / "scheduler.pid").read_text())
+    assert _alive(scheduler_pid)
+    server.stop()
+    deadline = time.monotonic() + 30  # the scheduler stops with the server
+    while _alive(scheduler_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(scheduler_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie has exited, but not yet been reaped
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_scheduler_does_not_outlive_a_killed_server(server_factory, settings):
+    server = server_factory(schedule__aggregate_minutes=60)
+    pid_file = settings.data_dir / "scheduler.pid"
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    scheduler_pid = int(pid_file.read_text())
+    os.kill(server.process.pid, signal.SIGKILL)  # the main process only, not its group
+    server.process.wait()
+    deadline = time.monotonic() + 30
+    while _alive(scheduler_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(scheduler_pid)
