@@ -221,3 +221,18 @@ def test_metrics_in_prometheus_format(server, api_key):
 def test_skill_uri_accepted_as_is(server, api_key):
     response = post(server.url, api_key, [event("s-1", concept_uri=SKILL, count=1_000_000)])
     assert response.json()["accepted"] == 1
+
+
+def test_logs_hold_no_addresses_keys_or_labels(server, api_key):
+    post(server.url, api_key, [event("l-1", type="label_added", label="Zierfischpflege"),
+                               event("l-2", type="label_added", label="mail x@example.org")],
+         headers={"User-Agent": "PortalBot/1.0 (secret-agent)", "X-Forwarded-For": "203.0.113.9"})
+    post(server.url, "esk_00000000_wrongwrongwrong", [event("l-3")])
+    requests.get(f"{server.url}/v1/nothing-here", timeout=5)
+    server.stop()
+    # The server's own address appears once, where gunicorn says where it listens.
+    log = "\n".join(line for line in server.log.read_text().splitlines()
+                    if "Listening at" not in line)
+    for secret in ("127.0.0.1", "203.0.113.9", "PortalBot", api_key, "wrongwrong",
+                   "Zierfischpflege", "x@example.org"):
+        assert secret not in log, secret
