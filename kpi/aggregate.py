@@ -212,7 +212,9 @@ def _batches(
     ranges = [(lo, min(lo + BATCH_IDS, high)) for lo in range(low, high, BATCH_IDS)]
     workers = min(os.cpu_count() or 1, READ_WORKERS)
     url = engine.url.render_as_string(hide_password=False)
-    if high - low < PARALLEL_MIN_IDS or workers < 2 or ":memory:" in url:
+    # (a daemonic process may not start children: it reads by itself)
+    if (high - low < PARALLEL_MIN_IDS or workers < 2 or ":memory:" in url
+            or multiprocessing.current_process().daemon):
         norm_cache: dict[str, str] = {}
         stmts = _compile_statements(engine)
         with engine.connect() as conn:

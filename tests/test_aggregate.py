@@ -309,9 +309,8 @@ def test_quarantine_replay_is_counted_once(store):
     assert published_total(store.settings) == 5
 
 
-@pytest.mark.xfail(reason="kpi/store.py: events needs sqlite_autoincrement=True, else SQLite "
-                          "gives a replayed newest row its old id again", strict=False)
 def test_replay_of_the_newest_row_gets_a_new_id(store):
+    # needs AUTOINCREMENT on SQLite (kpi/store.py): else the row would get its old id back
     [qid] = store.events({"concept_uri": S3, "count": 4, "status": "quarantined",
                           "quarantine_reason": "unknown_concept"})
     store.aggregate()
@@ -380,3 +379,19 @@ def test_postgresql_store_gives_the_same_warehouse_as_sqlite(store, tmp_path):
             assert published_state(pg.settings) == published_state(store.settings)
         finally:
             pg.engine.dispose()
+
+
+def test_shared_reader_follows_each_published_snapshot(store):
+    store.events({"count": 2})
+    store.aggregate()
+    old = warehouse.shared_reader(store.settings)
+    again = warehouse.shared_reader(store.settings)
+    total = "select coalesce(sum(usage), 0) from usage_daily"
+    assert old.execute(total).fetchone()[0] == again.execute(total).fetchone()[0] == 2
+    store.events({"count": 3, "day": "2026-07-16"})
+    store.aggregate()
+    new = warehouse.shared_reader(store.settings)
+    assert new.execute(total).fetchone()[0] == 5
+    assert old.execute(total).fetchone()[0] == 2  # a request under way finishes on its snapshot
+    for cursor in (old, again, new):
+        cursor.close()
