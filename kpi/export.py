@@ -227,13 +227,12 @@ def render_csv(header: list[str], rows: Rows) -> bytes:
 def export_quarter(settings: Settings, quarter: str, out: Path,
                    progress: Callable[[str, int, int], None] | None = None) -> ExportSummary:
     """Write `out/<quarter>/` with one CSV per indicator and manifest.json."""
-    from kpi.warehouse import open_reader, read_manifest
+    from kpi.warehouse import open_reader
 
     period = parse_quarter(quarter)
     quarter = quarter.strip()
     thresholds = Thresholds(settings["privacy.export_min_implementers"],
                             settings["privacy.export_min_count"])
-    snapshot = read_manifest(settings)
     try:
         reader = open_reader(settings)
     except FileNotFoundError:
@@ -252,7 +251,9 @@ def export_quarter(settings: Settings, quarter: str, out: Path,
             row_counts[f"{name}.csv"] = len(rows)
             if progress:
                 progress("writing files", n, len(FILES))
-        version = query(reader, "catalogue_coverage", period).rows
+        # The snapshot the reader holds, not the manifest of now: a run may publish meanwhile.
+        seq, watermark, version = reader.execute(
+            "select seq, watermark, catalogue_version from reader_info").fetchone()
     finally:
         reader.close()
     manifest = {
@@ -260,9 +261,9 @@ def export_quarter(settings: Settings, quarter: str, out: Path,
         "start": period.start.isoformat(),
         "end": period.end.isoformat(),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "catalogue_version": version[0]["catalogue_version"] if version else None,
-        "warehouse_snapshot": snapshot["seq"],
-        "aggregated_through_event_id": snapshot.get("watermark"),
+        "catalogue_version": version,
+        "warehouse_snapshot": seq,
+        "aggregated_through_event_id": watermark,
         "thresholds": {"export_min_implementers": thresholds.min_implementers,
                        "export_min_count": thresholds.min_count},
         "files": {name: {"rows": row_counts[name],
