@@ -285,14 +285,40 @@ def quarantine_replay(ctx: click.Context) -> None:
                f"(at the next aggregation), {summary.still_quarantined} still wait.")
 
 
+@cli.command()
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("backups"), show_default=True, help="folder for the backup folder")
+@click.pass_context
+def backup(ctx: click.Context, out: Path) -> None:
+    """Back up the ingest store and the warehouse, consistently, while serving."""
+    from kpi.backup import backup as run
+
+    summary = run(_settings(ctx), out)
+    click.echo(f"Backed up {summary.events} events ({summary.files} files) to {summary.folder}")
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="replace a store that already holds events")
+@click.pass_context
+def restore(ctx: click.Context, folder: Path, force: bool) -> None:
+    """Restore a backup into the configured stores (stop `serve` first)."""
+    from kpi.backup import restore as run
+
+    manifest = run(_settings(ctx), folder, force=force)
+    click.echo(f"Restored the backup of {manifest['created_at']} "
+               f"({manifest['events_at_backup_end']} events).")
+
+
 def _known_errors() -> tuple[type[Exception], ...]:
     from kpi.aggregate import AggregationBusy
+    from kpi.backup import BackupError
     from kpi.catalogue import CatalogueError
     from kpi.export import ExportError
     from kpi.registry import RegistryError
 
     return (Failure, ConfigError, RegistryError, CatalogueError, ExportError, AggregationBusy,
-            ValueError)
+            BackupError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:
