@@ -248,10 +248,18 @@ def catalogue_list(ctx: click.Context) -> None:
 def aggregate(ctx: click.Context) -> None:
     """Run the aggregation now (the scheduler in `serve` runs it every few minutes)."""
     from kpi.aggregate import run_aggregation
+    from kpi.retention import prune_events
 
-    summary = run_aggregation(_settings(ctx), progress=_progress("aggregate"))
+    engine = _engine(ctx, init=True)
+    bar = _progress("aggregate")
+    summary = run_aggregation(_settings(ctx), engine,
+                              progress=lambda done, total: bar("reading events", done, total))
+    pruned = prune_events(_settings(ctx), engine)
     click.echo(f"Aggregated {summary.events_read} new events; {summary.days_recomputed} days "
                f"recomputed in {summary.duration_seconds:.1f} s (watermark {summary.watermark}).")
+    if pruned:
+        click.echo(f"Deleted {pruned} raw events older than storage.retention_days "
+                   f"(their daily rollups stay).")
 
 
 @cli.command()

@@ -25,16 +25,23 @@ log = logging.getLogger("esco_kpi.scheduler")
 def aggregate_once(settings: Settings) -> None:
     """One scheduled run; a run still going elsewhere (`esco-kpi aggregate`) is left alone."""
     from kpi.aggregate import AggregationBusy, run_aggregation
+    from kpi.retention import prune_events
+    from kpi.store import make_engine
 
+    engine = make_engine(settings)
     try:
-        summary = run_aggregation(settings)
+        summary = run_aggregation(settings, engine)
+        pruned = prune_events(settings, engine)
     except AggregationBusy:
         log.info("aggregation skipped: another run is in progress")
         return
     except Exception:  # noqa: BLE001 - the next run retries; the schedule must go on
         log.exception("aggregation failed")
         return
+    finally:
+        engine.dispose()
     log.info("aggregation finished", extra={
+        "events_pruned": pruned,
         "finished_at": summary.finished_at.isoformat(timespec="seconds"),
         "duration_seconds": round(summary.duration_seconds, 3),
         "events_read": summary.events_read, "days_recomputed": summary.days_recomputed,

@@ -107,6 +107,12 @@ class Settings:
         if rate < batch:
             raise ConfigError(f"ingest.rate_limit_events_per_minute: must be at least "
                               f"ingest.max_events_per_request ({batch}), got {rate}")
+        # A pruned event must stay too old to be accepted again, or a resend would count twice.
+        retention = self._values["storage.retention_days"]
+        max_age = self._values["ingest.max_age_days"]
+        if retention <= max_age + 1:
+            raise ConfigError(f"storage.retention_days: must be more than ingest.max_age_days + 1 "
+                              f"({max_age + 1}), got {retention}")
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
