@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from collector.app import create_app
 from kpi.registry import authenticate, check_user
 from kpi.store import api_keys
 from tests.conftest import write_config
+from tests.helpers import days_ago, event
 
 
 def run(config: Path | None, *args: str, stdin: str | None = None,
@@ -128,3 +131,21 @@ def test_store_down_is_one_line(tmp_path):
     config.write_text("storage:\n  database_url: postgresql+psycopg://nobody@127.0.0.1:1/none\n"
                       "ingest:\n  store_timeout_seconds: 1\n")
     one_line_error(run(config, "implementer", "list"), "the store failed")
+
+
+def test_aggregate_and_export_commands(config, settings, engine, api_key, tmp_path):
+    client = create_app(settings).test_client()
+    response = client.post("/v1/events", headers={"Authorization": f"Bearer {api_key}"},
+                           json={"events": [event(f"c-{i}", occurred_at=days_ago(1))
+                                            for i in range(3)]})
+    assert response.status_code == 202
+    aggregated = run(config, "aggregate")
+    assert aggregated.returncode == 0, aggregated.stderr
+    assert aggregated.stdout.startswith("Aggregated 3 new events")
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    quarter = f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+    exported = run(config, "export", "--quarter", quarter, "--out", str(tmp_path / "exports"))
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "exports" / quarter / "manifest.json").exists()
+    one_line_error(run(config, "export", "--quarter", "2026-Q9"), "quarter must look like")
+    one_line_error(run(config, "export", "--quarter", "2001-Q1"), "no data for 2001-Q1")
