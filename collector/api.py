@@ -18,7 +18,6 @@ from collector.ingest import (
     store,
     summary,
 )
-from collector.schemas import EventSchema
 from kpi.registry import Implementer, authenticate
 from kpi.store import outcome_counts
 
@@ -90,8 +89,8 @@ def _post_events() -> Response:
     except BodyError as exc:
         return error(exc.status, exc.message)
     today = datetime.now(UTC).date()
-    schema = EventSchema(today=today, max_age_days=settings["ingest.max_age_days"])
-    result = classify(parsed.items, schema, current_app.extensions["esco_catalogue"].current())
+    result = classify(parsed.items, today, settings["ingest.max_age_days"],
+                      current_app.extensions["esco_catalogue"].current())
     retry_after = current_app.config["RETRY_AFTER"]
     try:
         if dry_run:
@@ -99,7 +98,8 @@ def _post_events() -> Response:
             body_out = summary(result, None, existing_event_ids(engine, implementer.id, ids))
         else:
             stored = store(engine, implementer.id, result, today,
-                           settings["ingest.rate_limit_events_per_minute"])
+                           settings["ingest.rate_limit_events_per_minute"],
+                           settings["ingest.store_timeout_seconds"])
             if stored.refusal:
                 return error(429, "rate limit exceeded: nothing of this request was stored; "
                                   "retry after the delay", stored.refusal.retry_after)

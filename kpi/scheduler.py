@@ -12,7 +12,9 @@ import logging
 import multiprocessing
 import os
 import signal
-from datetime import UTC, datetime
+import threading
+import time
+from datetime import UTC
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -49,7 +51,7 @@ def aggregate_once(settings: Settings) -> None:
 
 
 def run_scheduler(settings: Settings, parent_pid: int | None = None) -> None:
-    """Aggregate now and every `schedule.aggregate_minutes`; return when the parent is gone."""
+    """Aggregate every `schedule.aggregate_minutes`; return when the parent is gone."""
     from kpi.logs import setup_logging
 
     setup_logging(settings["logging.level"])
@@ -58,18 +60,24 @@ def run_scheduler(settings: Settings, parent_pid: int | None = None) -> None:
     scheduler = BlockingScheduler(timezone=UTC)
     # One instance at a time, and missed runs coalesce into one: runs never pile up.
     every = IntervalTrigger(minutes=settings["schedule.aggregate_minutes"])
+    # The first run comes one interval after start, like every other one.
     scheduler.add_job(aggregate_once, every, args=[settings], id="aggregate", max_instances=1,
-                      coalesce=True, next_run_time=datetime.now(UTC))
+                      coalesce=True)
+    # An aggregation is safe to kill at any moment (it resumes from its watermark), so stopping
+    # is immediate: no waiting on a run, and nothing that can hang the way out.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     if parent_pid is not None:
-        def watch_parent() -> None:
-            if os.getppid() != parent_pid:  # serve was killed: do not outlive it
-                os.kill(os.getpid(), signal.SIGTERM)
-
-        scheduler.add_job(watch_parent, IntervalTrigger(seconds=2), id="watch-parent")
-    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+        threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     log.info("scheduler started", extra={"every_minutes": settings["schedule.aggregate_minutes"]})
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """If `serve` dies without stopping us (SIGKILL), do not outlive it."""
+    while os.getppid() == parent_pid:
+        time.sleep(1)
+    os._exit(0)
 
 
 def start_scheduler_process(settings: Settings) -> multiprocessing.process.BaseProcess:

@@ -40,16 +40,15 @@ def _child_exit(_server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None,
-          workers: int | None = None, ready_file: Path | None = None,
-          with_scheduler: bool = True) -> None:
-    """Run the web server and the aggregation schedule until stopped (SIGTERM or Ctrl-C)."""
+def gunicorn_options(settings: Settings, host: str | None = None, port: int | None = None,
+                     workers: int | None = None) -> dict:
+    """How `serve` runs gunicorn (the benchmark runs it the same way)."""
     metrics_dir = settings.data_dir / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
     # prometheus_client reads this at import time: set it before any worker imports it.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    options = {
+    return {
         "bind": f"{host or settings['server.host']}:{port or settings['server.port']}",
         "workers": workers or settings["server.workers"],
         "threads": settings["server.threads"],
@@ -62,6 +61,13 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
         "child_exit": _child_exit,
         "preload_app": False,
     }
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None,
+          workers: int | None = None, ready_file: Path | None = None,
+          with_scheduler: bool = True) -> None:
+    """Run the web server and the aggregation schedule until stopped (SIGTERM or Ctrl-C)."""
+    options = gunicorn_options(settings, host, port, workers)
     if ready_file is not None:
         options["when_ready"] = lambda _server: Path(ready_file).write_text("ready\n")
     scheduler = start_scheduler_process(settings) if with_scheduler else None

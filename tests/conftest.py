@@ -29,7 +29,8 @@ from kpi.settings import Settings
 from kpi.store import init_store, make_engine
 
 PG_ADMIN_URL = os.environ.get("ESCO_KPI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-PG_TEMPLATE = "esco_kpi_test_template"
+# One template per test session: two sessions on one server never touch each other's.
+PG_TEMPLATE = f"esco_kpi_template_{os.getpid()}"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -72,7 +73,7 @@ def sqlite_template(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> str:
+def pg_template() -> Iterator[str]:
     problem = _pg_available()
     if problem:
         if os.environ.get("CI"):
@@ -85,7 +86,8 @@ def pg_template() -> str:
     init_store(engine)
     load_bundled(engine)
     engine.dispose()
-    return PG_TEMPLATE
+    yield PG_TEMPLATE
+    _admin(f"drop database if exists {PG_TEMPLATE} with (force)")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
