@@ -27,8 +27,8 @@ def _looks_like_phone(candidate: str) -> bool:
         return False
     international = candidate.startswith(("+", "00"))
     trunk = candidate.lstrip("(").startswith("0")
-    # "1990 2000" or "ISO 9001 2015" are years and standards, not numbers to call.
-    return international or trunk or digits >= 9
+    # "1990 2000" or "ISO 27001 2013" are years and standards, not numbers to call.
+    return international or trunk or digits >= 10
 
 
 def _is_iban(candidate: str) -> bool:

@@ -62,7 +62,7 @@ def parse_occurred_at(value: Any) -> date | None:
             # Python accepts up to 6 fraction digits; RFC 3339 allows any number.
             text = re.sub(r"(\.\d{6})\d+", r"\1", value.replace("z", "Z").replace("t", "T"))
             return datetime.fromisoformat(text).astimezone(UTC).date()
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: past year 9999 or before year 1
         pass
     return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -89,9 +90,18 @@ def init(ctx: click.Context) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the collector on a production WSGI server."""
+    from sqlalchemy.exc import OperationalError
+
     from kpi.server import serve as run
 
-    _engine(ctx, init=True)
+    try:
+        _engine(ctx, init=True)
+    except OperationalError as exc:
+        # Serve anyway: /v1/health answers, and ingestion answers 503 until the store is back.
+        orig = getattr(exc, "orig", None) or exc
+        logging.getLogger("esco_kpi").warning(
+            "the store is unavailable at start (%s); requests get 503 until it answers",
+            str(orig).splitlines()[0])
     run(_settings(ctx), host, port, workers)
 
 

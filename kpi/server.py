@@ -58,6 +58,8 @@ def gunicorn_options(settings: Settings, host: str | None = None, port: int | No
         "timeout": 60,
         "graceful_timeout": 10,
         "keepalive": 5,
+        # Room for a long (wrong) key, so that it gets the contract's 401, not a bare 431.
+        "limit_request_field_size": 16384,
         "child_exit": _child_exit,
         "preload_app": False,
     }
