@@ -76,8 +76,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         return error(404, "not found")
 
     @app.errorhandler(405)
-    def not_allowed(_exc) -> Response:
-        return error(405, "method not allowed")
+    def not_allowed(exc) -> Response:
+        response = error(405, "method not allowed")
+        if getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
 
     @app.errorhandler(500)
     def server_error(_exc) -> Response:

@@ -80,4 +80,8 @@ def build_spec(max_events: int, max_body_bytes: int) -> dict:
                               "content": {"application/json": {"schema": "Me"}}},
                       "401": _error("missing, unknown or revoked key"),
                       "503": _error("store unavailable", retry_after=True)}}})
-    return spec.to_dict()
+    document = spec.to_dict()
+    # The limit is a setting, so it is added here rather than in the (static) schema.
+    document["components"]["schemas"]["EventBatch"]["properties"]["events"]["maxItems"] = \
+        max_events
+    return document

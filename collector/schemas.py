@@ -255,7 +255,8 @@ class EventSchema(Schema):
 class EventBatchSchema(Schema):
     """The JSON body: `{"events": [...]}`. Documentation only; events are loaded one by one."""
 
-    events = fields.List(fields.Nested(EventSchema), required=True)
+    events = fields.List(fields.Nested(EventSchema), required=True,
+                         validate=validate.Length(min=1))
 
 
 class EventErrorSchema(Schema):
