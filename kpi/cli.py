@@ -87,9 +87,12 @@ def init(ctx: click.Context) -> None:
 @click.option("--host", help="address to listen on (default server.host)")
 @click.option("--port", type=click.IntRange(0, 65535), help="port (default server.port)")
 @click.option("--workers", type=click.IntRange(1, 64), help="worker processes")
+@click.option("--no-scheduler", is_flag=True,
+              help="do not run the aggregation here (extra collector hosts)")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
-    """Run the collector on a production WSGI server."""
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None,
+          no_scheduler: bool) -> None:
+    """Run the collector and dashboard on gunicorn, and the aggregation schedule."""
     from sqlalchemy.exc import OperationalError
 
     from kpi.server import serve as run
@@ -102,7 +105,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         logging.getLogger("esco_kpi").warning(
             "the store is unavailable at start (%s); requests get 503 until it answers",
             str(orig).splitlines()[0])
-    run(_settings(ctx), host, port, workers)
+    run(_settings(ctx), host, port, workers, with_scheduler=not no_scheduler)
 
 
 @cli.command()
