@@ -106,8 +106,10 @@ def _post_events() -> Response:
             body_out = summary(result, stored)
     except (StoreUnavailable, SQLAlchemyError) as exc:
         current_app.logger.warning("store unavailable: %s", exc)
-        return error(503, "the store cannot commit right now; nothing of this request was "
-                          "stored; retry later with the same event_ids", retry_after)
+        # "Not acknowledged" rather than "not stored": a commit whose answer was lost with the
+        # connection may have gone through; the resend then answers duplicates.
+        return error(503, "the store cannot commit right now; nothing of this request is "
+                          "acknowledged; retry later with the same event_ids", retry_after)
     if not dry_run:
         for outcome in ("accepted", "duplicates", "quarantined", "rejected"):
             if body_out[outcome]:

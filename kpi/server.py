@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
 import os
 import shutil
 from pathlib import Path
@@ -14,10 +16,24 @@ from kpi.settings import Settings
 
 
 def build_wsgi_app(settings: Settings):
-    """Everything `serve` answers, as one WSGI app (imports the HTTP edges lazily)."""
-    from collector.app import create_app
+    """Everything `serve` answers, as one WSGI app (imports the HTTP edges lazily).
 
-    return create_app(settings)
+    The collector answers /v1/... and /metrics; the dashboard (login, logout, /dashboard/...)
+    answers everything else.
+    """
+    from collector.app import create_app
+    from dashboard.app import create_dashboard
+
+    collector = create_app(settings).wsgi_app
+    dashboard = create_dashboard(settings).wsgi_app
+
+    def dispatch(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/v1/") or path in ("/v1", "/metrics"):
+            return collector(environ, start_response)
+        return dashboard(environ, start_response)
+
+    return dispatch
 
 
 class _Gunicorn(BaseApplication):
@@ -43,7 +59,14 @@ def _child_exit(_server, worker) -> None:
 def gunicorn_options(settings: Settings, host: str | None = None, port: int | None = None,
                      workers: int | None = None) -> dict:
     """How `serve` runs gunicorn (the benchmark runs it the same way)."""
-    metrics_dir = settings.data_dir / "metrics"
+    # Metrics files are memory-mapped by every worker: on a full disk, writing them kills the
+    # worker (SIGBUS) instead of letting it answer 503. Keep them in memory where possible.
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        tag = hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:12]
+        metrics_dir = shm / f"esco-kpi-metrics-{tag}"
+    else:
+        metrics_dir = settings.data_dir / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
     # prometheus_client reads this at import time: set it before any worker imports it.
@@ -73,13 +96,19 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
     if ready_file is not None:
         options["when_ready"] = lambda _server: Path(ready_file).write_text("ready\n")
     scheduler = start_scheduler_process(settings) if with_scheduler else None
+    owner = os.getpid()
 
     def stop_scheduler(_server) -> None:
-        if scheduler is not None and scheduler.is_alive():
+        # Workers are forked from this process and leave through this code too: only the
+        # process that started the scheduler stops it.
+        if os.getpid() == owner and scheduler is not None and scheduler.is_alive():
             scheduler.terminate()
             scheduler.join(timeout=30)
 
     options["on_exit"] = stop_scheduler
+    # A forked worker must not think the scheduler is its child (multiprocessing joins
+    # children at exit).
+    options["post_fork"] = lambda _server, _worker: multiprocessing.process._children.clear()
     try:
         _Gunicorn(settings, options).run()
     finally:

@@ -1,0 +1,225 @@
+"""Building blocks shared by the pages: cards, charts, grids, download buttons, empty states.
+
+Free text (labels, comments, reasons) is only ever passed as data: Dash renders component
+children as text, Plotly escapes hover text we pass as customdata, and AG Grid cells use the
+default text renderer. Nothing here sets dangerously_allow_html or an HTML cell renderer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from html import escape as html_escape
+from typing import Any
+
+import dash_ag_grid as dag
+import plotly.graph_objects as go
+from dash import dcc, html
+
+# Okabe–Ito: distinguishable with the common colour-vision deficiencies.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+           "#000000")
+GRID_ROW_LIMIT = 1000
+SHORT_TABLE = 10
+NO_DATA = "No data for this period"
+
+
+@dataclass
+class Table:
+    """One downloadable table: what a grid or chart shows, and its CSV."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: list[dict[str, Any]]
+    grid_columns: tuple[str, ...] | None = None  # shown in the grid; all go to the CSV
+    widths: dict[str, int] = field(default_factory=dict)
+
+
+def fmt_number(value: float | int | None, percent: bool = False) -> str:
+    if value is None:
+        return "–"
+    if percent:
+        return f"{100 * value:.1f} %"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
+
+
+def change_text(current: float | None, previous: float | None) -> tuple[str, str]:
+    """An arrow and a percentage (words, not only colour), and a CSS class for its colour."""
+    if current is None or previous is None:
+        return "no comparison", "change-none"
+    if previous == 0:
+        return ("▲ new (previous period: 0)", "change-up") if current else ("■ no change",
+                                                                          "change-none")
+    pct = 100.0 * (current - previous) / previous
+    if abs(pct) < 0.05:
+        return "■ no change (0.0 %)", "change-none"
+    arrow, css = ("▲", "change-up") if pct > 0 else ("▼", "change-down")
+    return f"{arrow} {pct:+.1f} % vs previous period", css
+
+
+def kpi_card(key: str, title: str, current: float | None, previous: float | None,
+             percent: bool = False) -> html.Div:
+    text, css = change_text(current, previous)
+    return html.Div(className="kpi-card", id=f"kpi-{key}", children=[
+        html.Div(title, className="kpi-title"),
+        html.Div(fmt_number(current, percent), className="kpi-value"),
+        html.Div(text, className=f"kpi-change {css}",
+                 title=f"previous period: {fmt_number(previous, percent)}"),
+    ])
+
+
+def empty_state(message: str = NO_DATA) -> html.Div:
+    return html.Div(message, className="empty-state", role="status")
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def download_button(table: str, key: str) -> html.Button:
+    # `key` keeps ids unique when two sections of a page download the same table
+    return html.Button("Download CSV", id={"type": "download", "table": table, "key": key},
+                       className="download-button", title=f"Download {table} as CSV")
+
+
+def section(title: str, table: str | None, *body: Any, note: str | None = None) -> html.Section:
+    head = [html.H2(title)]
+    if table:
+        head.append(download_button(table, slug(title)))
+    children: list[Any] = [html.Div(head, className="section-head")]
+    if note:
+        children.append(html.P(note, className="note"))
+    children.extend(body)
+    return html.Section(children, className="panel", id=f"section-{slug(title)}")
+
+
+def display_value(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return "; ".join("" if v is None else str(v) for v in value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def grid(table_name: str, table: Table, clickable_concepts: bool = False) -> Any:
+    """An AG Grid of the table's rows (text cells only); the first GRID_ROW_LIMIT rows."""
+    if not table.rows:
+        return empty_state()
+    columns = table.grid_columns or table.columns
+    rows = [{c: display_value(row.get(c)) for c in columns} for row in
+            table.rows[:GRID_ROW_LIMIT]]
+    if clickable_concepts:
+        # the URI the click handler opens travels with the row, never shown as HTML
+        for shown, row in zip(rows, table.rows, strict=False):
+            shown["concept_uri"] = row.get("concept_uri")
+    defs = []
+    for c in columns:
+        d: dict[str, Any] = {"field": c, "headerName": c.replace("_", " ")}
+        if c in table.widths:
+            d["width"] = table.widths[c]
+        else:
+            d["flex"] = 1
+            d["minWidth"] = 110
+        defs.append(d)
+    note = []
+    if len(table.rows) > GRID_ROW_LIMIT:
+        note = [html.P(f"Showing the first {GRID_ROW_LIMIT:,} of {len(table.rows):,} rows; "
+                       "the CSV has them all.", className="note")]
+    hint = [html.P("Click a row to open the concept.", className="note")] \
+        if clickable_concepts else []
+    return html.Div([*note, *hint, dag.AgGrid(
+        id={"type": "grid", "table": table_name},
+        columnDefs=defs,
+        rowData=rows,
+        defaultColDef={"sortable": True, "filter": True, "resizable": True},
+        dashGridOptions={
+            "animateRows": False, "enableCellTextSelection": True, "ensureDomOrder": True,
+            # short tables take the room they need, long ones scroll inside 420 px
+            **({"domLayout": "autoHeight"} if len(rows) <= SHORT_TABLE else {}),
+            **({"rowSelection": {"mode": "singleRow", "checkboxes": False,
+                                 "enableClickSelection": True}} if clickable_concepts else {}),
+        },
+        style={} if len(rows) <= SHORT_TABLE else {"height": "420px"},
+        className="grid clickable" if clickable_concepts else "grid",
+    )])
+
+
+def _layout(fig: go.Figure, height: int) -> go.Figure:
+    fig.update_layout(
+        height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        colorway=list(PALETTE), template="plotly_white",
+        font={"family": "system-ui, sans-serif", "size": 12},
+        legend={"orientation": "h", "y": -0.15},
+    )
+    return fig
+
+
+def graph(name: str, fig: go.Figure | None) -> Any:
+    if fig is None:
+        return empty_state()
+    # an explicit height: a responsive graph otherwise takes its (unsized) container's height
+    return dcc.Graph(id={"type": "chart", "name": name}, figure=fig, responsive=True,
+                     style={"height": f"{fig.layout.height or 320}px"},
+                     config={"displaylogo": False, "displayModeBar": False})
+
+
+def hbar(labels: Sequence[str], values: Sequence[float], *, uris: Sequence[str] | None = None,
+         value_name: str = "usage", height: int | None = None) -> go.Figure | None:
+    """A horizontal bar chart, largest on top, values written beside the bars.
+
+    `uris`: what a click on each bar opens: a concept URI, or "country=DE" to filter.
+    """
+    if not labels:
+        return None
+    labels, values = list(labels)[::-1], list(values)[::-1]
+    fig = go.Figure(go.Bar(
+        x=values, y=[plotly_text(_short(v)) for v in labels], orientation="h",
+        marker_color=PALETTE[0],
+        text=[fmt_number(v) for v in values], textposition="outside", textangle=0,
+        cliponaxis=False,
+        customdata=list(uris)[::-1] if uris else None,
+        hovertemplate="%{y}<br>" + value_name + ": %{x:,}<extra></extra>",
+        name=value_name,
+    ))
+    fig.update_yaxes(automargin=True, type="category")
+    # whole counts: no 0.5 ticks on small axes; room on the right for the outside labels
+    top = max(values) if values else 0
+    fig.update_xaxes(title_text=value_name, rangemode="tozero", range=[0, top * 1.12 or 1],
+                     **({"dtick": 1} if top <= 8 else {}))
+    return _layout(fig, height or max(220, 24 * len(labels) + 60))
+
+
+def plotly_text(text: str) -> str:
+    """Plotly reads a few HTML tags in labels (<b>, <a>, <br>); entities keep text literal."""
+    return html_escape(str(text), quote=False)
+
+
+def _short(text: str, n: int = 60) -> str:
+    text = str(text)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def trend_figure(grain: str, current: list[dict], previous: list[dict] | None,
+                 value: str = "usage") -> go.Figure | None:
+    """Usage per bucket; the previous period dashed, drawn over the same x positions."""
+    if not any(r[value] for r in current) and not (previous and any(r[value] for r in previous)):
+        return None
+    x = [r["bucket"] for r in current]
+    fig = go.Figure(go.Scatter(x=x, y=[r[value] for r in current], mode="lines+markers",
+                               name="this period", line={"color": PALETTE[0], "width": 3},
+                               marker={"symbol": "circle"}))
+    if previous:
+        n = min(len(previous), len(x))
+        fig.add_trace(go.Scatter(
+            x=x[-n:], y=[r[value] for r in previous[-n:]], mode="lines+markers",
+            name="previous period (shifted)",
+            line={"color": PALETTE[1], "dash": "dash", "width": 2},
+            marker={"symbol": "diamond-open"},
+            customdata=[r["bucket"].isoformat() for r in previous[-n:]],
+            hovertemplate="%{customdata}: %{y:,}<extra>previous period</extra>",
+        ))
+    fig.update_yaxes(title_text=f"{value} per {grain}", rangemode="tozero")
+    return _layout(fig, 320)

@@ -1,0 +1,228 @@
+"""Where the dashboard gets its numbers: kpi.indicators, memoised per warehouse snapshot.
+
+Two time-series queries the indicators do not answer (sql/usage_trend.sql and
+sql/concept_detail.sql) are read here from the `sql` package and run on the same shared
+reader; they belong in kpi.indicators once that module registers them (see the report).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from flask_caching import Cache
+from flask_caching.backends.base import BaseCache
+
+from dashboard.state import FilterState
+from kpi import indicators
+from kpi.indicators import Period, Result
+from kpi.settings import Settings
+from kpi.warehouse import shared_reader, snapshot_id
+
+EXTRA_SQL = ("usage_trend", "concept_detail")
+# The cache's budget, in result rows, per worker process (the collector shares the worker:
+# 150k rows of indicator dicts are some 150 MB at worst, usually far less).
+CACHE_ROW_BUDGET = 150_000
+# Cached results live this long at most; a new snapshot changes the key anyway.
+CACHE_SECONDS = 600
+
+
+class ResultCache(BaseCache):
+    """Flask-Caching's in-process memory cache, minus the pickling, bounded by rows.
+
+    SimpleCache pickles every value: some 100 ms per hit for a 50k-row indicator result at
+    10 M events, a third of the page budget. Results are never mutated after a query, so
+    they are kept as they are, least recently used first out once over the row budget.
+    """
+
+    def __init__(self, default_timeout: int = 300, row_budget: int = CACHE_ROW_BUDGET,
+                 **_: Any) -> None:
+        super().__init__(default_timeout)
+        self.row_budget = row_budget
+        self._items: OrderedDict[str, tuple[float, int, Any]] = OrderedDict()
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def factory(cls, app, config, args, kwargs) -> ResultCache:  # Flask-Caching's hook
+        return cls(*args, **kwargs)
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if item[0] and item[0] < time.monotonic():
+                self._drop(key)
+                return None
+            self._items.move_to_end(key)
+            return item[2]
+
+    def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        timeout = self.default_timeout if timeout is None else timeout
+        size = max(1, len(getattr(value, "rows", ())))
+        with self._lock:
+            self._drop(key)
+            self._items[key] = (time.monotonic() + timeout if timeout else 0.0, size, value)
+            self._rows += size
+            while self._rows > self.row_budget and len(self._items) > 1:
+                self._drop(next(iter(self._items)))
+        return True
+
+    def add(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        return False if self.has(key) else self.set(key, value, timeout)
+
+    def has(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            return self._drop(key)
+
+    def clear(self) -> bool:
+        with self._lock:
+            self._items.clear()
+            self._rows = 0
+        return True
+
+    def _drop(self, key: str) -> bool:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self._rows -= item[1]
+        return item is not None
+
+
+@cache
+def _extra_sql(name: str) -> str:
+    if name not in EXTRA_SQL:
+        raise ValueError(f"unknown query {name!r}")
+    return resources.files("sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+def run_extra(settings: Settings, name: str, params: dict[str, Any]) -> Result:
+    """Run one of EXTRA_SQL with bound $named parameters (values are never formatted in)."""
+    sql = _extra_sql(name)
+    cur = shared_reader(settings)
+    try:
+        cur.execute(sql, params)
+        columns = tuple(d[0] for d in cur.description)
+        rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        cur.close()
+    return Result(columns, rows)
+
+
+def grain_for(period: Period) -> str:
+    """Days for a month or two, weeks up to a year and a bit, months beyond."""
+    if period.days <= 62:
+        return "day"
+    return "week" if period.days <= 400 else "month"
+
+
+def bucket_starts(period: Period, grain: str) -> list[date]:
+    """Every bucket of the period, so that buckets without usage show as zero."""
+    if grain == "day":
+        return [period.start + timedelta(days=i) for i in range(period.days)]
+    if grain == "week":
+        first = period.start - timedelta(days=period.start.weekday())
+        return [first + timedelta(weeks=i) for i in range((period.end - first).days // 7 + 1)]
+    out, d = [], period.start.replace(day=1)
+    while d <= period.end:
+        out.append(d)
+        d = (d.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return out
+
+
+@dataclass
+class Data:
+    """Memoised access to the indicators for one dashboard app."""
+
+    settings: Settings
+    cache: Cache | None = None
+
+    def snapshot(self) -> int:
+        return snapshot_id(self.settings)
+
+    def _cached(self, key: tuple, compute) -> Result:
+        if self.cache is None:
+            return compute()
+        # The snapshot id is part of the key: a new aggregation run invalidates everything.
+        full = repr((self.snapshot(), *key))
+        hit = self.cache.get(full)
+        if hit is None:
+            hit = compute()
+            self.cache.set(full, hit, timeout=CACHE_SECONDS)
+        return hit
+
+    def indicator(self, name: str, period: Period, state: FilterState, **extra: Any) -> Result:
+        """kpi.indicators.query with the state's filters that the indicator can apply."""
+        usable = set(indicators.applicable_filters(name))
+        filters = {k: v for k, v in {**state.filters(), **extra}.items() if k in usable}
+        key = (name, period.start, period.end, state.label_language, sorted(filters.items()))
+        return self._cached(key, lambda: indicators.query(
+            self.settings, name, period, label_language=state.label_language, **filters))
+
+    def trend(self, period: Period, state: FilterState, concept_uri: str | None = None
+              ) -> tuple[str, list[dict[str, Any]]]:
+        """Usage per bucket over the whole period, zero-filled: (grain, rows)."""
+        grain = grain_for(period)
+        params = {"start": period.start, "end": period.end, "grain": grain,
+                  "concept_uri": concept_uri, **state.filters()}
+        key = ("usage_trend", sorted((k, str(v)) for k, v in params.items()))
+        result = self._cached(key, lambda: run_extra(self.settings, "usage_trend", params))
+        found = {row["bucket"]: row for row in result.rows}
+        rows = [found.get(b, {"bucket": b, "usage": 0, "events": 0, "implementers": 0,
+                              "concepts": 0}) for b in bucket_starts(period, grain)]
+        return grain, rows
+
+    def concept_detail(self, period: Period, state: FilterState, concept_uri: str) -> Result:
+        params = {"start": period.start, "end": period.end, "concept_uri": concept_uri,
+                  **{k: v for k, v in state.filters().items() if k != "concept_type"}}
+        key = ("concept_detail", sorted((k, str(v)) for k, v in params.items()))
+        return self._cached(key, lambda: run_extra(self.settings, "concept_detail", params))
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return "; ".join(_plain(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def _cell(value: Any) -> str:
+    text = _plain(value)
+    # A spreadsheet would run a cell starting with these as a formula.
+    if text[:1] in ("=", "+", "-", "@") and not _is_number(text):
+        text = "'" + text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def to_csv(columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> str:
+    """CSV text: header row, ISO dates, lists joined by '; ', formula-safe text cells."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    columns = list(columns)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return out.getvalue()

@@ -1,0 +1,26 @@
+"""The dashboard's pages: each module has TITLE, PATH, `tables(data, state)` and `render`.
+
+`tables` returns every table the page shows (as components.Table, keyed by the CSV's name);
+`render` turns them into components. The download callback calls the same `tables`, so a CSV
+holds exactly what the page shows for the same URL.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from dashboard.pages import (
+    concept,
+    concepts,
+    labels,
+    overview,
+    proposals,
+    quality,
+    translations,
+    uptake,
+)
+
+# In menu order; the concept page is reached from the others.
+PAGES: tuple[ModuleType, ...] = (overview, concepts, labels, proposals, translations, uptake,
+                                 quality)
+BY_PATH: dict[str, ModuleType] = {p.PATH: p for p in (*PAGES, concept)}

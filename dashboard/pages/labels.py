@@ -1,0 +1,36 @@
+"""Labels: candidate alternative labels per concept and language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dashboard.components import Table, graph, grid, hbar, section
+from dashboard.data import Data
+from dashboard.state import FilterState
+
+TITLE = "Labels"
+PATH = "labels"
+
+
+def tables(data: Data, state: FilterState) -> dict[str, Table]:
+    r = data.indicator("candidate_alt_labels", state.period(), state)
+    return {"candidate_alt_labels": Table(
+        "Candidate alternative labels", r.columns, r.rows,
+        grid_columns=("label", "label_concept", "language", "implementers", "usage",
+                      "spellings", "verdict"))}
+
+
+def render(data: Data, state: FilterState) -> list[Any]:
+    t = tables(data, state)["candidate_alt_labels"]
+    top = t.rows[:15]
+    fig = hbar([f"{r['label']} → {r['label_concept'] or r['concept_uri']} ({r['language']})"
+                for r in top], [r["implementers"] for r in top],
+               uris=[r["concept_uri"] for r in top], value_name="implementers")
+    return [
+        section("Labels most implementers added", "candidate_alt_labels",
+                graph("candidate_labels", fig)),
+        section("Candidate alternative labels", "candidate_alt_labels",
+                grid("candidate_alt_labels", t, clickable_concepts=True),
+                note="Labels implementers gave a concept that the catalogue does not hold "
+                     "in that language (compared ignoring case and accents)."),
+    ]

@@ -1,0 +1,31 @@
+"""Proposals: new concepts that implementers proposed, grouped by label, type and language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dashboard.components import Table, graph, grid, hbar, section
+from dashboard.data import Data
+from dashboard.state import FilterState
+
+TITLE = "Proposals"
+PATH = "proposals"
+
+
+def tables(data: Data, state: FilterState) -> dict[str, Table]:
+    r = data.indicator("new_concept_proposals", state.period(), state)
+    return {"new_concept_proposals": Table(
+        "Concept proposals", r.columns, r.rows,
+        grid_columns=("label", "concept_type", "language", "implementers", "events",
+                      "spellings", "broader_labels_en"))}
+
+
+def render(data: Data, state: FilterState) -> list[Any]:
+    t = tables(data, state)["new_concept_proposals"]
+    top = t.rows[:15]
+    fig = hbar([f"{r['label']} ({r['concept_type']}, {r['language']})" for r in top],
+               [r["implementers"] for r in top], value_name="implementers")
+    return [
+        section("Most proposed concepts", "new_concept_proposals", graph("proposals", fig)),
+        section("Concept proposals", "new_concept_proposals", grid("new_concept_proposals", t)),
+    ]

@@ -1,0 +1,72 @@
+"""Data quality: rejected and quarantined events by implementer and reason."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import plotly.graph_objects as go
+
+from dashboard.components import PALETTE, Table, _layout, graph, grid, plotly_text, section
+from dashboard.data import Data
+from dashboard.state import FilterState
+
+TITLE = "Data quality"
+PATH = "quality"
+
+
+def tables(data: Data, state: FilterState) -> dict[str, Table]:
+    r = data.indicator("data_quality", state.period(), state)
+    totals: dict[tuple, dict[str, Any]] = defaultdict(lambda: {"events": 0,
+                                                                "still_quarantined": 0})
+    for row in r.rows:
+        key = (row["implementer_id"], row["implementer"], row["country"], row["sector"],
+               row["outcome"], row["reason"])
+        totals[key]["events"] += row["events"]
+        totals[key]["still_quarantined"] += row["still_quarantined"] or 0
+    summary = [dict(zip(("implementer_id", "implementer", "country", "sector", "outcome",
+                         "reason"), k, strict=True)) | v for k, v in totals.items()]
+    summary.sort(key=lambda s: (-s["events"], s["implementer_id"] or 0, s["outcome"],
+                                s["reason"]))
+    return {
+        "data_quality_summary": Table(
+            "Problems by implementer and reason",
+            ("implementer_id", "implementer", "country", "sector", "outcome", "reason",
+             "events", "still_quarantined"), summary),
+        "data_quality": Table("Rejected and quarantined events by day", r.columns, r.rows),
+    }
+
+
+def _figure(summary: list[dict]) -> go.Figure | None:
+    if not summary:
+        return None
+    reasons: dict[tuple[str, str], int] = defaultdict(int)
+    for s in summary:
+        reasons[(s["outcome"], s["reason"])] += s["events"]
+    fig = go.Figure()
+    # outcome is told by the bar's pattern and the legend's words, not by colour alone
+    for i, outcome in enumerate(("rejected", "quarantined")):
+        items = sorted(((r, n) for (o, r), n in reasons.items() if o == outcome),
+                       key=lambda x: x[1])
+        if items:
+            fig.add_trace(go.Bar(
+                y=[plotly_text(f"{outcome}: {r}"[:70]) for r, _ in items], x=[n for _, n in items],
+                orientation="h", name=outcome, marker_color=PALETTE[i * 5],
+                marker_pattern_shape="" if i == 0 else "/", text=[f"{n:,}" for _, n in items],
+                textposition="outside", textangle=0, cliponaxis=False))
+    fig.update_yaxes(automargin=True, type="category")
+    fig.update_xaxes(title_text="events")
+    return _layout(fig, max(240, 26 * len(reasons) + 80))
+
+
+def render(data: Data, state: FilterState) -> list[Any]:
+    t = tables(data, state)
+    return [
+        section("Problems by reason", "data_quality_summary",
+                graph("quality_reasons", _figure(t["data_quality_summary"].rows)),
+                note="By day of receipt. Rejected events were never stored; quarantined ones "
+                     "wait for a catalogue that knows their concept or version."),
+        section("By implementer and reason", "data_quality_summary",
+                grid("data_quality_summary", t["data_quality_summary"])),
+        section("By day", "data_quality", grid("data_quality", t["data_quality"])),
+    ]

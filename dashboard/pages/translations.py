@@ -1,0 +1,43 @@
+"""Translations: feedback on labels per language and concept, with the suggested labels."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from dashboard.components import Table, graph, grid, hbar, section
+from dashboard.data import Data
+from dashboard.state import FilterState
+
+TITLE = "Translations"
+PATH = "translations"
+
+
+def tables(data: Data, state: FilterState) -> dict[str, Table]:
+    r = data.indicator("translation_feedback", state.period(), state)
+    per_language: Counter = Counter()
+    for row in r.rows:
+        per_language[row["language"]] += row["events"]
+    return {
+        "translation_feedback": Table(
+            "Translation feedback", r.columns, r.rows,
+            grid_columns=("language", "label_en", "current_label", "suggested_label",
+                          "implementers", "events", "concept_events")),
+        "translation_feedback_by_language": Table(
+            "Feedback by language", ("language", "events"),
+            [{"language": k, "events": v} for k, v in per_language.most_common()]),
+    }
+
+
+def render(data: Data, state: FilterState) -> list[Any]:
+    t = tables(data, state)
+    by_lang = t["translation_feedback_by_language"].rows
+    fig = hbar([r["language"] for r in by_lang], [r["events"] for r in by_lang],
+               uris=[f"language={r['language']}" for r in by_lang], value_name="events")
+    return [
+        section("Feedback by language", "translation_feedback_by_language",
+                graph("feedback_by_language", fig)),
+        section("Translation feedback", "translation_feedback",
+                grid("translation_feedback", t["translation_feedback"],
+                     clickable_concepts=True)),
+    ]

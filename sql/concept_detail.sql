@@ -1,0 +1,73 @@
+-- concept_detail: one concept at a glance, for the dashboard's concept page.
+--
+-- Row sets told apart by `section`:
+--   'concept'   one row: key = status in the newest loaded version ('released', or 'absent'
+--               when no loaded version holds it), kind = concept type, label = the newest
+--               version holding it
+--   'country'   usage in the period by implementer country (key), with usage (sum of
+--               `count`), events and distinct implementers
+--   'language'  the same by language (key)
+--   'label'     the catalogue's labels of the concept: key = language, kind = preferred,
+--               alt or hidden, label
+-- Ordered by section, then usage descending, then key, kind and label.
+--
+-- Parameters: $start, $end (dates, inclusive), $concept_uri; filters (NULL = all):
+-- $language, $country, $sector, $context.
+
+with
+used as (
+    select u.language, i.country, u.implementer_id, u.usage, u.events
+    from usage_daily as u
+    left join implementers as i on i.id = u.implementer_id
+    where u.day between $start and $end
+      and u.concept_uri = $concept_uri
+      and ($language is null or u.language = $language)
+      and ($context is null or u.context = $context)
+      and ($country is null or i.country = $country)
+      and ($sector is null or i.sector = $sector)
+),
+
+info as (
+    select
+        'concept' as section,
+        case when k.in_newest then k.status else 'absent' end as key,
+        k.concept_type as kind,
+        k.current_version as label,
+        null::bigint as usage,
+        null::bigint as events,
+        null::bigint as implementers
+    from concepts as k
+    where k.uri = $concept_uri
+),
+
+by_country as (
+    select 'country' as section, coalesce(country, '') as key, null as kind, null as label,
+           sum(usage) as usage, sum(events) as events,
+           count(distinct implementer_id) as implementers
+    from used
+    group by country
+),
+
+by_language as (
+    select 'language' as section, language as key, null as kind, null as label,
+           sum(usage) as usage, sum(events) as events,
+           count(distinct implementer_id) as implementers
+    from used
+    group by language
+),
+
+labels as (
+    select 'label' as section, language as key, kind, label,
+           null::bigint as usage, null::bigint as events, null::bigint as implementers
+    from concept_labels
+    where uri = $concept_uri
+)
+
+select section, key, kind, label, usage, events, implementers
+from (
+    select * from info
+    union all select * from by_country
+    union all select * from by_language
+    union all select * from labels
+)
+order by section, usage desc nulls last, key, kind, label
