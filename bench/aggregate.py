@@ -1,0 +1,855 @@
+"""Aggregation and export benchmark (DESIGN.md "Performance budget", rows 3-6), with baseline.
+
+    python bench/aggregate.py                 # 10 M events (generated once, cached in bench/out/)
+    python bench/aggregate.py --quick         # 1 M events
+    python bench/aggregate.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/esco_agg
+
+1. Generates N events (Zipf over the bundled catalogue's occupations and skills, 50
+   implementers in 14 countries and 6 sectors, 2 quarters of days, mixed languages and
+   contexts, ~10 % label_added / concept_proposed / translation_feedback with free-text labels,
+   0.3 % quarantined) straight into a SQLite ingest store with executemany, and caches the file
+   in --cache (default bench/out/). Every run works on a copy of it.
+2. Baseline: the accepted events read into a DuckDB table (raw sqlite3, fetchmany, Arrow), then
+   one `GROUP BY concept_uri` over them. The budget ratio uses the GROUP BY alone (DESIGN).
+3. Full refresh (`run_aggregation` on an empty warehouse), incremental refreshes after 100 k new
+   events on recent days and spread over all days, the quarterly export: each in a fresh
+   process, timed, with the peak RSS of that process and its worker processes.
+4. Indicator queries over the warehouse: p50 / p95 with a fresh open_reader and with the
+   process's shared_reader.
+
+Prints a table and appends it to bench/RESULTS.md (--no-results to skip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import unicodedata
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "RESULTS.md"
+GEN_VERSION = 1  # bump when the generated events change: invalidates the cache
+
+START = date(2026, 4, 1)
+END = date(2026, 9, 30)  # two quarters: 2026-Q2 and 2026-Q3
+QUARTER = "2026-Q3"
+ZIPF_S = 1.07
+CHUNK = 250_000  # rows per executemany transaction
+
+COUNTRIES = {  # country: (weight, languages its users write in)
+    "DE": (10, ("de", "en")), "FR": (8, ("fr", "en")), "ES": (6, ("es",)),
+    "IT": (5, ("it",)), "NL": (4, ("nl", "en")), "PL": (4, ("pl",)), "BE": (3, ("fr", "nl", "en")),
+    "AT": (2, ("de",)), "SE": (2, ("sv", "en")), "FI": (2, ("fi", "sv")),
+    "IE": (2, ("en", "ga")), "PT": (2, ("pt",)), "CZ": (1, ("cs", "en")), "DK": (1, ("da",)),
+}
+SECTORS = ("pes", "private_employment", "job_portal", "education_training", "public_authority",
+           "other")
+CONTEXTS = {"job_vacancy": 40, "cv": 25, "search": 15, "matching": 10, "training": 5,
+            "statistics": 3, "other": 2}
+ESCO_VERSIONS = {"1.2.0": 80, "1.1.2": 12, "1.1.1": 6, "1.0.9": 2}
+TYPE_SHARES = (  # (type, upper bound of a uniform roll)
+    ("unknown", 0.003), ("concept_used", 0.90), ("label_added", 0.96),
+    ("concept_proposed", 0.98), ("translation_feedback", 1.0),
+)
+SUFFIXES = {"en": ("skills", "specialist", "expert"), "de": ("Kenntnisse", "Fachkraft"),
+            "fr": ("compétences", "spécialiste"), "es": ("habilidades", "experto"),
+            "it": ("competenze",), "nl": ("vaardigheden",), "pl": ("umiejętności",),
+            "sv": ("kunskaper",), "fi": ("osaaminen",), "pt": ("competências",)}
+PROPOSALS = ("prompt engineering", "AI literacy", "heat pump installation", "ESG reporting",
+             "low-code development", "Prompt-Engineering", "KI-Kompetenz",
+             "ingénierie de prompt", "Wärmepumpeninstallation", "ingeniería de prompts",
+             "installatie van warmtepompen", "inżynieria promptów", "kehotesuunnittelu",
+             "data annotation", "drone piloting", "carbon accounting")
+UNKNOWN = "http://data.europa.eu/esco/skill/00000000-0000-4000-8000-000000000000"
+
+TARGET_FULL_RATIO = 3.0
+TARGET_FULL_SECONDS = 20.0
+TARGET_INCREMENTAL_SHARE = 0.10
+TARGET_EXPORT_SECONDS = 10.0
+TARGET_EXPORT_MB = 1536
+TARGET_QUERY_MS = 300.0
+TARGET_AGGREGATOR_MB = 2048
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine, load and memory
+
+
+def machine() -> dict[str, Any]:
+    import duckdb
+    import numpy
+    import pyarrow
+    import sqlalchemy
+
+    model = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, cwd=ROOT, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "kpi"], capture_output=True,
+                           text=True, cwd=ROOT, check=False).stdout.splitlines()
+    return {
+        "nproc": os.cpu_count(), "cpu": model, "ram_gb": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(), "duckdb": duckdb.__version__,
+        "pyarrow": pyarrow.__version__, "numpy": numpy.__version__,
+        "sqlalchemy": sqlalchemy.__version__, "sqlite": sqlite3.sqlite_version,
+        "git": head or "unknown",
+        "dirty": ", ".join(line[3:] for line in dirty if line.strip()) or "none",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def loadavg() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """RSS of a process and all its live descendants, in kB (from /proc)."""
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+class PeakSampler:
+    """Samples the RSS of this process and its descendants every 50 ms; keeps the peak."""
+
+    def __init__(self, pid: int | None = None, interval: float = 0.05):
+        self.pid, self.interval, self.peak_kb = pid or os.getpid(), interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, _tree_rss_kb(self.pid))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_kb = max(self.peak_kb, _tree_rss_kb(self.pid))
+
+
+# ---------------------------------------------------------------------------------------------
+# Generating the ingest store
+
+
+def _strip_accents(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text)
+                   if not unicodedata.combining(c))
+
+
+def _settings(data_dir: Path, database_url: str | None = None):
+    from kpi.settings import Settings
+
+    values: dict[str, Any] = {"storage.data_dir": str(data_dir)}
+    if database_url:
+        values["storage.database_url"] = database_url
+    return Settings(values, base_dir=data_dir.parent)
+
+
+def _catalogue(engine) -> tuple[list[str], dict[str, str], dict[tuple[str, str], list[str]]]:
+    """(occupation and skill URIs, type by URI, labels by (URI, language)) of the newest version."""
+    from sqlalchemy import select
+
+    from kpi.catalogue import current_version
+    from kpi.store import concept_labels, concepts
+
+    version = current_version(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(concepts.c.uri, concepts.c.concept_type)
+            .where(concepts.c.version == version,
+                   concepts.c.concept_type.in_(("occupation", "skill")))
+            .order_by(concepts.c.uri)).all()
+        labels: dict[tuple[str, str], list[str]] = {}
+        for uri, lang, label in conn.execute(
+                select(concept_labels.c.uri, concept_labels.c.language, concept_labels.c.label)
+                .where(concept_labels.c.version == version,
+                       concept_labels.c.kind.in_(("preferred", "alt")))
+                .order_by(concept_labels.c.uri, concept_labels.c.language,
+                          concept_labels.c.label)):
+            labels.setdefault((uri, lang), []).append(label)
+    return [r[0] for r in rows], {r[0]: r[1] for r in rows}, labels
+
+
+def _implementers(rng) -> list[dict[str, Any]]:
+    countries = list(COUNTRIES)
+    weights = [COUNTRIES[c][0] for c in countries]
+    chosen = rng.choice(len(countries), size=50, p=[w / sum(weights) for w in weights])
+    out = []
+    for i, ci in enumerate(chosen, start=1):
+        country = countries[int(ci)]
+        langs = COUNTRIES[country][1]
+        k = int(rng.integers(1, len(langs) + 1))
+        out.append({
+            "id": i, "name": f"Bench implementer {i:02d}", "country": country,
+            "sector": SECTORS[int(rng.integers(len(SECTORS)))], "languages": langs[:k],
+            # a few big portals, a long tail of small ones
+            "volume": float(rng.lognormal(0.0, 1.2)),
+        })
+    return out
+
+
+class EventSource:
+    """Vectorised event generation: chunks of rows ready for executemany, in id order.
+
+    Ids grow with the day of receipt (events arrive over the two quarters); 3 % arrive late
+    (used 1-30 days before they were received). Usage grows over time (day density ~ u^0.8).
+    """
+
+    def __init__(self, engine, seed: int, stream: int = 0):
+        import numpy as np
+
+        self.np = np
+        self.rng = np.random.default_rng((seed, stream))
+        uris, self.types_by_uri, self.labels = _catalogue(engine)
+        order = list(uris)
+        np.random.default_rng(1234).shuffle(order)  # popularity order
+        self.uris = np.array(order, dtype=object)
+        w = 1.0 / np.arange(1, len(order) + 1) ** ZIPF_S
+        self.uri_p = w / w.sum()
+        self.implementers = _implementers(np.random.default_rng(seed))
+        vol = np.array([i["volume"] for i in self.implementers])
+        self.imp_p = vol / vol.sum()
+        width = max(len(i["languages"]) for i in self.implementers)
+        self.imp_nlang = np.array([len(i["languages"]) for i in self.implementers])
+        self.imp_langs = np.array([list(i["languages"]) + [""] * (width - len(i["languages"]))
+                                   for i in self.implementers], dtype=object)
+        self.days = (END - START).days + 1
+        self.day_text = np.array([(START + timedelta(days=d)).isoformat()
+                                  for d in range(self.days)], dtype=object)
+        self.contexts = np.array(list(CONTEXTS), dtype=object)
+        self.context_p = np.array(list(CONTEXTS.values()), float) / sum(CONTEXTS.values())
+        self.versions = np.array(list(ESCO_VERSIONS), dtype=object)
+        self.version_p = (np.array(list(ESCO_VERSIONS.values()), float)
+                          / sum(ESCO_VERSIONS.values()))
+        self.next_id = 0
+
+    def received_days(self, n: int, first: int = 0, last: int | None = None):
+        """n sorted day offsets of receipt in [first, last]."""
+        np = self.np
+        last = self.days - 1 if last is None else last
+        span = last - first + 1
+        u = self.rng.random(n) ** 0.8
+        return np.sort(first + np.minimum((u * span).astype(np.int32), span - 1))
+
+    def chunk(self, received) -> list[tuple]:
+        """Rows (without id) for events received on the given day offsets."""
+        np, rng = self.np, self.rng
+        n = len(received)
+        late = rng.random(n) < 0.03
+        lag = np.where(late, rng.integers(1, 31, n), 0)
+        day = np.maximum(received - lag, 0)
+        imp = rng.choice(len(self.implementers), n, p=self.imp_p)
+        lang_i = (rng.random(n) * self.imp_nlang[imp]).astype(np.int64)
+        lang = self.imp_langs[imp, lang_i]
+        uri = self.uris[rng.choice(len(self.uris), n, p=self.uri_p)]
+        roll = rng.random(n)
+        kind = np.searchsorted(np.array([b for _, b in TYPE_SHARES]), roll, side="right")
+        count = np.where(rng.random(n) < 0.8, 1, rng.integers(2, 51, n))
+        ctx = self.contexts[rng.choice(len(self.contexts), n, p=self.context_p)]
+        ver = self.versions[rng.choice(len(self.versions), n, p=self.version_p)]
+        type_names = np.array(["concept_used", "concept_used", "label_added",
+                               "concept_proposed", "translation_feedback"], dtype=object)
+        types = type_names[kind]
+        ids = range(self.next_id, self.next_id + n)
+        self.next_id += n
+        event_id = [f"b{i:010d}" for i in ids]
+        uri_l = uri.tolist()
+        label: list[str | None] = [None] * n
+        ctype: list[str | None] = [None] * n
+        comment: list[str | None] = [None] * n
+        status = ["accepted"] * n
+        reason: list[str | None] = [None] * n
+        lang_l = lang.tolist()
+        count_l = count.tolist()
+        picks = rng.random((n, 3))
+        for j in np.flatnonzero(kind != 1).tolist():
+            k = int(kind[j])
+            u, lg, p = uri_l[j], lang_l[j], picks[j]
+            if k == 0:  # a concept no loaded catalogue knows: quarantined
+                uri_l[j], status[j], reason[j] = UNKNOWN, "quarantined", "unknown_concept"
+                continue
+            count_l[j] = 1
+            known = self.labels.get((u, lg))
+            base = (known or self.labels.get((u, "en")) or ["skill"])[0]
+            if k == 2:  # label_added: half variants of ESCO's own labels, half new ones
+                if known and p[0] < 0.5:
+                    b = known[int(p[1] * len(known))]
+                    label[j] = (b.upper(), _strip_accents(b), f"  {b}  ", b + ".")[int(p[2] * 4)]
+                else:
+                    sfx = SUFFIXES.get(lg, SUFFIXES["en"])
+                    label[j] = f"{base} {sfx[int(p[1] * len(sfx))]}"[:200]
+            elif k == 3:  # concept_proposed
+                prop = PROPOSALS[int(p[0] * len(PROPOSALS))]
+                label[j] = (prop, prop.lower(), prop.title(), _strip_accents(prop))[int(p[1] * 4)]
+                ctype[j] = "skill" if p[2] < 0.85 else "occupation"
+                if p[2] < 0.6:
+                    comment[j] = "Asked for in many vacancies; no ESCO concept fits."
+                else:
+                    uri_l[j] = None
+            else:  # translation_feedback
+                label[j] = (base + " (neu)" if lg == "de" else base.lower())[:200]
+                comment[j] = "The wording is too literal."
+        return list(zip(
+            (imp + 1).tolist(), event_id, types.tolist(), self.day_text[day].tolist(), uri_l,
+            ver.tolist(), lang_l, ctx.tolist(), count_l, label, ctype, comment, status, reason,
+            self.day_text[received].tolist(), strict=True))
+
+
+INSERT = ("insert into events (implementer_id, event_id, type, day, concept_uri, esco_version,"
+          " language, context, count, label, concept_type, comment, status, quarantine_reason,"
+          " received_on) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _insert_rows(settings, rows_iter, log) -> int:
+    """Bulk insert through the plain driver: sqlite3 or psycopg's COPY."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    total = 0
+    if url.get_backend_name() == "sqlite":
+        con = sqlite3.connect(url.database, isolation_level=None)
+        con.execute("pragma synchronous=off")
+        con.execute("pragma cache_size=-1000000")
+        try:
+            for rows in rows_iter:
+                con.execute("begin")
+                con.executemany(INSERT, rows)
+                con.execute("commit")
+                total += len(rows)
+                log(total)
+            con.execute("pragma wal_checkpoint(truncate)")
+        finally:
+            con.close()
+        return total
+    import psycopg
+
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(False)) as con:
+        for rows in rows_iter:
+            with con.cursor() as cur, cur.copy(
+                    "copy events (implementer_id, event_id, type, day, concept_uri, esco_version,"
+                    " language, context, count, label, concept_type, comment, status,"
+                    " quarantine_reason, received_on) from stdin") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            con.commit()
+            total += len(rows)
+            log(total)
+    return total
+
+
+def generate_store(data_dir: Path, n: int, seed: int, database_url: str | None) -> dict:
+    """Create the ingest store with the bundled catalogue, 50 implementers and n events."""
+    from sqlalchemy import insert
+
+    from kpi.catalogue import load_bundled
+    from kpi.store import implementers, init_store, make_engine
+
+    settings = _settings(data_dir, database_url)
+    engine = make_engine(settings)
+    t0 = time.perf_counter()
+    init_store(engine)
+    load_bundled(engine)
+    t_cat = time.perf_counter() - t0
+    src = EventSource(engine, seed)
+    with engine.begin() as conn:
+        conn.execute(insert(implementers), [
+            {"id": i["id"], "name": i["name"], "country": i["country"], "sector": i["sector"],
+             "created_at": datetime(2026, 1, 1, tzinfo=UTC)} for i in src.implementers])
+    engine.dispose()
+    received = src.received_days(n)
+    t1 = time.perf_counter()
+
+    def chunks():
+        for lo in range(0, n, CHUNK):
+            yield src.chunk(received[lo:lo + CHUNK])
+
+    def log(done: int) -> None:
+        if done % 2_000_000 < CHUNK or done == n:
+            rate = done / (time.perf_counter() - t1)
+            print(f"  generated {done:,} events ({rate:,.0f}/s)", flush=True)
+
+    _insert_rows(settings, chunks(), log)
+    meta = {"events": n, "seed": seed, "gen_version": GEN_VERSION,
+            "catalogue_seconds": round(t_cat, 1),
+            "events_seconds": round(time.perf_counter() - t1, 1),
+            "implementers": src.implementers, "next_event": src.next_id}
+    return meta
+
+
+def add_events(settings, n: int, seed: int, recent: bool, first_event: int) -> None:
+    """n more events: on the last 3 days (recent) or over all days."""
+    engine = _engine(settings)
+    src = EventSource(engine, seed, stream=first_event)
+    engine.dispose()
+    src.next_id = first_event
+    first = src.days - 3 if recent else 0
+    received = src.received_days(n, first=first)
+    _insert_rows(settings, [src.chunk(received)], lambda done: None)
+
+
+def _engine(settings):
+    from kpi.store import make_engine
+
+    return make_engine(settings)
+
+
+def prepare_store(args) -> tuple[Path, dict]:
+    """The cached store for (events, seed), generated if missing; returns (data_dir, meta)."""
+    key = f"agg-{args.events}-s{args.seed}-g{GEN_VERSION}"
+    cached = Path(args.cache).resolve() / key
+    meta_file = cached / "meta.json"
+    if args.database_url:
+        # PostgreSQL: the database itself is the cache; rebuilt unless it holds the same set.
+        data_dir = cached / "pg-var"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        settings = _settings(data_dir, args.database_url)
+        engine = _engine(settings)
+        from sqlalchemy import text
+
+        from kpi.store import init_store
+        _create_database(args.database_url)
+        init_store(engine)
+        with engine.begin() as conn:
+            have = conn.execute(text("select count(*) from events")).scalar_one()
+            stamp = conn.execute(text(
+                "select count(*) from implementers where name like 'Bench implementer %'"
+            )).scalar_one()
+            others = conn.execute(text(
+                "select count(*) from implementers where name not like 'Bench implementer %'"
+            )).scalar_one()
+        if others:
+            raise SystemExit(f"{args.database_url} holds implementers this benchmark did not "
+                             "create: give it a database of its own (created if missing)")
+        if meta_file.exists() and have == args.events and stamp == 50:
+            return data_dir, json.loads(meta_file.read_text())
+        with engine.begin() as conn:
+            conn.execute(text("truncate events, implementers, outcome_counts, aggregation_runs"
+                              " restart identity cascade"))
+        engine.dispose()
+        print(f"generating {args.events:,} events into {args.database_url} ...", flush=True)
+        meta = generate_store(data_dir, args.events, args.seed, args.database_url)
+        meta_file.write_text(json.dumps(meta))
+        return data_dir, meta
+    if meta_file.exists():
+        return cached / "var", json.loads(meta_file.read_text())
+    shutil.rmtree(cached, ignore_errors=True)
+    tmp = cached.with_name(cached.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    print(f"generating {args.events:,} events into {tmp} (cached for later runs) ...", flush=True)
+    meta = generate_store(tmp / "var", args.events, args.seed, None)
+    (tmp / "meta.json").write_text(json.dumps(meta))
+    tmp.rename(cached)
+    return cached / "var", meta
+
+
+def _create_database(url: str) -> None:
+    """Create the PostgreSQL database of `url` when it does not exist yet."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(text("select 1 from pg_database where datname = :n"),
+                                  {"n": target.database}).first()
+            if not exists:
+                # an identifier cannot be bound; quoted by the dialect's preparer
+                name = admin.dialect.identifier_preparer.quote(target.database)
+                conn.execute(text(f"create database {name}"))
+    finally:
+        admin.dispose()
+
+
+def working_copy(data_dir: Path, work: Path, database_url: str | None) -> Path:
+    """A fresh copy of the cached store (SQLite) with no warehouse yet."""
+    shutil.rmtree(work, ignore_errors=True)
+    target = work / "var"
+    target.mkdir(parents=True)
+    if not database_url:
+        for name in ("ingest.sqlite3", "ingest.sqlite3-wal", "ingest.sqlite3-shm"):
+            if (data_dir / name).exists():
+                shutil.copyfile(data_dir / name, target / name)
+        os.sync()  # the copy's dirty pages are not the aggregator's to write
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# Phases, each run in a fresh process (python bench/aggregate.py --phase NAME ...)
+
+
+def _phase_result(t: float, sampler: PeakSampler, **extra: Any) -> dict[str, Any]:
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return {"seconds": t, "peak_tree_mb": sampler.peak_kb / 1024,
+            "maxrss_self_mb": own.ru_maxrss / 1024, "maxrss_children_mb": kids.ru_maxrss / 1024,
+            "cpu_seconds": cpu, **extra}
+
+
+def phase_aggregate(settings, profile: str | None) -> dict[str, Any]:
+    from kpi.aggregate import run_aggregation
+
+    with PeakSampler() as sampler:
+        t0 = time.perf_counter()
+        if profile:
+            import cProfile
+
+            prof = cProfile.Profile()
+            summary = prof.runcall(run_aggregation, settings)
+            prof.dump_stats(profile)
+        else:
+            summary = run_aggregation(settings)
+        t = time.perf_counter() - t0
+    return _phase_result(t, sampler, events_read=summary.events_read,
+                         days=summary.days_recomputed)
+
+
+def phase_export(settings, out: Path) -> dict[str, Any]:
+    from kpi.export import export_quarter
+
+    with PeakSampler() as sampler:
+        t0 = time.perf_counter()
+        summary = export_quarter(settings, QUARTER, out)
+        t = time.perf_counter() - t0
+    return _phase_result(t, sampler, rows=sum(summary.files.values()))
+
+
+def phase_baseline(settings, work: Path) -> dict[str, Any]:
+    """Accepted events into a DuckDB table (raw driver, Arrow), then GROUP BY concept_uri."""
+    import duckdb
+    import pyarrow as pa
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    cols = ("implementer_id", "type", "day", "concept_uri", "language", "context", "count")
+    sql = f"select {', '.join(cols)} from events where status = 'accepted'"
+    db = work / "baseline.duckdb"
+    db.unlink(missing_ok=True)
+    duck = duckdb.connect(str(db))
+    with PeakSampler() as sampler:
+        t0 = time.perf_counter()
+        if url.get_backend_name() == "sqlite":
+            src = sqlite3.connect(url.database)
+            cur = src.execute(sql)
+        else:
+            import psycopg
+
+            src = psycopg.connect(url.set(drivername="postgresql").render_as_string(False))
+            cur = src.cursor(name="baseline")
+            cur.itersize = 200_000
+            cur.execute(sql)
+        first = True
+        while True:
+            rows = cur.fetchmany(500_000)
+            if not rows:
+                break
+            columns = zip(*rows, strict=True)
+            duck.register("batch", pa.table(
+                {n: pa.array(c) for n, c in zip(cols, columns, strict=True)}))
+            del rows, columns
+            if first:
+                duck.execute("create table events as select implementer_id::integer as "
+                             "implementer_id, type, day::date as day, concept_uri, language,"
+                             " context, count::bigint as count from batch")
+                first = False
+            else:
+                duck.execute("insert into events select * from batch")
+            duck.unregister("batch")
+        src.close()
+        duck.execute("checkpoint")
+        load = time.perf_counter() - t0
+        times = []
+        for _ in range(7):
+            t1 = time.perf_counter()
+            duck.execute("select concept_uri, sum(count) as usage from events "
+                         "group by concept_uri").fetchall()
+            times.append(time.perf_counter() - t1)
+        n = duck.execute("select count(*) from events").fetchone()[0]
+    duck.close()
+    db.unlink(missing_ok=True)
+    return _phase_result(statistics.median(times), sampler, load_seconds=load, rows=n,
+                         group_by_min=min(times))
+
+
+def phase_queries(settings, runs: int) -> dict[str, Any]:
+    from kpi.indicators import INDICATORS, Period, query
+    from kpi.warehouse import open_reader, shared_reader
+
+    period = Period.quarter(QUARTER)
+    out: dict[str, Any] = {}
+    opens = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        open_reader(settings).close()
+        opens.append(time.perf_counter() - t0)
+    out["open_reader"] = {"fresh": _pcts(opens)}
+    shared_reader(settings).close()  # build it once: the dashboard worker's steady state
+    variants = {"": {}, " (language=de)": {"language": "de"}}
+    for name in INDICATORS:
+        for suffix, filters in variants.items():
+            if filters and name not in ("most_used_concepts", "least_used_concepts"):
+                continue
+            fresh, shared = [], []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                con = open_reader(settings)
+                query(con, name, period, **filters)
+                con.close()
+                fresh.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                query(settings, name, period, **filters)  # the shared reader
+                shared.append(time.perf_counter() - t0)
+            out[name + suffix] = {"fresh": _pcts(fresh), "shared": _pcts(shared)}
+    return out
+
+
+def _pcts(times: list[float]) -> dict[str, float]:
+    ordered = sorted(times)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return {"p50_ms": statistics.median(ordered) * 1000, "p95_ms": p95 * 1000}
+
+
+def run_phase(args) -> None:
+    data_dir = Path(args.data_dir)
+    settings = _settings(data_dir, args.database_url)
+    if args.phase == "aggregate":
+        result = phase_aggregate(settings, args.profile)
+    elif args.phase == "export":
+        result = phase_export(settings, Path(args.work) / "export")
+    elif args.phase == "baseline":
+        result = phase_baseline(settings, Path(args.work))
+    elif args.phase == "queries":
+        result = phase_queries(settings, args.runs)
+    elif args.phase.startswith("add-"):
+        t0 = time.perf_counter()
+        add_events(settings, 100_000, args.seed,
+                   args.phase == "add-recent", args.first_event)
+        result = {"seconds": time.perf_counter() - t0}
+    else:
+        raise SystemExit(f"unknown phase {args.phase}")
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def spawn(phase: str, args, data_dir: Path, work: Path, **extra: Any) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", phase, "--data-dir",
+           str(data_dir), "--work", str(work), "--seed", str(args.seed), "--runs",
+           str(args.runs)]
+    if args.database_url:
+        cmd += ["--database-url", args.database_url]
+    for k, v in extra.items():
+        cmd += [f"--{k.replace('_', '-')}", str(v)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    sys.stderr.write(proc.stdout + proc.stderr)
+    raise SystemExit(f"phase {phase} failed ({proc.returncode})")
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+def _ok(flag: bool) -> str:
+    return "yes" if flag else "**no**"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--quick", action="store_true", help="1 M events")
+    parser.add_argument("--cache", default=str(HERE / "out"))
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=20, help="runs per indicator query")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="full refreshes to time (the fastest is reported)")
+    parser.add_argument("--profile", default=None, help="cProfile the full refresh to this file")
+    parser.add_argument("--no-results", action="store_true")
+    parser.add_argument("--generate-only", action="store_true")
+    # internal: one phase in this process
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--first-event", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.events = 1_000_000
+    if args.phase:
+        run_phase(args)
+        return
+
+    command = "python bench/aggregate.py " + " ".join(sys.argv[1:])
+    load_before = loadavg()
+    t_gen = time.perf_counter()
+    cached, meta = prepare_store(args)
+    t_gen = time.perf_counter() - t_gen
+    print(f"store: {cached} ({meta['events']:,} events; ready in {t_gen:.1f} s)", flush=True)
+    if args.generate_only:
+        return
+    work = Path(args.cache).resolve() / "work"
+    fulls = []
+    for attempt in range(args.repeat):
+        data_dir = working_copy(cached, work, args.database_url)
+        if args.database_url:  # the warehouse is what a fresh run starts without
+            data_dir = cached
+            shutil.rmtree(data_dir / "warehouse", ignore_errors=True)
+        extra = {"profile": args.profile} if args.profile and attempt == 0 else {}
+        la = loadavg()[0]
+        fulls.append((spawn("aggregate", args, data_dir, work, **extra), la))
+        print(f"full refresh: {fulls[-1][0]['seconds']:.1f} s, "
+              f"{fulls[-1][0]['cpu_seconds']:.1f} CPU-s (load {la:.2f}), "
+              f"peak {fulls[-1][0]['peak_tree_mb']:.0f} MB", flush=True)
+    full, full_load = min(fulls, key=lambda f: f[0]["seconds"])
+    base = spawn("baseline", args, data_dir, work)
+    print(f"baseline: load {base['load_seconds']:.1f} s, GROUP BY {base['seconds']:.3f} s",
+          flush=True)
+    export = spawn("export", args, data_dir, work)
+    print(f"export: {export['seconds']:.1f} s, peak {export['peak_tree_mb']:.0f} MB", flush=True)
+    queries = spawn("queries", args, data_dir, work)
+    print("queries done", flush=True)
+    incr = {}
+    first = meta["next_event"]
+    for kind in ("recent", "spread"):
+        spawn(f"add-{kind}", args, data_dir, work, first_event=first)
+        first += 100_000
+        incr[kind] = spawn("aggregate", args, data_dir, work)
+        print(f"incremental ({kind}): {incr[kind]['seconds']:.2f} s, "
+              f"{incr[kind]['days']} days", flush=True)
+    if args.database_url:  # leave the database as generated
+        from sqlalchemy import text
+        engine = _engine(_settings(data_dir, args.database_url))
+        with engine.begin() as conn:
+            conn.execute(text("delete from events where event_id >= :e"),
+                         {"e": f"b{meta['next_event']:010d}"})
+        engine.dispose()
+    load_after = loadavg()
+    info = machine()
+    report = render(command, info, meta, load_before, load_after, full, full_load, fulls,
+                    base, incr, export, queries, args)
+    print(report)
+    if not args.no_results:
+        with RESULTS.open("a", encoding="utf-8") as handle:  # every run adds its section
+            handle.write("\n" + report)
+        print(f"appended to {RESULTS}")
+
+
+def render(command, info, meta, load_before, load_after, full, full_load, fulls, base, incr,
+           export, queries, args) -> str:
+    ratio = full["seconds"] / base["seconds"]
+    ratio_load = full["seconds"] / (base["seconds"] + base["load_seconds"])
+    store = "PostgreSQL" if args.database_url else "SQLite"
+    lines = [
+        f"## Aggregation and export ({meta['events']:,} events, {store} ingest store)",
+        "",
+        f"`{command}` — {info['date']}, git {info['git']} (uncommitted in kpi/: "
+        f"{info['dirty']})",
+        "",
+        f"Machine: {info['nproc']} cores ({info['cpu']}), {info['ram_gb']} GB RAM; Python "
+        f"{info['python']}, DuckDB {info['duckdb']}, pyarrow {info['pyarrow']}, numpy "
+        f"{info['numpy']}, SQLAlchemy {info['sqlalchemy']}, SQLite {info['sqlite']}. "
+        f"Load average before {load_before[0]:.2f} / {load_before[1]:.2f} / "
+        f"{load_before[2]:.2f}, after {load_after[0]:.2f} / {load_after[1]:.2f} / "
+        f"{load_after[2]:.2f} (1 / 5 / 15 min; 2 cores shared with other work).",
+        "",
+        f"Events: Zipf (s = {ZIPF_S}) over the bundled catalogue's occupations and skills, 50 "
+        f"implementers, {START} to {END}, ~90 % concept_used, 6 % label_added, 2 % "
+        f"concept_proposed, 2 % translation_feedback, 0.3 % quarantined; generated once in "
+        f"{meta['events_seconds']:.0f} s (+ {meta['catalogue_seconds']:.0f} s catalogue) and "
+        f"cached. Each phase runs in a fresh process; peak memory = RSS of that process and "
+        f"any child processes, sampled every 50 ms (ru_maxrss in brackets: self / largest "
+        f"child). CPU-s = user + system CPU of the phase's process and its children: on this "
+        f"shared machine a steadier figure than the wall time.",
+        "",
+        "| workload | figure | baseline / ratio | target | met |",
+        "| --- | --- | --- | --- | --- |",
+        f"| baseline: events into DuckDB (sqlite3 fetchmany → Arrow) | "
+        f"{base['load_seconds']:.1f} s ({base['rows']:,} rows) | — | — | — |",
+        f"| baseline: `GROUP BY concept_uri` in DuckDB (median of 7) | "
+        f"{base['seconds'] * 1000:.0f} ms | — | — | — |",
+        f"| full refresh (`run_aggregation`, empty warehouse; best of {len(fulls)}, load "
+        f"{full_load:.2f} at start) | {full['seconds']:.1f} s, peak "
+        f"{full['peak_tree_mb']:.0f} MB [{full['maxrss_self_mb']:.0f} / "
+        f"{full['maxrss_children_mb']:.0f}] | {ratio:.0f} × the GROUP BY; "
+        f"{ratio_load:.2f} × load + GROUP BY; {full['cpu_seconds']:.0f} CPU-s | "
+        f"≤ 3 × GROUP BY, < 20 s, < 2 GB | "
+        f"{_ok(ratio <= TARGET_FULL_RATIO)} / {_ok(full['seconds'] < TARGET_FULL_SECONDS)} / "
+        f"{_ok(full['peak_tree_mb'] < TARGET_AGGREGATOR_MB)} |",
+    ]
+    for kind, label in (("recent", "100 k new events on the last 3 days"),
+                        ("spread", "100 k new events over all days")):
+        r = incr[kind]
+        share = r["seconds"] / full["seconds"]
+        lines.append(
+            f"| incremental refresh, {label} ({r['days']} days recomputed) | "
+            f"{r['seconds']:.2f} s, {r['cpu_seconds']:.1f} CPU-s, peak "
+            f"{r['peak_tree_mb']:.0f} MB | {share:.1%} of the full refresh | ≤ 10 % | "
+            f"{_ok(share <= TARGET_INCREMENTAL_SHARE)} |")
+    lines.append(
+        f"| quarterly export {QUARTER} ({export['rows']:,} rows) | {export['seconds']:.1f} s, "
+        f"peak {export['peak_tree_mb']:.0f} MB [{export['maxrss_self_mb']:.0f}] | — | "
+        f"< 10 s, < 1.5 GB | {_ok(export['seconds'] < TARGET_EXPORT_SECONDS)} / "
+        f"{_ok(export['peak_tree_mb'] < TARGET_EXPORT_MB)} |")
+    lines += [
+        "",
+        f"Indicator queries over {QUARTER} ({args.runs} runs each; ms). *fresh* = "
+        "`open_reader` + query + close each time; *shared* = `query(settings, …)`, which uses "
+        "the process's `shared_reader` (the dashboard's path). Target: < 300 ms p95.",
+        "",
+        "| indicator | fresh p50 | fresh p95 | shared p50 | shared p95 | met (shared p95) |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    o = queries.pop("open_reader")["fresh"]
+    lines.append(f"| (open_reader alone) | {o['p50_ms']:.0f} | {o['p95_ms']:.0f} | | | |")
+    for name, q in queries.items():
+        f, s = q["fresh"], q["shared"]
+        lines.append(f"| {name} | {f['p50_ms']:.0f} | {f['p95_ms']:.0f} | {s['p50_ms']:.0f} | "
+                     f"{s['p95_ms']:.0f} | {_ok(s['p95_ms'] < TARGET_QUERY_MS)} |")
+    if len(fulls) > 1:
+        lines += ["", "Full refresh runs: " + ", ".join(
+            f"{f['seconds']:.1f} s / {f['cpu_seconds']:.0f} CPU-s (load {la:.2f})"
+            for f, la in fulls) + "."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
