@@ -15,8 +15,6 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from flask_caching import Cache
@@ -24,11 +22,10 @@ from flask_caching.backends.base import BaseCache
 
 from dashboard.state import FilterState
 from kpi import indicators
-from kpi.indicators import Period, Result
+from kpi.indicators import Period, Result, run_support_query
 from kpi.settings import Settings
 from kpi.warehouse import shared_reader, snapshot_id
 
-EXTRA_SQL = ("usage_trend", "concept_detail")
 # The cache's budget, in result rows, per worker process (the collector shares the worker:
 # 150k rows of indicator dicts are some 150 MB at worst, usually far less).
 CACHE_ROW_BUDGET = 150_000
@@ -101,24 +98,13 @@ class ResultCache(BaseCache):
         return item is not None
 
 
-@cache
-def _extra_sql(name: str) -> str:
-    if name not in EXTRA_SQL:
-        raise ValueError(f"unknown query {name!r}")
-    return resources.files("sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
-
-
 def run_extra(settings: Settings, name: str, params: dict[str, Any]) -> Result:
-    """Run one of EXTRA_SQL with bound $named parameters (values are never formatted in)."""
-    sql = _extra_sql(name)
+    """Run a support query of kpi.indicators on this process's shared reader."""
     cur = shared_reader(settings)
     try:
-        cur.execute(sql, params)
-        columns = tuple(d[0] for d in cur.description)
-        rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+        return run_support_query(cur, name, params)
     finally:
         cur.close()
-    return Result(columns, rows)
 
 
 def grain_for(period: Period) -> str:

@@ -143,10 +143,14 @@ class Result:
         return [tuple(row[c] for c in self.columns) for row in self.rows]
 
 
+# Queries of sql/ that serve the dashboard's drill-downs rather than the KPI framework.
+SUPPORT_QUERIES: tuple[str, ...] = ("usage_trend", "concept_detail")
+
+
 @cache
 def load_sql(name: str) -> str:
-    """The SQL text of an indicator, from the `sql` package."""
-    if name not in INDICATORS:
+    """The SQL text of an indicator (or a support query), from the `sql` package."""
+    if name not in INDICATORS and name not in SUPPORT_QUERIES:
         raise ValueError(f"unknown indicator {name!r}; one of: {', '.join(INDICATORS)}")
     return resources.files("sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
@@ -225,6 +229,14 @@ def query(
         finally:
             con.close()
     return _run(source, sql, params)
+
+
+def run_support_query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]
+                      ) -> Result:
+    """Run one of SUPPORT_QUERIES with bound `$named` parameters."""
+    if name not in SUPPORT_QUERIES:
+        raise ValueError(f"unknown query {name!r}; one of: {', '.join(SUPPORT_QUERIES)}")
+    return _run(con, load_sql(name), params)
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> Result:
