@@ -33,7 +33,7 @@ from flask_caching import Cache
 
 from dashboard import auth
 from dashboard.components import empty_state
-from dashboard.data import Data, to_csv
+from dashboard.data import PAGE_BUDGET, Data, ResultCache, Warmer, to_csv
 from dashboard.pages import BY_PATH, PAGES
 from dashboard.state import (
     FILTER_NAMES,
@@ -110,8 +110,12 @@ class _SessionInterface(SecureCookieSessionInterface):
         return request.is_secure
 
 
-def create_dashboard(settings: Settings) -> Flask:
-    """The dashboard's Flask server (with the Dash app mounted at /dashboard/)."""
+def create_dashboard(settings: Settings, warm_up: bool = False) -> Flask:
+    """The dashboard's Flask server (with the Dash app mounted at /dashboard/).
+
+    warm_up: start a Warmer thread that renders the default views after every aggregation
+    (`serve` does, per worker; tests call the pages themselves).
+    """
     server = Flask(__name__)
     server.secret_key = auth.load_secret_key(settings.data_dir)
     server.session_interface = _SessionInterface()
@@ -126,8 +130,13 @@ def create_dashboard(settings: Settings) -> Flask:
     auth.init_tables(engine)
     server.extensions["esco_store"] = engine
     cache = Cache(server, config={"CACHE_TYPE": "dashboard.data.ResultCache"})
-    data = Data(settings, cache)
+    data = Data(settings, cache, ResultCache(row_budget=PAGE_BUDGET))
     server.extensions["esco_dashboard_data"] = data
+    if warm_up:
+        warmer = Warmer(data, lambda path, state: render_body(data, BY_PATH[path], state),
+                        [p.PATH for p in PAGES])
+        warmer.start()
+        server.extensions["esco_dashboard_warmer"] = warmer
 
     _add_auth_routes(server, engine)
     app = _create_dash(server, data, engine)
@@ -381,13 +390,18 @@ def render_page(data: Data, pathname: str | None, search: str | None) -> tuple[A
     if page is None:
         return [empty_state("No such page.")], info, menu
     try:
-        body = page.render(data, state)
+        body = render_body(data, page, state)
     except Exception:  # noqa: BLE001 - show the failure on the page, keep the app usable
         log.exception("dashboard page %s failed", page.PATH)
         body = [html.Div("This page could not be loaded; the error is in the server log.",
                          className="error", role="alert")]
     return [html.H1(page.TITLE if page.PATH != "concept" else "Concept", id="page-title"),
             *body], info, menu
+
+
+def render_body(data: Data, page: Any, state: FilterState) -> list[Any]:
+    """A page's body for a state, from the memo when the same view was rendered before."""
+    return data.page(page.PATH, state, lambda: page.render(data, state))
 
 
 def download(data: Data, pathname: str | None, search: str | None, table: str

@@ -1,18 +1,26 @@
-"""Where the dashboard gets its numbers: kpi.indicators, memoised per warehouse snapshot.
+"""Where the dashboard gets its numbers: kpi.indicators, memoised per period fingerprint.
 
-Two time-series queries the indicators do not answer (sql/usage_trend.sql and
-sql/concept_detail.sql) are read here from the `sql` package and run on the same shared
-reader; they belong in kpi.indicators once that module registers them (see the report).
+Two levels of memo, both keyed by kpi.warehouse.period_fingerprint (the published files a
+period can read), so a run that touched only today keeps last quarter's entries:
+
+* indicator results (rows), bounded by CACHE_ROW_BUDGET rows: shared by the pages and the CSV
+  downloads of the same period and filters;
+* rendered page bodies, bounded by PAGE_BUDGET pages: a page seen before is served without
+  rebuilding its charts and grids, however many result rows other views pushed out since.
+
+`Warmer` fills both for the default views each time a run published, so the first visitor
+after an aggregation does not wait for the indicators.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -20,17 +28,24 @@ from typing import Any
 from flask_caching import Cache
 from flask_caching.backends.base import BaseCache
 
-from dashboard.state import FilterState
+from dashboard.state import PRESETS, FilterState
 from kpi import indicators
 from kpi.indicators import Period, Result, run_support_query
 from kpi.settings import Settings
-from kpi.warehouse import shared_reader, snapshot_id
+from kpi.warehouse import period_fingerprint, shared_reader, snapshot_id
+
+log = logging.getLogger("esco_kpi.dashboard")
 
 # The cache's budget, in result rows, per worker process (the collector shares the worker:
 # 150k rows of indicator dicts are some 150 MB at worst, usually far less).
 CACHE_ROW_BUDGET = 150_000
-# Cached results live this long at most; a new snapshot changes the key anyway.
+# Cached results live this long at most; new data for their period changes the key anyway.
 CACHE_SECONDS = 600
+# Rendered page bodies kept per worker process (grids show at most 1,000 rows: a body is some
+# hundreds of kB at worst).
+PAGE_BUDGET = 120
+# The views Warmer computes after each run: every page, unfiltered, for these presets.
+WARM_PRESETS = ("last30", "last_quarter", "this_quarter")
 
 
 class ResultCache(BaseCache):
@@ -130,31 +145,48 @@ def bucket_starts(period: Period, grain: str) -> list[date]:
 
 @dataclass
 class Data:
-    """Memoised access to the indicators for one dashboard app."""
+    """Memoised access to the indicators (and rendered pages) for one dashboard app."""
 
     settings: Settings
     cache: Cache | None = None
+    pages: ResultCache | None = None
 
     def snapshot(self) -> int:
         return snapshot_id(self.settings)
 
-    def _cached(self, key: tuple, compute) -> Result:
-        if self.cache is None:
+    def fingerprint(self, period: Period) -> str:
+        # most_used_concepts and the overview also read the previous period of equal length
+        return period_fingerprint(self.settings, period.previous().start, period.end)
+
+    def _cached(self, key: tuple, period: Period, compute: Callable[[], Any],
+                store: Any = None) -> Any:
+        store = self.cache if store is None else store
+        if store is None:
             return compute()
-        # The snapshot id is part of the key: a new aggregation run invalidates everything.
-        full = repr((self.snapshot(), *key))
-        hit = self.cache.get(full)
+        before = self.fingerprint(period)
+        full = repr((before, *key))
+        hit = store.get(full)
         if hit is None:
             hit = compute()
-            self.cache.set(full, hit, timeout=CACHE_SECONDS)
+            # A run published meanwhile: the answer may be of either state, so it is not kept.
+            if self.fingerprint(period) == before:
+                store.set(full, hit, timeout=CACHE_SECONDS)
         return hit
+
+    def page(self, path: str, state: FilterState, render: Callable[[], Any]) -> Any:
+        """A page body, rendered by `render` unless the same view was rendered before."""
+        period = state.period()
+        # the resolved period, not the preset: "last quarter" and its dates are one view
+        key = ("page", path, period.start, period.end, state.label_language, state.concept,
+               sorted(state.filters().items()))
+        return self._cached(key, period, render, self.pages)
 
     def indicator(self, name: str, period: Period, state: FilterState, **extra: Any) -> Result:
         """kpi.indicators.query with the state's filters that the indicator can apply."""
         usable = set(indicators.applicable_filters(name))
         filters = {k: v for k, v in {**state.filters(), **extra}.items() if k in usable}
         key = (name, period.start, period.end, state.label_language, sorted(filters.items()))
-        return self._cached(key, lambda: indicators.query(
+        return self._cached(key, period, lambda: indicators.query(
             self.settings, name, period, label_language=state.label_language, **filters))
 
     def trend(self, period: Period, state: FilterState, concept_uri: str | None = None
@@ -164,7 +196,8 @@ class Data:
         params = {"start": period.start, "end": period.end, "grain": grain,
                   "concept_uri": concept_uri, **state.filters()}
         key = ("usage_trend", sorted((k, str(v)) for k, v in params.items()))
-        result = self._cached(key, lambda: run_extra(self.settings, "usage_trend", params))
+        result = self._cached(key, period,
+                              lambda: run_extra(self.settings, "usage_trend", params))
         found = {row["bucket"]: row for row in result.rows}
         rows = [found.get(b, {"bucket": b, "usage": 0, "events": 0, "implementers": 0,
                               "concepts": 0}) for b in bucket_starts(period, grain)]
@@ -174,7 +207,55 @@ class Data:
         params = {"start": period.start, "end": period.end, "concept_uri": concept_uri,
                   **{k: v for k, v in state.filters().items() if k != "concept_type"}}
         key = ("concept_detail", sorted((k, str(v)) for k, v in params.items()))
-        return self._cached(key, lambda: run_extra(self.settings, "concept_detail", params))
+        return self._cached(key, period,
+                            lambda: run_extra(self.settings, "concept_detail", params))
+
+
+class Warmer(threading.Thread):
+    """Renders the default views of every page whenever a run has published new data.
+
+    One per worker process (each has its own memo). A daemon thread: it dies with its worker.
+    Views whose period the run did not touch keep their fingerprint and cost nothing.
+    """
+
+    def __init__(self, data: Data, render: Callable[[str, FilterState], Any],
+                 paths: Iterable[str], interval: float = 5.0) -> None:
+        super().__init__(name="dashboard-warmer", daemon=True)
+        self.data, self.render, self.paths = data, render, tuple(paths)
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.rounds = 0  # finished warm-ups, for tests
+
+    def warm_once(self) -> int:
+        """Render every default view now; returns how many were rendered."""
+        done = 0
+        for preset in WARM_PRESETS:
+            if preset not in PRESETS:
+                continue
+            state = FilterState(preset=preset)
+            for path in self.paths:
+                if self.stopped.is_set():
+                    return done
+                self.render(path, state)
+                done += 1
+        return done
+
+    def run(self) -> None:
+        seen = None
+        while not self.stopped.is_set():
+            try:
+                current = self.data.snapshot()
+                if current != seen and current > 0:
+                    t0 = time.perf_counter()
+                    views = self.warm_once()
+                    seen = current
+                    self.rounds += 1
+                    log.info("dashboard views warmed", extra={
+                        "views": views, "seconds": round(time.perf_counter() - t0, 3),
+                        "snapshot": current})
+            except Exception:  # noqa: BLE001 - try again at the next interval
+                log.warning("dashboard warm-up failed", exc_info=True)
+            self.stopped.wait(self.interval)
 
 
 def _plain(value: Any) -> str:

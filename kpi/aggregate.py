@@ -177,6 +177,7 @@ def _run(
             progress(upper - previous, high - previous)
     catalogue_copied = synced["catalogue"]
 
+    warehouse.assign_concept_keys(con)
     manifest = warehouse.read_manifest(settings)
     # changed since last published, or never published (first run, crash before publishing)
     dims = [d for d in warehouse.DIMENSIONS

@@ -12,13 +12,11 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import requests
@@ -26,6 +24,7 @@ from sqlalchemy import select
 
 from kpi.catalogue import load_bundled
 from kpi.registry import RegistryError, add_implementer, add_user, rotate_key, set_password
+from kpi.server import spawn_serve, wait_until_up
 from kpi.settings import Settings
 from kpi.store import implementers, init_store, make_engine
 from kpi.synthetic import DEMO_IMPLEMENTERS, TrafficGenerator, split_volume
@@ -56,32 +55,6 @@ def _demo_password(engine) -> str:
     except RegistryError:
         set_password(engine, DEMO_USER, password)
     return password
-
-
-def start_server(config: str | None, port: int, log: Path) -> subprocess.Popen:
-    """`esco-kpi serve` in a child process, as an operator would run it."""
-    command = [sys.executable, "-m", "kpi.cli"]
-    if config:
-        command += ["--config", config]
-    command += ["serve", "--port", str(port)]
-    handle = log.open("ab")
-    return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def wait_until_up(url: str, process: subprocess.Popen, log: Path, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"the server stopped at start; its log ends with:\n{tail}")
-        try:
-            if requests.get(f"{url}/v1/health", timeout=1).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the server did not answer within {seconds:.0f} s (log: {log})")
 
 
 def _batches(events: Iterator[dict]) -> Iterator[list[dict]]:
@@ -156,7 +129,7 @@ def run_demo(settings: Settings, config: str | None, events: int, port: int | No
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log = settings.data_dir / "demo-server.log"
-    server = start_server(config, port, log)
+    server = spawn_serve(config, port, log)
     try:
         wait_until_up(url, server, log)
         end = datetime.now(UTC).date()

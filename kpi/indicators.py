@@ -5,10 +5,11 @@
     result.columns, result.rows  # rows are dicts
 
 Every SQL file takes `$start` and `$end` (inclusive dates) and the optional filters it can
-apply (`$concept_type`, `$language`, `$country`, `$sector`, `$context`, and for data_quality
-`$implementer_id`; NULL = all); most_used_concepts also `$prev_start`/`$prev_end` (filled in
-from `period.previous()`), and the concept indicators `$label_language`. Values are always
-bound as DuckDB parameters, never formatted into the SQL.
+apply (`$concept_type`, `$language`, `$country`, `$sector`, `$context`, for data_quality
+`$implementer_id`, for candidate_alt_labels and translation_feedback `$concept_uri`; NULL =
+all); most_used_concepts also `$prev_start`/`$prev_end` (filled in from `period.previous()`),
+and the concept indicators `$label_language`. Values are always bound as DuckDB parameters,
+never formatted into the SQL.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ INDICATORS: tuple[str, ...] = (
 )
 CONCEPT_TYPES = ("occupation", "skill", "qualification", "isco", "skill_group")
 CONTEXTS = ("job_vacancy", "cv", "search", "matching", "training", "statistics", "other")
-FILTERS = ("concept_type", "language", "country", "sector", "context", "implementer_id")
+FILTERS = ("concept_type", "language", "country", "sector", "context", "implementer_id",
+           "concept_uri")
+CONCEPT_URI_PREFIX = "http://data.europa.eu/esco/"
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _PARAM = re.compile(r"\$([a-z_]+)")
 
@@ -181,6 +184,13 @@ def _check_filters(filters: dict[str, Any]) -> dict[str, Any]:
                     value).isdigit():
                 raise ValueError(f"implementer_id must be a whole number, got {value!r}")
             clean[name] = int(value)
+            continue
+        if name == "concept_uri":
+            if (not isinstance(value, str) or not value.startswith(CONCEPT_URI_PREFIX)
+                    or len(value) > 300 or not value.isprintable()):
+                raise ValueError(f"concept_uri must be an ESCO concept URI starting with "
+                                 f"{CONCEPT_URI_PREFIX}, got {value!r:.80}")
+            clean[name] = value
             continue
         allowed = {"concept_type": CONCEPT_TYPES, "language": LANGUAGES, "sector": SECTORS,
                    "context": CONTEXTS}.get(name)

@@ -6,8 +6,13 @@ import hashlib
 import multiprocessing
 import os
 import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
+import requests
 from gunicorn.app.base import BaseApplication
 
 from kpi.logs import logging_config
@@ -25,7 +30,7 @@ def build_wsgi_app(settings: Settings):
     from dashboard.app import create_dashboard
 
     collector = create_app(settings).wsgi_app
-    dashboard = create_dashboard(settings).wsgi_app
+    dashboard = create_dashboard(settings, warm_up=settings["dashboard.warm_up"]).wsgi_app
 
     def dispatch(environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -113,3 +118,35 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
         _Gunicorn(settings, options).run()
     finally:
         stop_scheduler(None)
+
+
+def spawn_serve(config: str | Path | None, port: int, log: Path, extra: Sequence[str] = (),
+                env: dict[str, str] | None = None, cwd: Path | None = None
+                ) -> subprocess.Popen:
+    """`esco-kpi serve` in a child process of its own session, output appended to `log`.
+
+    As an operator runs it: the demo, the tests and the benchmarks all start servers this way.
+    """
+    command = [sys.executable, "-m", "kpi.cli"]
+    if config:
+        command += ["--config", str(config)]
+    command += ["serve", "--port", str(port), *extra]
+    with log.open("ab") as handle:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env,
+                                cwd=cwd, start_new_session=True)
+
+
+def wait_until_up(url: str, process: subprocess.Popen, log: Path, seconds: float = 60) -> None:
+    """Wait until `url`/v1/health answers; raise with the log's tail if the server stopped."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the server stopped at start; its log ends with:\n{tail}")
+        try:
+            if requests.get(f"{url}/v1/health", timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the server did not answer within {seconds:.0f} s (log: {log})")

@@ -84,6 +84,8 @@ SETTINGS: tuple[Setting, ...] = (
             int, _at_least(1)),
     Setting("privacy.export_min_count", 5, "counts below this are published as <N", int,
             _at_least(1)),
+    Setting("dashboard.warm_up", True,
+            "after each aggregation, each worker renders every page's default views", bool),
     Setting("logging.level", "INFO", "DEBUG, INFO, WARNING or ERROR", str, _log_level),
 )
 
@@ -160,7 +162,8 @@ def _validate(name: str, value: Any) -> Any:
 
 
 def _kind_name(kinds: tuple[type, ...]) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", type(None): "empty"}
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             type(None): "empty"}
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 

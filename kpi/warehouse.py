@@ -24,6 +24,7 @@ Open one per request (it costs a few milliseconds); `snapshot_id` tells when to 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -31,7 +32,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,9 @@ import duckdb
 from kpi.settings import Settings
 
 # Bumped whenever the private tables change shape.
-FORMAT = "1"
+FORMAT = "2"
+# Formats this version upgrades in place (see `_upgrade`): 1 had URIs in the rollups.
+UPGRADABLE = ("1",)
 MANIFEST = "manifest.json"
 PRIVATE_DB = "aggregator.duckdb"
 PUBLISHED = "published"
@@ -66,6 +69,12 @@ PRIVATE_SCHEMA = (
         implementer_id integer, type varchar, day date, concept_uri varchar,
         concept_type varchar, esco_version varchar, language varchar, context varchar,
         label varchar, label_norm varchar, count bigint, events bigint)
+    """,
+    # A small integer per concept URI, assigned once and never changed: the rollups carry the
+    # key, not the 60-odd-character URI, which makes them a seventh of the size and the
+    # indicators' GROUP BYs several times faster. Published as the concept_keys dimension.
+    """
+    create table if not exists concept_keys (uri varchar primary key, key integer not null)
     """,
     # Days whose rollups changed since they were last published.
     "create table if not exists dirty_days (day date primary key)",
@@ -103,34 +112,44 @@ PRIVATE_SCHEMA = (
 # Daily rollups, recomputed from the private events for the dirty days only. Weeks, months and
 # quarters are sums over them (see sql/). No ORDER BY: readers sort what they show.
 ROLLUPS: dict[str, str] = {
+    # Sorted by concept within a day: smaller files, and readers group runs of equal keys.
     "usage_daily": """
-        select day, concept_uri, concept_type, implementer_id, language, context,
-               sum(count)::bigint as usage, sum(events)::bigint as events
-        from events
-        where type = 'concept_used' and day in (select day from dirty_days)
+        select e.day, k.key as concept_key, e.concept_type, e.implementer_id, e.language,
+               e.context, sum(e.count)::bigint as usage, sum(e.events)::bigint as events
+        from events as e
+        join concept_keys as k on k.uri = e.concept_uri
+        where e.type = 'concept_used' and e.day in (select day from dirty_days)
         group by all
+        order by e.day, concept_key
     """,
     "labels_daily": """
-        select day, concept_uri, concept_type, implementer_id, language, context,
-               label_norm, label, sum(count)::bigint as usage, sum(events)::bigint as events
-        from events
-        where type = 'label_added' and day in (select day from dirty_days)
+        select e.day, k.key as concept_key, e.concept_type, e.implementer_id, e.language,
+               e.context, e.label_norm, e.label,
+               sum(e.count)::bigint as usage, sum(e.events)::bigint as events
+        from events as e
+        join concept_keys as k on k.uri = e.concept_uri
+        where e.type = 'label_added' and e.day in (select day from dirty_days)
         group by all
+        order by e.day, concept_key
     """,
     "proposals_daily": """
-        select day, concept_type, label_norm, label, concept_uri as broader_uri,
-               implementer_id, language, context,
-               sum(count)::bigint as usage, sum(events)::bigint as events
-        from events
-        where type = 'concept_proposed' and day in (select day from dirty_days)
+        select e.day, e.concept_type, e.label_norm, e.label, k.key as broader_key,
+               e.implementer_id, e.language, e.context,
+               sum(e.count)::bigint as usage, sum(e.events)::bigint as events
+        from events as e
+        left join concept_keys as k on k.uri = e.concept_uri
+        where e.type = 'concept_proposed' and e.day in (select day from dirty_days)
         group by all
     """,
     "feedback_daily": """
-        select day, concept_uri, concept_type, implementer_id, language, context,
-               label_norm, label, sum(count)::bigint as usage, sum(events)::bigint as events
-        from events
-        where type = 'translation_feedback' and day in (select day from dirty_days)
+        select e.day, k.key as concept_key, e.concept_type, e.implementer_id, e.language,
+               e.context, e.label_norm, e.label,
+               sum(e.count)::bigint as usage, sum(e.events)::bigint as events
+        from events as e
+        join concept_keys as k on k.uri = e.concept_uri
+        where e.type = 'translation_feedback' and e.day in (select day from dirty_days)
         group by all
+        order by e.day, concept_key
     """,
     # Every accepted event, whatever its type: active implementers and ESCO versions in use.
     "activity_daily": """
@@ -146,22 +165,22 @@ ROLLUPS: dict[str, str] = {
 # views before the first aggregation. tests/test_aggregate.py checks them against the files.
 SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
     "usage_daily": (
-        ("concept_uri", "varchar"), ("concept_type", "varchar"), ("implementer_id", "integer"),
+        ("concept_key", "integer"), ("concept_type", "varchar"), ("implementer_id", "integer"),
         ("language", "varchar"), ("context", "varchar"), ("usage", "bigint"),
         ("events", "bigint"), ("day", "date"),
     ),
     "labels_daily": (
-        ("concept_uri", "varchar"), ("concept_type", "varchar"), ("implementer_id", "integer"),
+        ("concept_key", "integer"), ("concept_type", "varchar"), ("implementer_id", "integer"),
         ("language", "varchar"), ("context", "varchar"), ("label_norm", "varchar"),
         ("label", "varchar"), ("usage", "bigint"), ("events", "bigint"), ("day", "date"),
     ),
     "proposals_daily": (
         ("concept_type", "varchar"), ("label_norm", "varchar"), ("label", "varchar"),
-        ("broader_uri", "varchar"), ("implementer_id", "integer"), ("language", "varchar"),
+        ("broader_key", "integer"), ("implementer_id", "integer"), ("language", "varchar"),
         ("context", "varchar"), ("usage", "bigint"), ("events", "bigint"), ("day", "date"),
     ),
     "feedback_daily": (
-        ("concept_uri", "varchar"), ("concept_type", "varchar"), ("implementer_id", "integer"),
+        ("concept_key", "integer"), ("concept_type", "varchar"), ("implementer_id", "integer"),
         ("language", "varchar"), ("context", "varchar"), ("label_norm", "varchar"),
         ("label", "varchar"), ("usage", "bigint"), ("events", "bigint"), ("day", "date"),
     ),
@@ -178,6 +197,7 @@ SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
         ("uri", "varchar"), ("concept_type", "varchar"), ("status", "varchar"),
         ("current_version", "varchar"), ("in_newest", "boolean"),
     ),
+    "concept_keys": (("key", "integer"), ("uri", "varchar")),
     "concept_labels": (
         ("uri", "varchar"), ("language", "varchar"), ("kind", "varchar"), ("label", "varchar"),
         ("label_norm", "varchar"),
@@ -197,6 +217,7 @@ DIMENSIONS: dict[str, str] = {
     # concept_labels and concept_names hold the labels of the newest version holding each
     # concept, so a concept that a new release dropped keeps its last labels.
     "concepts": "select * from concept_info order by uri",
+    "concept_keys": "select key, uri from concept_keys order by key",
     "concept_labels": """
         select l.uri, l.language, l.kind, l.label, l.label_norm
         from cat_labels as l
@@ -243,6 +264,8 @@ def connect_private(settings: Settings) -> duckdb.DuckDBPyConnection:
     held = get_meta(con, "format")
     if held is None:
         set_meta(con, "format", FORMAT)
+    elif held in UPGRADABLE:
+        _upgrade(con)
     elif held != FORMAT:
         con.close()
         raise RuntimeError(
@@ -250,6 +273,46 @@ def connect_private(settings: Settings) -> duckdb.DuckDBPyConnection:
             f"writes {FORMAT}: move that folder away and run the aggregation to rebuild it"
         )
     return con
+
+
+def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a format-1 warehouse to this format: its rollups are rebuilt on the next run.
+
+    The private events are kept (the ingest store may no longer hold the oldest of them);
+    every day is marked dirty, so the next publish rewrites every rollup with concept keys.
+    """
+    con.begin()
+    con.execute("insert or ignore into dirty_days select distinct day from events")
+    set_meta(con, "unpublished:concept_keys", "1")
+    set_meta(con, "format", FORMAT)
+    con.commit()
+
+
+def assign_concept_keys(con: duckdb.DuckDBPyConnection) -> int:
+    """Give a key to every concept URI of the catalogue and of the dirty days' events that has
+    none yet; returns how many were added (and marks the concept_keys dimension unpublished).
+
+    Keys are never reassigned: published rollups of days that are not recomputed keep theirs.
+    """
+    con.begin()
+    added = con.execute("""
+        insert into concept_keys
+        with new_uris as (
+            select uri from concept_info
+            union
+            select concept_uri from events
+            where concept_uri is not null and day in (select day from dirty_days)
+            except
+            select uri from concept_keys
+        )
+        select uri, (select coalesce(max(key), 0) from concept_keys)
+                    + row_number() over (order by uri)
+        from new_uris
+    """).fetchone()[0]
+    if added:
+        set_meta(con, "unpublished:concept_keys", "1")
+    con.commit()
+    return int(added)
 
 
 def get_meta(con: duckdb.DuckDBPyConnection, key: str, default: str | None = None) -> str | None:
@@ -279,7 +342,49 @@ def read_manifest(settings: Settings) -> dict[str, Any]:
 
 def snapshot_id(settings: Settings) -> int:
     """A number that changes whenever a run publishes: a cache key for query results."""
-    return int(read_manifest(settings).get("seq", 0))
+    return int(_current_manifest(settings).get("seq", 0))
+
+
+_manifests: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+
+def _manifest_key(settings: Settings) -> tuple[int, int, int]:
+    try:
+        st = (published_dir(settings) / MANIFEST).stat()
+    except FileNotFoundError:
+        return (0, 0, 0)
+    # os.replace gives every manifest a new inode; mtime and size guard against reuse
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _current_manifest(settings: Settings) -> dict[str, Any]:
+    """The manifest, parsed again only when the file changed (one stat per call)."""
+    key = _manifest_key(settings)
+    folder = settings.warehouse_path.resolve()
+    held = _manifests.get(folder)
+    if held is None or held[0] != key:
+        held = _manifests[folder] = (key, read_manifest(settings))
+    return held[1]
+
+
+def period_fingerprint(settings: Settings, start: date, end: date) -> str:
+    """A name for everything a query over the days start..end can read.
+
+    Published files are written once under new names, so two equal fingerprints mean equal
+    answers: a run that only touched today leaves the fingerprint of last quarter, and the
+    results cached under it, as they were. Covers the dimensions and the rollup files of the
+    days in range.
+    """
+    manifest = _current_manifest(settings)
+    low, high = start.isoformat(), end.isoformat()
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(json.dumps([manifest.get("format"), manifest.get("dimensions", {})],
+                             sort_keys=True).encode())
+    for table, days in sorted(manifest.get("rollups", {}).items()):
+        for day, files in days.items():
+            if low <= day <= high:
+                digest.update(f"{table}/{day}:{','.join(files)};".encode())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -350,7 +455,7 @@ def publish(
         written += 1
 
     new_manifest = {
-        "format": 1,
+        "format": int(FORMAT),
         "seq": seq,
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **(extra or {}),
@@ -432,13 +537,7 @@ def shared_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
     already running on the previous one finish on it (its files outlive the switch by
     RETIRE_GRACE_SECONDS). Close the returned cursor when done.
     """
-    path = published_dir(settings) / MANIFEST
-    try:
-        st = path.stat()
-        # os.replace gives every manifest a new inode; mtime and size guard against reuse
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
-    except FileNotFoundError:
-        key = (0, 0, 0)
+    key = _manifest_key(settings)
     folder = settings.warehouse_path.resolve()
     with _shared_lock:
         held = _shared.get(folder)
@@ -467,6 +566,10 @@ def open_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:", config={"memory_limit": "512MB"})
     rollups = manifest.get("rollups", {})
     dims = manifest.get("dimensions", {})
+    if str(manifest.get("format", FORMAT)) != FORMAT:
+        # Published by an older version: readers see no data until the next aggregation run
+        # rewrites it in this format (connect_private upgrades the private database).
+        rollups, dims = {}, {}
     for table in SCHEMAS:
         if table in ROLLUPS:
             files = [str(pub / f) for day_files in rollups.get(table, {}).values()

@@ -13,16 +13,19 @@
 -- Labels that normalise to nothing (only punctuation) are left out.
 --
 -- Parameters: $start, $end (dates, inclusive), $label_language (for label_concept); filters
--- (NULL = all): $concept_type, $language, $country, $sector, $context.
+-- (NULL = all): $concept_uri (one concept), $concept_type, $language, $country, $sector,
+-- $context.
 
 with
 added as (
-    select l.concept_uri, l.concept_type, l.language, l.label_norm, l.label,
+    select l.concept_key, l.concept_type, l.language, l.label_norm, l.label,
            l.implementer_id, l.usage, l.events
     from labels_daily as l
     left join implementers as i on i.id = l.implementer_id
     where l.day between $start and $end
       and l.label_norm <> ''
+      and ($concept_uri is null or l.concept_key = (
+          select key from concept_keys where uri = $concept_uri))
       and ($concept_type is null or l.concept_type = $concept_type)
       and ($language is null or l.language = $language)
       and ($context is null or l.context = $context)
@@ -31,24 +34,24 @@ added as (
 ),
 
 spellings as (
-    select concept_uri, language, label_norm, label,
+    select concept_key, language, label_norm, label,
            sum(usage) as usage, sum(events) as events
     from added
-    group by concept_uri, language, label_norm, label
+    group by concept_key, language, label_norm, label
 ),
 
 representative as (
-    select concept_uri, language, label_norm, label
+    select concept_key, language, label_norm, label
     from spellings
     qualify row_number() over (
-        partition by concept_uri, language, label_norm
+        partition by concept_key, language, label_norm
         order by usage desc, events desc, label
     ) = 1
 ),
 
 label_groups as (
     select
-        concept_uri,
+        concept_key,
         any_value(concept_type) as concept_type,
         language,
         label_norm,
@@ -57,7 +60,7 @@ label_groups as (
         sum(usage) as usage,
         count(distinct implementer_id) as implementers
     from added
-    group by concept_uri, language, label_norm
+    group by concept_key, language, label_norm
 ),
 
 known_labels as (
@@ -69,7 +72,7 @@ catalogue_languages as (
 )
 
 select
-    g.concept_uri,
+    ck.uri as concept_uri,
     coalesce(k.concept_type, g.concept_type) as concept_type,
     en.label as label_en,
     coalesce(chosen.label, en.label) as label_concept,
@@ -86,15 +89,16 @@ select
         else 'new'
     end as verdict
 from label_groups as g
+join concept_keys as ck on ck.key = g.concept_key
 join representative as r
-    on r.concept_uri = g.concept_uri and r.language = g.language
+    on r.concept_key = g.concept_key and r.language = g.language
    and r.label_norm = g.label_norm
 left join known_labels as kl
-    on kl.uri = g.concept_uri and kl.language = g.language and kl.label_norm = g.label_norm
-left join catalogue_languages as cl on cl.uri = g.concept_uri and cl.language = g.language
-left join concepts as k on k.uri = g.concept_uri
-left join concept_names as en on en.uri = g.concept_uri and en.language = 'en'
+    on kl.uri = ck.uri and kl.language = g.language and kl.label_norm = g.label_norm
+left join catalogue_languages as cl on cl.uri = ck.uri and cl.language = g.language
+left join concepts as k on k.uri = ck.uri
+left join concept_names as en on en.uri = ck.uri and en.language = 'en'
 left join concept_names as chosen
-    on chosen.uri = g.concept_uri and chosen.language = $label_language
+    on chosen.uri = ck.uri and chosen.language = $label_language
 where kl.uri is null
-order by g.implementers desc, g.usage desc, g.concept_uri, g.language, g.label_norm
+order by g.implementers desc, g.usage desc, ck.uri, g.language, g.label_norm

@@ -21,8 +21,8 @@ catalogue as (
       and ($concept_type is null or concept_type = $concept_type)
 ),
 
-used as (
-    select u.concept_uri
+used_keys as (
+    select u.concept_key
     from usage_daily as u
     left join implementers as i on i.id = u.implementer_id
     where u.day between $start and $end
@@ -30,8 +30,14 @@ used as (
       and ($context is null or u.context = $context)
       and ($country is null or i.country = $country)
       and ($sector is null or i.sector = $sector)
-    group by u.concept_uri
+    group by u.concept_key
     having sum(u.usage) > 0
+),
+
+used as (
+    select ck.uri as concept_uri
+    from used_keys as s
+    join concept_keys as ck on ck.key = s.concept_key
 )
 
 select

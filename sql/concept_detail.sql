@@ -20,7 +20,7 @@ used as (
     from usage_daily as u
     left join implementers as i on i.id = u.implementer_id
     where u.day between $start and $end
-      and u.concept_uri = $concept_uri
+      and u.concept_key = (select key from concept_keys where uri = $concept_uri)
       and ($language is null or u.language = $language)
       and ($context is null or u.context = $context)
       and ($country is null or i.country = $country)

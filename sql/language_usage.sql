@@ -9,7 +9,7 @@
 
 with
 used as (
-    select u.language, u.concept_uri, u.implementer_id, u.usage, u.events
+    select u.language, u.concept_key, u.implementer_id, u.usage, u.events
     from usage_daily as u
     left join implementers as i on i.id = u.implementer_id
     where u.day between $start and $end
@@ -26,7 +26,7 @@ by_language as (
         sum(usage) as usage,
         sum(events) as events,
         count(distinct implementer_id) as implementers,
-        count(distinct concept_uri) as concepts
+        count(distinct concept_key) as concepts
     from used
     group by language
 )

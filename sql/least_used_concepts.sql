@@ -19,9 +19,9 @@ catalogue as (
       and ($concept_type is null or concept_type = $concept_type)
 ),
 
-used as (
+used_keys as (
     select
-        u.concept_uri,
+        u.concept_key,
         sum(u.usage) as usage,
         sum(u.events) as events,
         count(distinct u.implementer_id) as implementers
@@ -32,7 +32,13 @@ used as (
       and ($context is null or u.context = $context)
       and ($country is null or i.country = $country)
       and ($sector is null or i.sector = $sector)
-    group by u.concept_uri
+    group by u.concept_key
+),
+
+used as (
+    select ck.uri as concept_uri, s.usage, s.events, s.implementers
+    from used_keys as s
+    join concept_keys as ck on ck.key = s.concept_key
 )
 
 select

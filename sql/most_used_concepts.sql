@@ -17,7 +17,7 @@
 
 with
 filtered as (
-    select u.day, u.concept_uri, u.concept_type, u.implementer_id, u.usage, u.events
+    select u.day, u.concept_key, u.concept_type, u.implementer_id, u.usage, u.events
     from usage_daily as u
     left join implementers as i on i.id = u.implementer_id
     where ((u.day between $start and $end) or (u.day between $prev_start and $prev_end))
@@ -30,21 +30,21 @@ filtered as (
 
 current_period as (
     select
-        concept_uri,
+        concept_key,
         any_value(concept_type) as concept_type,
         sum(usage) as usage,
         sum(events) as events,
         count(distinct implementer_id) as implementers
     from filtered
     where day between $start and $end
-    group by concept_uri
+    group by concept_key
 ),
 
 previous_period as (
-    select concept_uri, sum(usage) as usage
+    select concept_key, sum(usage) as usage
     from filtered
     where day between $prev_start and $prev_end
-    group by concept_uri
+    group by concept_key
 ),
 
 ranked as (
@@ -53,12 +53,12 @@ ranked as (
         coalesce(p.usage, 0) as previous_usage,
         rank() over (order by c.usage desc) as rank
     from current_period as c
-    left join previous_period as p on p.concept_uri = c.concept_uri
+    left join previous_period as p on p.concept_key = c.concept_key
 )
 
 select
     r.rank,
-    r.concept_uri,
+    ck.uri as concept_uri,
     coalesce(k.concept_type, r.concept_type) as concept_type,
     en.label as label_en,
     coalesce(chosen.label, en.label) as label,
@@ -73,8 +73,9 @@ select
             then round(100.0 * (r.usage - r.previous_usage) / r.previous_usage, 1)
     end as change_pct
 from ranked as r
-left join concepts as k on k.uri = r.concept_uri
-left join concept_names as en on en.uri = r.concept_uri and en.language = 'en'
+join concept_keys as ck on ck.key = r.concept_key
+left join concepts as k on k.uri = ck.uri
+left join concept_names as en on en.uri = ck.uri and en.language = 'en'
 left join concept_names as chosen
-    on chosen.uri = r.concept_uri and chosen.language = $label_language
-order by r.rank, r.concept_uri
+    on chosen.uri = ck.uri and chosen.language = $label_language
+order by r.rank, ck.uri

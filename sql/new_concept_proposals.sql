@@ -12,10 +12,11 @@
 
 with
 proposed as (
-    select p.concept_type, p.language, p.label_norm, p.label, p.broader_uri,
+    select p.concept_type, p.language, p.label_norm, p.label, b.uri as broader_uri,
            p.implementer_id, p.usage, p.events
     from proposals_daily as p
     left join implementers as i on i.id = p.implementer_id
+    left join concept_keys as b on b.key = p.broader_key
     where p.day between $start and $end
       and p.label_norm <> ''
       and ($concept_type is null or p.concept_type = $concept_type)

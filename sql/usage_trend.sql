@@ -12,11 +12,12 @@
 
 with
 filtered as (
-    select u.day, u.concept_uri, u.implementer_id, u.usage, u.events
+    select u.day, u.concept_key, u.implementer_id, u.usage, u.events
     from usage_daily as u
     left join implementers as i on i.id = u.implementer_id
     where u.day between $start and $end
-      and ($concept_uri is null or u.concept_uri = $concept_uri)
+      and ($concept_uri is null or u.concept_key = (
+          select key from concept_keys where uri = $concept_uri))
       and ($concept_type is null or u.concept_type = $concept_type)
       and ($language is null or u.language = $language)
       and ($context is null or u.context = $context)
@@ -30,7 +31,7 @@ buckets as (
         sum(usage) as usage,
         sum(events) as events,
         count(distinct implementer_id) as implementers,
-        count(distinct concept_uri) as concepts
+        count(distinct concept_key) as concepts
     from filtered
     group by bucket
 )

@@ -11,20 +11,18 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 from sqlalchemy import create_engine, text
 
 from kpi.catalogue import load_bundled
 from kpi.registry import add_implementer
+from kpi.server import spawn_serve, wait_until_up
 from kpi.settings import Settings
 from kpi.store import init_store, make_engine
 
@@ -173,26 +171,15 @@ def start_server(config: Path, log: Path, workers: int = 2) -> Server:
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    handle = log.open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kpi.cli", "--config", str(config), "serve", "--port", str(port),
-         "--workers", str(workers)],
-        stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=config.parent,
-        start_new_session=True,
-    )
+    process = spawn_serve(config, port, log, ("--workers", str(workers)), env=env,
+                          cwd=config.parent)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                return Server(url, process, config, log)
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}")
+    try:
+        wait_until_up(url, process, log)
+    except RuntimeError:
+        process.kill()
+        raise
+    return Server(url, process, config, log)
 
 
 @pytest.fixture

@@ -186,15 +186,27 @@ def standard_store(folder: Path, database_url: str | None = None) -> Store:
 
 
 def published_state(settings: Settings) -> dict[str, list[tuple]]:
-    """Every published table's rows, sorted: to compare two warehouses."""
+    """Every published table's rows, sorted: to compare two warehouses.
+
+    Concept keys are replaced by their URIs: two warehouses built in different orders may
+    number the same concept differently, and must still hold the same figures.
+    """
     con = open_reader(settings)
     try:
         out = {}
+        keyed = {"usage_daily": "concept_key", "labels_daily": "concept_key",
+                 "feedback_daily": "concept_key", "proposals_daily": "broader_key"}
         for table in ("usage_daily", "labels_daily", "proposals_daily", "feedback_daily",
                       "activity_daily", "quality_daily", "concepts", "concept_labels",
                       "concept_names", "implementers"):
-            # table names come from the constant tuple above
-            rows = con.execute(f"select * from {table}").fetchall()
+            # table and column names come from the constants above
+            if table in keyed:
+                column = keyed[table]
+                rows = con.execute(
+                    f"select t.* exclude ({column}), k.uri from {table} as t "
+                    f"left join concept_keys as k on k.key = t.{column}").fetchall()
+            else:
+                rows = con.execute(f"select * from {table}").fetchall()
             out[table] = sorted(rows, key=repr)
         return out
     finally:

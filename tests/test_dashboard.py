@@ -27,18 +27,20 @@ from dashboard.app import (
     concept_href,
     create_dashboard,
     download,
+    render_body,
     render_page,
     sync_controls,
 )
 from dashboard.components import NO_DATA
-from dashboard.data import ResultCache, to_csv
-from dashboard.pages import BY_PATH
+from dashboard.data import WARM_PRESETS, ResultCache, Warmer, to_csv
+from dashboard.pages import BY_PATH, PAGES
 from dashboard.state import FilterState, csv_filename, parse_query, to_query
 from kpi.aggregate import run_aggregation
 from kpi.indicators import Period, query
 from kpi.registry import add_implementer, add_user
 from kpi.settings import Settings
 from kpi.store import make_engine
+from kpi.warehouse import period_fingerprint
 from tests.conftest import _admin, _pg_url
 from tests.helpers import OCCUPATION, SKILL, days_ago, event
 
@@ -513,3 +515,56 @@ def test_new_aggregation_refreshes_the_cache(app, world):
     run_aggregation(world.settings)
     after = BY_PATH[""].tables(data, FilterState())["kpi_summary"].rows[0]["current"]
     assert after == before + 100
+
+
+def test_a_run_that_touches_only_today_keeps_other_periods_cached(app, world):
+    data = data_of(app)
+    last_quarter = FilterState(preset="last_quarter")
+    old = Period.custom(days_ago(400), days_ago(200))
+    month = FilterState().period()
+    before = (period_fingerprint(world.settings, old.start, old.end),
+              period_fingerprint(world.settings, month.start, month.end))
+    body = render_body(data, BY_PATH["concepts"], last_quarter)
+    assert render_body(data, BY_PATH["concepts"], last_quarter) is body  # memo
+    world.send(world.key_a, [event("fp1", concept_uri=SKILL, count=3)])
+    run_aggregation(world.settings)
+    assert period_fingerprint(world.settings, old.start, old.end) == before[0]
+    assert period_fingerprint(world.settings, month.start, month.end) != before[1]
+    if last_quarter.period().end < month.end:  # today is not in last quarter
+        assert render_body(data, BY_PATH["concepts"], last_quarter) is body
+    fresh = render_body(data, BY_PATH["concepts"], FilterState())
+    assert render_body(data, BY_PATH["concepts"], FilterState()) is fresh
+
+
+def test_warmer_renders_every_default_view_after_each_run(world):
+    app = create_dashboard(world.settings)
+    data = data_of(app)
+    rendered: list[tuple[str, str]] = []
+
+    def render(path: str, state: FilterState) -> Any:
+        rendered.append((path, state.preset))
+        return render_body(data, BY_PATH[path], state)
+
+    warmer = Warmer(data, render, [p.PATH for p in PAGES], interval=0.05)
+    warmer.start()
+    try:
+        for _ in range(200):
+            if warmer.rounds:
+                break
+            warmer.stopped.wait(0.05)
+        assert warmer.rounds == 1
+        assert sorted(rendered) == sorted((p.PATH, preset) for p in PAGES
+                                          for preset in WARM_PRESETS)
+        # what a visitor asks next comes from the memo
+        for p in PAGES:
+            assert render_body(data, p, FilterState()) is render_body(data, p, FilterState())
+        world.send(world.key_a, [event("warm1", concept_uri=SKILL)])
+        run_aggregation(world.settings)
+        for _ in range(200):
+            if warmer.rounds == 2:
+                break
+            warmer.stopped.wait(0.05)
+        assert warmer.rounds == 2  # a new snapshot: warmed again
+    finally:
+        warmer.stopped.set()
+        warmer.join(timeout=30)

@@ -68,6 +68,9 @@ def test_every_indicator_has_a_documented_sql_file():
     assert applicable_filters("data_quality") == ("country", "sector", "implementer_id")
     assert applicable_filters("most_used_concepts") == (
         "concept_type", "language", "country", "sector", "context")
+    assert applicable_filters("candidate_alt_labels") == (
+        "concept_type", "language", "country", "sector", "context", "concept_uri")
+    assert "concept_uri" in applicable_filters("translation_feedback")
 
 
 def test_bad_filters_are_refused_in_plain_words(store):
@@ -78,6 +81,8 @@ def test_bad_filters_are_refused_in_plain_words(store):
         query(store.settings, "language_usage", Q3, language="xx")
     with pytest.raises(ValueError, match="country must be a two-letter"):
         query(store.settings, "language_usage", Q3, country="Germany")
+    with pytest.raises(ValueError, match="concept_uri must be an ESCO concept URI"):
+        query(store.settings, "candidate_alt_labels", Q3, concept_uri="javascript:alert(1)")
     with pytest.raises(ValueError, match="unknown indicator"):
         query(store.settings, "nope", Q3)
     with pytest.raises(ValueError, match="label_language"):
@@ -245,6 +250,10 @@ def test_candidate_alt_labels(store):
     assert result.rows[0]["label_en"] == "software developer"
     assert rows(query(store.settings, "candidate_alt_labels", Q3, language="fr",
                       label_language="fr"), "label_concept") == [("software developer",)]
+    # one concept: the same rows as the whole list holds for it
+    for uri in (O1, S2, S3):
+        assert query(store.settings, "candidate_alt_labels", Q3, concept_uri=uri).rows == [
+            r for r in result.rows if r["concept_uri"] == uri]
 
 
 def test_new_concept_proposals(store):
@@ -296,6 +305,9 @@ def test_translation_feedback(store):
         ("fr", O1, "occupation", "software developer", None, "Développement", "developpement",
          1, 1, 1, 1, 1),
     ]
+    assert query(store.settings, "translation_feedback", Q3, concept_uri=S1).tuples() == (
+        result.tuples()[:2])
+    assert query(store.settings, "translation_feedback", Q3, concept_uri=S4).rows == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -64,6 +64,8 @@ def test_env_variable_used_when_no_local_file(tmp_path, monkeypatch):
     ("ingest:\n  max_events_per_request: 0\n", "ingest.max_events_per_request: must be at least"),
     ("storage:\n  database_url: mysql://x\n", "storage.database_url: must be a SQLAlchemy URL"),
     ("logging:\n  level: LOUD\n", "logging.level: must be one of"),
+    ("dashboard:\n  warm_up: sometimes\n",
+     "dashboard.warm_up: expected true or false, got 'sometimes'"),
     ("server: [1, 2]\n", "server: expected a section of keys"),
     ("- a\n- b\n", "expected a mapping of sections"),
     ("server:\n  port: [\n", "is not valid YAML"),

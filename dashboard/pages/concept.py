@@ -24,12 +24,12 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
     part = {s: [r for r in detail if r["section"] == s] for s in
             ("concept", "country", "language", "label")}
     usage_cols = ("usage", "events", "implementers")
-    candidates = [r for r in data.indicator("candidate_alt_labels", period, state).rows
-                  if r["concept_uri"] == uri]
+    candidates = data.indicator("candidate_alt_labels", period, state, concept_uri=uri).rows
+    # A proposal group's figures cover all its proposals, also those naming other broader
+    # concepts: the groups are kept whole and picked here, not filtered in the SQL.
     proposals = [r for r in data.indicator("new_concept_proposals", period, state).rows
                  if uri in (r["broader_uris"] or [])]
-    feedback = [r for r in data.indicator("translation_feedback", period, state).rows
-                if r["concept_uri"] == uri]
+    feedback = data.indicator("translation_feedback", period, state, concept_uri=uri).rows
     return {
         "concept_usage_trend": Table("Usage over time", ("bucket", "grain", "usage", "events",
                                                          "implementers"),
