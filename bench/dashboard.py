@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import sys
 import time
@@ -201,12 +200,6 @@ def prepare(args) -> tuple[Path, dict[str, Any]]:
     return folder / "config.yaml", meta
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def top_concept(data_dir: Path) -> str:
     from kpi.indicators import Period, query
 
@@ -218,7 +211,7 @@ def top_concept(data_dir: Path) -> str:
 
 
 def start(config: Path, workers: int) -> tuple[str, Any, Path]:
-    from kpi.server import spawn_serve, wait_until_up
+    from kpi.server import free_port, spawn_serve, wait_until_up
 
     port = free_port()
     log = config.parent / "server.log"

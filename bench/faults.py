@@ -52,6 +52,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kpi.server import free_port, spawn_serve, wait_until_up  # noqa: E402
 from tests.test_store_down import TcpProxy  # noqa: E402  (the proxy of the store-down test)
 
 IMPLEMENTERS = (("Faults Portal A", "DE", "job_portal"), ("Faults PES B", "FR", "pes"),
@@ -166,21 +167,9 @@ class ServerProcess:
         started = time.monotonic()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        with self.log_path.open("ab") as handle:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "kpi.cli", "--config", str(self.config), "serve",
-                 "--port", str(self.port)],
-                stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                start_new_session=True)
-        while time.monotonic() - started < timeout:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"serve exited early ({self.process.returncode}); "
-                                   f"see {self.log_path}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
-                    return time.monotonic() - started
-            time.sleep(0.1)
-        raise RuntimeError(f"serve did not answer within {timeout} s; see {self.log_path}")
+        self.process = spawn_serve(self.config, self.port, self.log_path, env=env, cwd=ROOT)
+        wait_until_up(self.url, self.process, self.log_path, timeout)
+        return time.monotonic() - started
 
     def kill(self) -> None:
         if self.process is not None:
@@ -199,14 +188,6 @@ class ServerProcess:
         if self.process is not None:  # whatever of the group is left (the scheduler child)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --------------------------------------------------------------------------------------------

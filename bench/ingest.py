@@ -25,7 +25,6 @@ import platform
 import pstats
 import random
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -292,12 +291,6 @@ def run_phase(name: str, path: str, batch: int, args, port: int, key: str, uris:
 # Store and server
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _admin_url(url: str) -> tuple[str, str]:
     from sqlalchemy.engine import make_url
 
@@ -369,21 +362,14 @@ def start_server(config: Path, port: int, workers: int, bare_file: Path, log: Pa
          "--workers", str(workers), "--bare-file", str(bare_file)],
         stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=config.parent,
         start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited early:\n{log.read_text()[-3000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/v1/health")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"server did not start:\n{log.read_text()[-3000:]}")
+    from kpi.server import wait_until_up
+
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", proc, log)
+    except RuntimeError as error:
+        proc.kill()
+        raise SystemExit(str(error)) from None
+    return proc
 
 
 def stop_server(proc) -> None:
@@ -749,6 +735,8 @@ def main(argv: list[str] | None = None) -> None:
         config, keys, uris = setup_store(folder, args)
         print(f"store ready in {time.perf_counter() - t:.1f} s ({len(uris)} concept URIs), "
               f"data in {folder}", flush=True)
+        from kpi.server import free_port
+
         port = free_port()
         server = start_server(config, port, args.workers, folder / "bare.jsonl",
                               folder / "server.log")

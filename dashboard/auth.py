@@ -1,8 +1,9 @@
 """Dashboard login: the shared secret key, server-side sessions, and brute-force protection.
 
-State lives in the ingest store (two small tables of our own), not in process memory: `serve`
-runs several gunicorn workers, and a lockout or a logout must hold whichever worker answers
-the next request. The cookie itself only carries a random session id (signed by Flask).
+State lives in the ingest store (kpi.store's dashboard_sessions and dashboard_login_failures),
+not in process memory: `serve` runs several gunicorn workers, and a lockout or a logout must
+hold whichever worker answers the next request. The cookie itself only carries a random
+session id (signed by Flask).
 """
 
 from __future__ import annotations
@@ -15,21 +16,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import (
-    Column,
-    Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    delete,
-    select,
-    update,
-)
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
+
+from kpi.store import dashboard_login_failures, dashboard_sessions, init_store
 
 SESSION_SECONDS = 8 * 3600
 # Per user name: this many failures are free, then each one doubles the wait, up to the cap.
@@ -42,36 +34,21 @@ FAILURE_MEMORY_SECONDS = 3600
 GLOBAL_FAILURES_PER_MINUTE = 100
 GLOBAL_KEY = "*"
 
-metadata = MetaData()
-
-login_failures = Table(
-    "dashboard_login_failures", metadata,
-    Column("key", String(120), primary_key=True),  # "user:<name>" or "*" (all names)
-    Column("failures", Integer, nullable=False),
-    Column("window_start", Float, nullable=False),  # for the global counter
-    Column("last_failure", Float, nullable=False),
-    Column("locked_until", Float, nullable=False),
-)
-
-sessions = Table(
-    "dashboard_sessions", metadata,
-    Column("id_hash", String(64), primary_key=True),
-    Column("username", String(100), nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("expires_at", Float, nullable=False),
-)
+login_failures = dashboard_login_failures
+sessions = dashboard_sessions
 
 
 def init_tables(engine: Engine) -> None:
-    """Create the tables if missing; workers starting together may race, which is harmless."""
+    """Create the store's tables if missing (a store older than the dashboard lacks the
+    dashboard's two); workers starting together may race, which is harmless."""
     for _ in range(3):
         try:
-            metadata.create_all(engine, checkfirst=True)
+            init_store(engine)
             return
         except SQLAlchemyError:
             time.sleep(0.2)
     try:
-        metadata.create_all(engine, checkfirst=True)
+        init_store(engine)
     except SQLAlchemyError as exc:
         # The store is down at start: serve anyway (health answers, logins get an error) and
         # let `esco-kpi serve` or `init` create the tables once it is back.

@@ -5,8 +5,9 @@ period can read), so a run that touched only today keeps last quarter's entries:
 
 * indicator results (rows), bounded by CACHE_ROW_BUDGET rows: shared by the pages and the CSV
   downloads of the same period and filters;
-* rendered page bodies, bounded by PAGE_BUDGET pages: a page seen before is served without
-  rebuilding its charts and grids, however many result rows other views pushed out since.
+* rendered page bodies, bounded by PAGE_ROW_BUDGET grid rows shown: a page seen before is
+  served without rebuilding its charts and grids, however many result rows other views pushed
+  out since.
 
 `Warmer` fills both for the default views each time a run published, so the first visitor
 after an aggregation does not wait for the indicators.
@@ -41,9 +42,9 @@ log = logging.getLogger("esco_kpi.dashboard")
 CACHE_ROW_BUDGET = 150_000
 # Cached results live this long at most; new data for their period changes the key anyway.
 CACHE_SECONDS = 600
-# Rendered page bodies kept per worker process (grids show at most 1,000 rows: a body is some
-# hundreds of kB at worst).
-PAGE_BUDGET = 120
+# Rendered page bodies kept per worker process, counted in grid rows (+1 per page): a shown
+# row is some hundreds of bytes, a grid at most 1,000 rows.
+PAGE_ROW_BUDGET = 40_000
 # The views Warmer computes after each run: every page, unfiltered, for these presets.
 WARM_PRESETS = ("last30", "last_quarter", "this_quarter")
 
@@ -57,9 +58,10 @@ class ResultCache(BaseCache):
     """
 
     def __init__(self, default_timeout: int = 300, row_budget: int = CACHE_ROW_BUDGET,
-                 **_: Any) -> None:
+                 size: Callable[[Any], int] | None = None, **_: Any) -> None:
         super().__init__(default_timeout)
         self.row_budget = row_budget
+        self.size = size or result_rows
         self._items: OrderedDict[str, tuple[float, int, Any]] = OrderedDict()
         self._rows = 0
         self._lock = threading.Lock()
@@ -81,7 +83,7 @@ class ResultCache(BaseCache):
 
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
         timeout = self.default_timeout if timeout is None else timeout
-        size = max(1, len(getattr(value, "rows", ())))
+        size = max(1, self.size(value))
         with self._lock:
             self._drop(key)
             self._items[key] = (time.monotonic() + timeout if timeout else 0.0, size, value)
@@ -111,6 +113,23 @@ class ResultCache(BaseCache):
         if item is not None:
             self._rows -= item[1]
         return item is not None
+
+
+def result_rows(value: Any) -> int:
+    """The size of a cached indicator result: its rows."""
+    return len(getattr(value, "rows", ()))
+
+
+def shown_rows(body: Any) -> int:
+    """The size of a rendered page body: the rows of its grids, plus one."""
+    def walk(node: Any) -> int:
+        if isinstance(node, list | tuple):
+            return sum(walk(child) for child in node)
+        rows = getattr(node, "rowData", None)
+        own = len(rows) if isinstance(rows, list) else 0
+        return own + walk(getattr(node, "children", None) or [])
+
+    return 1 + walk(body)
 
 
 def run_extra(settings: Settings, name: str, params: dict[str, Any]) -> Result:

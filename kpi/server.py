@@ -6,6 +6,7 @@ import hashlib
 import multiprocessing
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -150,3 +151,10 @@ def wait_until_up(url: str, process: subprocess.Popen, log: Path, seconds: float
             pass
         time.sleep(0.1)
     raise RuntimeError(f"the server did not answer within {seconds:.0f} s (log: {log})")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for tests and benchmarks)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -152,6 +152,26 @@ aggregation_runs = Table(
     Column("watermark", BigInteger, nullable=False),
 )
 
+# The dashboard's log-in state, here rather than in worker memory: a lockout or a logout must
+# hold whichever worker (or host) answers the next request.
+dashboard_login_failures = Table(
+    "dashboard_login_failures", metadata,
+    Column("key", String(120), primary_key=True),  # "user:<name>" or "*" (all names)
+    Column("failures", Integer, nullable=False),
+    Column("window_start", Float, nullable=False),  # for the global counter
+    Column("last_failure", Float, nullable=False),
+    Column("locked_until", Float, nullable=False),
+)
+
+# Server-side sessions: the cookie carries a random id; its SHA-256 is kept here.
+dashboard_sessions = Table(
+    "dashboard_sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("username", String(100), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
 
 def make_engine(settings: Settings, **kwargs) -> Engine:
     """An engine for the ingest store, tuned for durability."""

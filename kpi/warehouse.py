@@ -203,6 +203,9 @@ SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
         ("label_norm", "varchar"),
     ),
     "concept_names": (("uri", "varchar"), ("language", "varchar"), ("label", "varchar")),
+    "concept_label_norms": (
+        ("concept_key", "integer"), ("language", "varchar"), ("label_norm", "varchar"),
+    ),
     "catalogue_versions": (
         ("version", "varchar"), ("rank", "integer"), ("loaded_at", "varchar"),
         ("concepts", "bigint"), ("labels", "bigint"),
@@ -235,12 +238,22 @@ DIMENSIONS: dict[str, str] = {
     "catalogue_versions": """
         select version, rank, loaded_at, concepts, labels from cat_versions order by rank
     """,
+    # The normalised labels each concept has per language, by concept key: what
+    # candidate_alt_labels compares implementers' labels with, ready for its anti-join.
+    "concept_label_norms": """
+        select distinct k.key as concept_key, l.language, l.label_norm
+        from cat_labels as l
+        join concept_info as c on c.uri = l.uri and c.current_version = l.version
+        join concept_keys as k on k.uri = l.uri
+        order by concept_key, l.language, l.label_norm
+    """,
     "implementers": "select id, name, country, sector from implementers order by id",
     "quality_daily": """
         select * from quality_daily order by day, implementer_id, outcome, reason
     """,
 }
-CATALOGUE_DIMENSIONS = ("concepts", "concept_labels", "concept_names", "catalogue_versions")
+CATALOGUE_DIMENSIONS = ("concepts", "concept_labels", "concept_names", "catalogue_versions",
+                        "concept_label_norms")
 
 
 def private_path(settings: Settings) -> Path:

@@ -63,12 +63,8 @@ label_groups as (
     group by concept_key, language, label_norm
 ),
 
-known_labels as (
-    select distinct uri, language, label_norm from concept_labels
-),
-
 catalogue_languages as (
-    select distinct uri, language from concept_labels
+    select distinct concept_key, language from concept_label_norms
 )
 
 select
@@ -83,9 +79,9 @@ select
     g.events,
     g.usage,
     g.implementers,
-    cl.uri is not null as catalogue_has_language,
+    cl.concept_key is not null as catalogue_has_language,
     case
-        when cl.uri is null then 'cannot judge: no catalogue label in this language'
+        when cl.concept_key is null then 'cannot judge: no catalogue label in this language'
         else 'new'
     end as verdict
 from label_groups as g
@@ -93,12 +89,14 @@ join concept_keys as ck on ck.key = g.concept_key
 join representative as r
     on r.concept_key = g.concept_key and r.language = g.language
    and r.label_norm = g.label_norm
-left join known_labels as kl
-    on kl.uri = ck.uri and kl.language = g.language and kl.label_norm = g.label_norm
-left join catalogue_languages as cl on cl.uri = ck.uri and cl.language = g.language
+left join concept_label_norms as kl
+    on kl.concept_key = g.concept_key and kl.language = g.language
+   and kl.label_norm = g.label_norm
+left join catalogue_languages as cl
+    on cl.concept_key = g.concept_key and cl.language = g.language
 left join concepts as k on k.uri = ck.uri
 left join concept_names as en on en.uri = ck.uri and en.language = 'en'
 left join concept_names as chosen
     on chosen.uri = ck.uri and chosen.language = $label_language
-where kl.uri is null
+where kl.concept_key is null
 order by g.implementers desc, g.usage desc, ck.uri, g.language, g.label_norm

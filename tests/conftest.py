@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from sqlalchemy import create_engine, text
 
 from kpi.catalogue import load_bundled
 from kpi.registry import add_implementer
-from kpi.server import spawn_serve, wait_until_up
+from kpi.server import free_port, spawn_serve, wait_until_up
 from kpi.settings import Settings
 from kpi.store import init_store, make_engine
 
@@ -122,12 +121,6 @@ def engine(settings):
 @pytest.fixture
 def api_key(engine) -> str:
     return add_implementer(engine, "Portal Alpha", "DE", "job_portal")[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_config(settings: Settings, folder: Path, **overrides) -> Path:

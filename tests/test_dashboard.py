@@ -32,7 +32,7 @@ from dashboard.app import (
     sync_controls,
 )
 from dashboard.components import NO_DATA
-from dashboard.data import WARM_PRESETS, ResultCache, Warmer, to_csv
+from dashboard.data import WARM_PRESETS, ResultCache, Warmer, shown_rows, to_csv
 from dashboard.pages import BY_PATH, PAGES
 from dashboard.state import FilterState, csv_filename, parse_query, to_query
 from kpi.aggregate import run_aggregation
@@ -491,6 +491,15 @@ def test_result_cache_keeps_objects_within_a_row_budget():
     cache.set("gone", small, timeout=-1)
     assert cache.get("gone") is None
     assert cache.clear() and cache.get("big") is None
+
+
+def test_rendered_pages_are_counted_by_the_grid_rows_they_show(app):
+    data = data_of(app)
+    state = FilterState(preset="this_quarter")
+    body = render_body(data, BY_PATH["concepts"], state)
+    grids = find(body, lambda c: isinstance(getattr(c, "rowData", None), list))
+    assert grids and shown_rows(body) == 1 + sum(len(g.rowData) for g in grids)
+    assert shown_rows([]) == 1
 
 
 def test_csv_cells_are_safe_for_spreadsheets():
