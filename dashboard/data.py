@@ -303,12 +303,26 @@ def _is_number(text: str) -> bool:
     return True
 
 
+_FORMULA_STARTS = frozenset("=+-@")
+
+
+def _fast_cell(value: Any) -> str:
+    """_cell for the common types without its chain of checks (a 50k-row CSV is 700k cells)."""
+    kind = type(value)
+    if kind is str:
+        if value[:1] in _FORMULA_STARTS and not _is_number(value):
+            return "'" + value
+        return value
+    if kind is int or kind is float:
+        return str(value)  # a number is never a formula, "-1" included
+    return _cell(value)
+
+
 def to_csv(columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> str:
     """CSV text: header row, ISO dates, lists joined by '; ', formula-safe text cells."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     columns = list(columns)
     writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
+    writer.writerows([_fast_cell(row.get(c)) for c in columns] for row in rows)
     return out.getvalue()
