@@ -21,6 +21,10 @@ import sys
 import zlib
 from pathlib import Path
 
+# The project's root first: bench/dashboard.py must not hide the dashboard package from
+# scripts started in this folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import orjson
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 

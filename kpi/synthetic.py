@@ -179,6 +179,12 @@ class TrafficGenerator:
 
 
 def split_volume(total: int, profiles: tuple[Profile, ...] = DEMO_IMPLEMENTERS) -> list[int]:
-    """How many events each profile sends out of `total`."""
+    """How many events each profile sends out of `total`: shares by volume that add up to
+    exactly `total` (the largest remainders get the events rounding down left over)."""
     weight = sum(p.volume for p in profiles)
-    return [int(total * p.volume / weight) for p in profiles]
+    exact = [total * p.volume / weight for p in profiles]
+    shares = [int(x) for x in exact]
+    by_remainder = sorted(range(len(profiles)), key=lambda i: (shares[i] - exact[i], i))
+    for i in by_remainder[:total - sum(shares)]:
+        shares[i] += 1
+    return shares

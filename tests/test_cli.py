@@ -149,3 +149,56 @@ def test_aggregate_and_export_commands(config, settings, engine, api_key, tmp_pa
     assert (tmp_path / "exports" / quarter / "manifest.json").exists()
     one_line_error(run(config, "export", "--quarter", "2026-Q9"), "quarter must look like")
     one_line_error(run(config, "export", "--quarter", "2001-Q1"), "no data for 2001-Q1")
+
+
+@pytest.mark.slow
+def test_demo_twice_on_a_fresh_machine_does_not_double_the_data(tmp_path):
+    """The README's first command, on an empty data folder, then again."""
+    import re
+
+    import requests
+
+    from kpi.indicators import INDICATORS, Period, query
+    from kpi.server import free_port
+    from kpi.settings import load_settings
+    from kpi.store import make_engine
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"storage:\n  data_dir: {tmp_path / 'var'}\n")
+    port = free_port()
+
+    def demo() -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "kpi.cli", "--config", str(config), "demo", "--events",
+             "4000", "--no-serve", "--port", str(port)],
+            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    first = demo()
+    assert "Registered 12 demo implementers" in first
+    sent = re.search(r"Sent (\d+) events: (\d+) accepted, (\d+) duplicates, (\d+) quarantined, "
+                     r"(\d+) rejected", first)
+    assert sent and int(sent[1]) == 4000 and int(sent[2]) > 0 and int(sent[5]) > 0
+    login = re.search(rf"Dashboard: +http://127\.0\.0\.1:{port}/dashboard/ +login: demo / (\S+)",
+                      first)
+    assert login, first
+    settings = load_settings(config)
+    engine = make_engine(settings)
+    assert check_user(engine, "demo", login[1])
+    quarter = Period.custom(days_ago(181), days_ago(0))
+    used = sum(r["usage"] for r in query(settings, "most_used_concepts", quarter).rows)
+    rejected = query(settings, "data_quality", quarter).rows
+    assert used > 0 and any(r["outcome"] == "rejected" for r in rejected)
+    assert all(query(settings, name, quarter).columns for name in INDICATORS)
+
+    second = demo()
+    again = re.search(r"Sent (\d+) events: (\d+) accepted, (\d+) duplicates", second)
+    # every event stored the first time (accepted or quarantined) is a duplicate now
+    assert again and int(again[2]) == 0 and int(again[3]) == int(sent[2]) + int(sent[4])
+    assert sum(r["usage"] for r in query(settings, "most_used_concepts", quarter).rows) == used
+    new_login = re.search(r"login: demo / (\S+)", second)[1]
+    assert check_user(engine, "demo", new_login)  # a fresh password each run
+    engine.dispose()
+    with pytest.raises(requests.ConnectionError):  # --no-serve: nothing left listening
+        requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=2)
