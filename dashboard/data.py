@@ -45,6 +45,9 @@ CACHE_SECONDS = 600
 # Rendered page bodies kept per worker process, counted in grid rows (+1 per page): a shown
 # row is some hundreds of bytes, a grid at most 1,000 rows.
 PAGE_ROW_BUDGET = 40_000
+# What reads the data-quality counters (the quality_daily table): see Data.fingerprint.
+QUALITY_INDICATORS = frozenset({"data_quality"})
+QUALITY_PAGE = "quality"
 # The views Warmer computes after each run: every page, unfiltered, for these presets.
 WARM_PRESETS = ("last30", "last_quarter", "this_quarter")
 
@@ -173,22 +176,29 @@ class Data:
     def snapshot(self) -> int:
         return snapshot_id(self.settings)
 
-    def fingerprint(self, period: Period) -> str:
-        # most_used_concepts and the overview also read the previous period of equal length
-        return period_fingerprint(self.settings, period.previous().start, period.end)
+    def fingerprint(self, period: Period, quality: bool = False) -> str:
+        """The period's fingerprint (with the previous period of equal length, which
+        most_used_concepts and the overview read too).
+
+        The data-quality counters change with nearly every run (a rejection somewhere) and
+        concept keys only grow, never change: neither can alter what the other queries answer
+        for an unchanged period, so they are left out unless `quality`.
+        """
+        ignore = () if quality else ("quality_daily", "concept_keys")
+        return period_fingerprint(self.settings, period.previous().start, period.end, ignore)
 
     def _cached(self, key: tuple, period: Period, compute: Callable[[], Any],
-                store: Any = None) -> Any:
+                store: Any = None, quality: bool = False) -> Any:
         store = self.cache if store is None else store
         if store is None:
             return compute()
-        before = self.fingerprint(period)
+        before = self.fingerprint(period, quality)
         full = repr((before, *key))
         hit = store.get(full)
         if hit is None:
             hit = compute()
             # A run published meanwhile: the answer may be of either state, so it is not kept.
-            if self.fingerprint(period) == before:
+            if self.fingerprint(period, quality) == before:
                 store.set(full, hit, timeout=CACHE_SECONDS)
         return hit
 
@@ -198,7 +208,7 @@ class Data:
         # the resolved period, not the preset: "last quarter" and its dates are one view
         key = ("page", path, period.start, period.end, state.label_language, state.concept,
                sorted(state.filters().items()))
-        return self._cached(key, period, render, self.pages)
+        return self._cached(key, period, render, self.pages, quality=path == QUALITY_PAGE)
 
     def indicator(self, name: str, period: Period, state: FilterState, **extra: Any) -> Result:
         """kpi.indicators.query with the state's filters that the indicator can apply."""
@@ -206,7 +216,8 @@ class Data:
         filters = {k: v for k, v in {**state.filters(), **extra}.items() if k in usable}
         key = (name, period.start, period.end, state.label_language, sorted(filters.items()))
         return self._cached(key, period, lambda: indicators.query(
-            self.settings, name, period, label_language=state.label_language, **filters))
+            self.settings, name, period, label_language=state.label_language, **filters),
+            quality=name in QUALITY_INDICATORS)
 
     def trend(self, period: Period, state: FilterState, concept_uri: str | None = None
               ) -> tuple[str, list[dict[str, Any]]]:

@@ -380,20 +380,24 @@ def _current_manifest(settings: Settings) -> dict[str, Any]:
     return held[1]
 
 
-def period_fingerprint(settings: Settings, start: date, end: date) -> str:
+def period_fingerprint(settings: Settings, start: date, end: date,
+                       ignore: Iterable[str] = ()) -> str:
     """A name for everything a query over the days start..end can read.
 
     Published files are written once under new names, so two equal fingerprints mean equal
     answers: a run that only touched today leaves the fingerprint of last quarter, and the
     results cached under it, as they were. Covers the dimensions and the rollup files of the
-    days in range.
+    days in range, less the tables in `ignore` (those the caller's queries never read).
     """
     manifest = _current_manifest(settings)
     low, high = start.isoformat(), end.isoformat()
+    skip = set(ignore)
+    dims = {k: v for k, v in manifest.get("dimensions", {}).items() if k not in skip}
     digest = hashlib.blake2b(digest_size=12)
-    digest.update(json.dumps([manifest.get("format"), manifest.get("dimensions", {})],
-                             sort_keys=True).encode())
+    digest.update(json.dumps([manifest.get("format"), dims], sort_keys=True).encode())
     for table, days in sorted(manifest.get("rollups", {}).items()):
+        if table in skip:
+            continue
         for day, files in days.items():
             if low <= day <= high:
                 digest.update(f"{table}/{day}:{','.join(files)};".encode())

@@ -32,11 +32,19 @@ from dashboard.app import (
     sync_controls,
 )
 from dashboard.components import NO_DATA
-from dashboard.data import WARM_PRESETS, ResultCache, Warmer, shown_rows, to_csv
+from dashboard.data import (
+    QUALITY_INDICATORS,
+    QUALITY_PAGE,
+    WARM_PRESETS,
+    ResultCache,
+    Warmer,
+    shown_rows,
+    to_csv,
+)
 from dashboard.pages import BY_PATH, PAGES
 from dashboard.state import FilterState, csv_filename, parse_query, to_query
 from kpi.aggregate import run_aggregation
-from kpi.indicators import Period, query
+from kpi.indicators import INDICATORS, SUPPORT_QUERIES, Period, load_sql, query
 from kpi.registry import add_implementer, add_user
 from kpi.settings import Settings
 from kpi.store import make_engine
@@ -543,6 +551,31 @@ def test_a_run_that_touches_only_today_keeps_other_periods_cached(app, world):
         assert render_body(data, BY_PATH["concepts"], last_quarter) is body
     fresh = render_body(data, BY_PATH["concepts"], FilterState())
     assert render_body(data, BY_PATH["concepts"], FilterState()) is fresh
+
+
+def test_new_data_quality_counts_keep_every_other_page_cached(app, world):
+    data = data_of(app)
+    state = FilterState()
+    pages = {path: render_body(data, BY_PATH[path], state) for path in ("", "concepts", "quality")}
+    before = (data.fingerprint(state.period()), data.fingerprint(state.period(), quality=True))
+    # a rejected event and a duplicate: counted, nothing stored
+    world.send(world.key_a, [event("dq1", language="xx"),
+                             event("a1", concept_uri=SKILL, language="de", count=5,
+                                   context="job_vacancy")])
+    run_aggregation(world.settings)
+    assert data.fingerprint(state.period()) == before[0]
+    assert data.fingerprint(state.period(), quality=True) != before[1]
+    for path in ("", "concepts"):
+        assert render_body(data, BY_PATH[path], state) is pages[path]
+    assert render_body(data, BY_PATH["quality"], state) is not pages["quality"]
+
+
+def test_only_the_quality_indicators_read_the_quality_counters():
+    # Data.fingerprint leaves quality_daily out for everything else
+    for name in (*INDICATORS, *SUPPORT_QUERIES):
+        reads = re.search(r"\bquality_daily\b", load_sql(name)) is not None
+        assert reads == (name in QUALITY_INDICATORS), name
+    assert BY_PATH[QUALITY_PAGE].TITLE == "Data quality"
 
 
 def test_warmer_renders_every_default_view_after_each_run(world):
