@@ -40,7 +40,9 @@ def fmt_number(value: float | int | None, percent: bool = False) -> str:
     if value is None:
         return "–"
     if percent:
-        return f"{100 * value:.1f} %"
+        share = 100 * value
+        # a catalogue share is often well under 1 %: "0.0 %" would read as none at all
+        return f"{share:.2f} %" if 0 < share < 1 else f"{share:.1f} %"
     if isinstance(value, float) and not value.is_integer():
         return f"{value:,.1f}"
     return f"{int(value):,}"

@@ -510,6 +510,15 @@ def test_rendered_pages_are_counted_by_the_grid_rows_they_show(app):
     assert shown_rows([]) == 1
 
 
+def test_small_shares_are_not_shown_as_zero():
+    from dashboard.components import fmt_number
+
+    assert fmt_number(2 / 18237, percent=True) == "0.01 %"
+    assert fmt_number(0.0, percent=True) == "0.0 %"
+    assert fmt_number(0.256, percent=True) == "25.6 %"
+    assert fmt_number(None, percent=True) == "–"
+
+
 def test_csv_cells_are_safe_for_spreadsheets():
     text = to_csv(("a", "b", "c"), [{"a": "=cmd()", "b": -3, "c": ["x", "@y"]}])
     assert text == "a,b,c\n'=cmd(),-3,x; @y\n"
