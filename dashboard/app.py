@@ -33,7 +33,7 @@ from flask_caching import Cache
 
 from dashboard import auth
 from dashboard.components import empty_state
-from dashboard.data import PAGE_ROW_BUDGET, Data, ResultCache, Warmer, shown_rows, to_csv
+from dashboard.data import PAGE_ROW_BUDGET, Data, SharedPageCache, Warmer, to_csv
 from dashboard.pages import BY_PATH, PAGES
 from dashboard.state import (
     FILTER_NAMES,
@@ -130,7 +130,8 @@ def create_dashboard(settings: Settings, warm_up: bool = False) -> Flask:
     auth.init_tables(engine)
     server.extensions["esco_store"] = engine
     cache = Cache(server, config={"CACHE_TYPE": "dashboard.data.ResultCache"})
-    data = Data(settings, cache, ResultCache(row_budget=PAGE_ROW_BUDGET, size=shown_rows))
+    pages = SharedPageCache(settings.data_dir / "cache" / "pages", row_budget=PAGE_ROW_BUDGET)
+    data = Data(settings, cache, pages)
     server.extensions["esco_dashboard_data"] = data
     if warm_up:
         warmer = Warmer(data, lambda path, state: render_body(data, BY_PATH[path], state),

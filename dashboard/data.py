@@ -5,9 +5,12 @@ period can read), so a run that touched only today keeps last quarter's entries:
 
 * indicator results (rows), bounded by CACHE_ROW_BUDGET rows: shared by the pages and the CSV
   downloads of the same period and filters;
-* rendered page bodies, bounded by PAGE_ROW_BUDGET grid rows shown: a page seen before is
-  served without rebuilding its charts and grids, however many result rows other views pushed
-  out since.
+* rendered page bodies (SharedPageCache): a page seen before is served without rebuilding
+  its charts and grids, however many result rows other views pushed out since, and whichever
+  worker process rendered it.
+
+The keys name the data they were computed from, so nothing goes stale: entries leave only to
+make room (least recently used first).
 
 `Warmer` fills both for the default views each time a run published, so the first visitor
 after an aggregation does not wait for the indicators.
@@ -24,12 +27,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from flask_caching import Cache
 from flask_caching.backends.base import BaseCache
 
-from dashboard.state import PRESETS, FilterState
+from dashboard.state import PRESETS, FilterState, today
 from kpi import indicators
 from kpi.indicators import Period, Result, run_support_query
 from kpi.settings import Settings
@@ -40,8 +44,11 @@ log = logging.getLogger("esco_kpi.dashboard")
 # The cache's budget, in result rows, per worker process (the collector shares the worker:
 # 150k rows of indicator dicts are some 150 MB at worst, usually far less).
 CACHE_ROW_BUDGET = 150_000
-# Cached results live this long at most; new data for their period changes the key anyway.
-CACHE_SECONDS = 600
+# No expiry: a key names the published files its answer came from (see Data.fingerprint), so
+# an entry is never stale; the budgets below bound memory and disk instead.
+CACHE_SECONDS = 0
+# Rendered pages kept on disk for all workers of the host (files of some 20-400 kB).
+PAGE_FILES = 300
 # Rendered page bodies kept per worker process, counted in grid rows (+1 per page): a shown
 # row is some hundreds of bytes, a grid at most 1,000 rows.
 PAGE_ROW_BUDGET = 40_000
@@ -118,6 +125,36 @@ class ResultCache(BaseCache):
         return item is not None
 
 
+class SharedPageCache:
+    """Rendered page bodies shared by the worker processes of one host.
+
+    An in-process LRU (bounded by grid rows shown) in front of cachelib's FileSystemCache in
+    <data_dir>/cache/pages: a view rendered by one gunicorn worker is not rendered again by
+    the next worker that gets the request. cachelib writes each entry to a temporary file and
+    renames it, so readers never see half an entry; its files are readable by this user only.
+    A disk that is full or unwritable only costs the sharing: errors are logged, not raised.
+    """
+
+    def __init__(self, folder: Path, row_budget: int, files: int = PAGE_FILES) -> None:
+        from cachelib import FileSystemCache
+
+        self.memory = ResultCache(row_budget=row_budget, size=shown_rows)
+        self.disk = FileSystemCache(str(folder), threshold=files, default_timeout=0,
+                                    mode=0o600)
+
+    def get(self, key: str) -> Any:
+        hit = self.memory.get(key)
+        if hit is None:
+            hit = self.disk.get(key)
+            if hit is not None:
+                self.memory.set(key, hit, timeout=0)
+        return hit
+
+    def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        self.memory.set(key, value, timeout=0)
+        return bool(self.disk.set(key, value, timeout=0))
+
+
 def result_rows(value: Any) -> int:
     """The size of a cached indicator result: its rows."""
     return len(getattr(value, "rows", ()))
@@ -171,7 +208,7 @@ class Data:
 
     settings: Settings
     cache: Cache | None = None
-    pages: ResultCache | None = None
+    pages: SharedPageCache | ResultCache | None = None
 
     def snapshot(self) -> int:
         return snapshot_id(self.settings)
@@ -274,15 +311,16 @@ class Warmer(threading.Thread):
         seen = None
         while not self.stopped.is_set():
             try:
-                current = self.data.snapshot()
-                if current != seen and current > 0:
+                # a new run, or a new day (the presets' periods moved)
+                current = (self.data.snapshot(), today())
+                if current != seen and current[0] > 0:
                     t0 = time.perf_counter()
                     views = self.warm_once()
                     seen = current
                     self.rounds += 1
                     log.info("dashboard views warmed", extra={
                         "views": views, "seconds": round(time.perf_counter() - t0, 3),
-                        "snapshot": current})
+                        "snapshot": current[0]})
             except Exception:  # noqa: BLE001 - try again at the next interval
                 log.warning("dashboard warm-up failed", exc_info=True)
             self.stopped.wait(self.interval)

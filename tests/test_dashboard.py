@@ -510,6 +510,30 @@ def test_rendered_pages_are_counted_by_the_grid_rows_they_show(app):
     assert shown_rows([]) == 1
 
 
+def test_a_page_rendered_by_one_worker_is_served_by_the_others(world):
+    first, second = data_of(create_dashboard(world.settings)), data_of(
+        create_dashboard(world.settings))
+    state = FilterState(preset="this_quarter", country="DE")
+    body = render_body(first, BY_PATH["concepts"], state)
+
+    def render_again() -> Any:
+        raise AssertionError("rendered again in the second worker")
+
+    shared = second.page("concepts", state, render_again)
+    assert to_plotly(shared) == to_plotly(body)
+    # a full disk (or any error writing the shared copy) only costs the sharing
+    second.pages.disk._path = "/proc/no-such-folder"
+    other = FilterState(preset="this_quarter", country="FR")
+    assert render_body(second, BY_PATH["concepts"], other) is render_body(
+        second, BY_PATH["concepts"], other)
+
+
+def to_plotly(body: Any) -> Any:
+    import plotly
+
+    return json.loads(json.dumps(body, cls=plotly.utils.PlotlyJSONEncoder))
+
+
 def test_small_shares_are_not_shown_as_zero():
     from dashboard.components import fmt_number
 
