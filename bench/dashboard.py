@@ -63,6 +63,7 @@ FILTERS = {
     "DE skills": {"country": "DE", "concept_type": "skill"},
     "sector=pes": {"sector": "pes"},
 }
+SPREAD_NOTE = " (a new connection per request, so requests spread over the workers)"
 CONTENT_OUTPUT = "..content.children...period-info.children...menu.children.."
 CONTROLS = ("period", "start", "end", "concept_type", "language", "country", "sector",
             "context", "labels")
@@ -79,9 +80,12 @@ def search_of(period: str, filters: dict[str, str], concept: str | None = None) 
 class Dashboard:
     """A logged-in browser session, talking to Dash's callback endpoint."""
 
-    def __init__(self, url: str, username: str, password: str) -> None:
+    def __init__(self, url: str, username: str, password: str, spread: bool = False) -> None:
         self.url = url
         self.http = requests.Session()
+        # A kept-alive connection stays with one worker; a new one per request lands on any
+        # worker, as the requests of several users (or browser tabs) do.
+        self.headers = {"Connection": "close"} if spread else {}
         page = self.http.get(f"{url}/login", timeout=30)
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
         answer = self.http.post(f"{url}/login", data={
@@ -93,7 +97,7 @@ class Dashboard:
     def _post(self, payload: dict[str, Any]) -> tuple[float, dict[str, Any] | None]:
         t0 = time.perf_counter()
         answer = self.http.post(f"{self.url}/dashboard/_dash-update-component", json=payload,
-                                timeout=600)
+                                headers=self.headers, timeout=600)
         elapsed = time.perf_counter() - t0
         if answer.status_code == 204:  # PreventUpdate
             return elapsed, None
@@ -211,7 +215,11 @@ def top_concept(data_dir: Path) -> str:
 
 
 def start(config: Path, workers: int) -> tuple[str, Any, Path]:
+    """A fresh server: the pages its workers share on disk are removed first, so that every
+    phase starts with nothing computed."""
     from kpi.server import free_port, spawn_serve, wait_until_up
+
+    shutil.rmtree(config.parent / "var" / "cache", ignore_errors=True)
 
     port = free_port()
     log = config.parent / "server.log"
@@ -252,7 +260,7 @@ def run(args) -> dict[str, Any]:
     write_config(config, data_dir, warm_up=False)
     url, process, _log = start(config, args.workers)
     try:
-        dash = Dashboard(url, "bench", PASSWORD)
+        dash = Dashboard(url, "bench", PASSWORD, spread=args.workers > 1)
         baseline = [dash.content("/dashboard/no-such-page", search_of("quarter", {}))[0]
                     for _ in range(20)]
         out["baseline"] = pcts(baseline)
@@ -318,7 +326,7 @@ def run(args) -> dict[str, Any]:
             raise SystemExit("the warm-up did not finish within 10 minutes")
         out["warm_up_seconds"] = warmed.get("seconds")
         out["warm_up_views"] = warmed.get("views")
-        dash = Dashboard(url, "bench", PASSWORD)
+        dash = Dashboard(url, "bench", PASSWORD, spread=args.workers > 1)
         after: dict[str, float] = {}
         for title, path, _uri in pages[:-1]:
             after[title] = dash.content(path, "?period=last_quarter")[0] * 1000
@@ -340,7 +348,8 @@ def render(command: str, out: dict[str, Any], load: tuple[float, ...],
         f"kpi/: {info['dirty']}); load average {load[0]:.2f} before, {load_after[0]:.2f} "
         "after  ",
         f"Data: {out['events']:,} events (bench/aggregate.py's generator), "
-        f"`esco-kpi serve --no-scheduler --workers {out['workers']}`, real HTTP on loopback; "
+        f"`esco-kpi serve --no-scheduler --workers {out['workers']}`, real HTTP on loopback"
+        f"{SPREAD_NOTE if out['workers'] > 1 else ''}; "
         f"{out['views']} views = 8 pages x {len(PERIODS)} periods x {len(FILTERS)} filter "
         "states, warm-up off. Times are the whole POST to `_dash-update-component` as the "
         "browser sends it.",

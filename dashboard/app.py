@@ -412,11 +412,15 @@ def download(data: Data, pathname: str | None, search: str | None, table: str
     if page is None:
         return None
     state = parse_query(search)
-    found = page.tables(data, state).get(table)
-    if found is None:
-        return None
-    return dcc.send_string(to_csv(found.columns, found.rows), csv_filename(table, state),
-                           type="text/csv")
+
+    def build() -> dict[str, Any] | None:
+        found = page.tables(data, state).get(table)
+        if found is None:
+            return None
+        return dcc.send_string(to_csv(found.columns, found.rows), csv_filename(table, state),
+                               type="text/csv")
+
+    return data.download(page.PATH, table, state, build)
 
 
 def concept_href(search: str | None, uri: str | None) -> str | None:

@@ -247,6 +247,18 @@ class Data:
                sorted(state.filters().items()))
         return self._cached(key, period, render, self.pages, quality=path == QUALITY_PAGE)
 
+    def download(self, path: str, table: str, state: FilterState,
+                 build: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """A CSV download of a page's table, built once per host: the file is kept with the
+        shared pages (on disk only: a CSV can be megabytes), so the worker that gets the next
+        click need not compute the page's indicators again."""
+        disk = getattr(self.pages, "disk", None)
+        period = state.period()
+        key = ("csv", path, table, period.start, period.end, state.label_language,
+               state.concept, sorted(state.filters().items()))
+        return self._cached(key, period, build, disk, quality=path == QUALITY_PAGE) \
+            if disk is not None else build()
+
     def indicator(self, name: str, period: Period, state: FilterState, **extra: Any) -> Result:
         """kpi.indicators.query with the state's filters that the indicator can apply."""
         usable = set(indicators.applicable_filters(name))
