@@ -135,7 +135,7 @@ def create_dashboard(settings: Settings, warm_up: bool = False) -> Flask:
     server.extensions["esco_dashboard_data"] = data
     if warm_up:
         warmer = Warmer(data, lambda path, state: render_body(data, BY_PATH[path], state),
-                        [p.PATH for p in PAGES])
+                        [p.PATH for p in PAGES], lock=settings.data_dir / "cache" / "warm.lock")
         warmer.start()
         server.extensions["esco_dashboard_warmer"] = warmer
 

@@ -19,12 +19,14 @@ after an aggregation does not wait for the indicators.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -293,15 +295,18 @@ class Data:
 class Warmer(threading.Thread):
     """Renders the default views of every page whenever a run has published new data.
 
-    One per worker process (each has its own memo). A daemon thread: it dies with its worker.
-    Views whose period the run did not touch keep their fingerprint and cost nothing.
+    One per worker process. The workers of a host take turns (a lock file next to the shared
+    pages): the first renders, the others then find the pages on disk and only load them into
+    their own memo. A daemon thread: it dies with its worker. Views whose period the run did
+    not touch keep their fingerprint and cost nothing.
     """
 
     def __init__(self, data: Data, render: Callable[[str, FilterState], Any],
-                 paths: Iterable[str], interval: float = 5.0) -> None:
+                 paths: Iterable[str], interval: float = 5.0, lock: Path | None = None) -> None:
         super().__init__(name="dashboard-warmer", daemon=True)
         self.data, self.render, self.paths = data, render, tuple(paths)
         self.interval = interval
+        self.lock = lock
         self.stopped = threading.Event()
         self.rounds = 0  # finished warm-ups, for tests
 
@@ -327,7 +332,8 @@ class Warmer(threading.Thread):
                 current = (self.data.snapshot(), today())
                 if current != seen and current[0] > 0:
                     t0 = time.perf_counter()
-                    views = self.warm_once()
+                    with self._turn():
+                        views = self.warm_once()
                     seen = current
                     self.rounds += 1
                     log.info("dashboard views warmed", extra={
@@ -336,6 +342,17 @@ class Warmer(threading.Thread):
             except Exception:  # noqa: BLE001 - try again at the next interval
                 log.warning("dashboard warm-up failed", exc_info=True)
             self.stopped.wait(self.interval)
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Wait for the other workers' warm-up to finish (no lock file: no waiting)."""
+        if self.lock is None:
+            yield
+            return
+        self.lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+            yield
 
 
 def _plain(value: Any) -> str:

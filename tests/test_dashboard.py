@@ -538,6 +538,37 @@ def to_plotly(body: Any) -> Any:
     return json.loads(json.dumps(body, cls=plotly.utils.PlotlyJSONEncoder))
 
 
+def test_workers_take_turns_to_warm_up_and_render_each_view_once(world, monkeypatch):
+    # nothing rendered yet on this host: no shared pages, two fresh workers
+    shutil.rmtree(world.settings.data_dir / "cache" / "pages", ignore_errors=True)
+    apps = [data_of(create_dashboard(world.settings)) for _ in range(2)]
+    calls: list[str] = []
+    for page in PAGES:
+        original = page.render
+
+        def counting(data, state, page=page, original=original):
+            calls.append(page.PATH)
+            return original(data, state)
+
+        monkeypatch.setattr(page, "render", counting)
+    lock = world.settings.data_dir / "cache" / "warm.lock"
+    warmers = [Warmer(data, lambda path, state, data=data: render_body(data, BY_PATH[path], state),
+                      [p.PATH for p in PAGES], interval=0.05, lock=lock) for data in apps]
+    for warmer in warmers:
+        warmer.start()
+    try:
+        for _ in range(400):
+            if all(w.rounds for w in warmers):
+                break
+            warmers[0].stopped.wait(0.05)
+        assert all(w.rounds == 1 for w in warmers)
+    finally:
+        for warmer in warmers:
+            warmer.stopped.set()
+            warmer.join(timeout=30)
+    assert sorted(calls) == sorted(p.PATH for p in PAGES for _ in WARM_PRESETS)
+
+
 def test_small_shares_are_not_shown_as_zero():
     from dashboard.components import fmt_number
 
