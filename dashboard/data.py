@@ -333,12 +333,13 @@ class Warmer(threading.Thread):
                 if current != seen and current[0] > 0:
                     t0 = time.perf_counter()
                     with self._turn():
+                        t1 = time.perf_counter()
                         views = self.warm_once()
                     seen = current
                     self.rounds += 1
                     log.info("dashboard views warmed", extra={
-                        "views": views, "seconds": round(time.perf_counter() - t0, 3),
-                        "snapshot": current[0]})
+                        "views": views, "seconds": round(time.perf_counter() - t1, 3),
+                        "waited_seconds": round(t1 - t0, 3), "snapshot": current[0]})
             except Exception:  # noqa: BLE001 - try again at the next interval
                 log.warning("dashboard warm-up failed", exc_info=True)
             self.stopped.wait(self.interval)
