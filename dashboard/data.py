@@ -35,7 +35,7 @@ from typing import Any
 from flask_caching import Cache
 from flask_caching.backends.base import BaseCache
 
-from dashboard.state import PRESETS, FilterState, today
+from dashboard.state import FilterState, today
 from kpi import indicators
 from kpi.indicators import Period, Result, run_support_query
 from kpi.settings import Settings
@@ -157,6 +157,13 @@ class SharedPageCache:
         return bool(self.disk.set(key, value, timeout=0))
 
 
+def _view(state: FilterState, period: Period) -> tuple:
+    """What a view's key holds: the resolved period, not the preset ("last quarter" and its
+    dates are one view), the label language, the concept and the filters."""
+    return (period.start, period.end, state.label_language, state.concept,
+            sorted(state.filters().items()))
+
+
 def result_rows(value: Any) -> int:
     """The size of a cached indicator result: its rows."""
     return len(getattr(value, "rows", ()))
@@ -226,9 +233,9 @@ class Data:
         ignore = () if quality else ("quality_daily", "concept_keys")
         return period_fingerprint(self.settings, period.previous().start, period.end, ignore)
 
-    def _cached(self, key: tuple, period: Period, compute: Callable[[], Any],
-                store: Any = None, quality: bool = False) -> Any:
-        store = self.cache if store is None else store
+    def _cached(self, store: Any, key: tuple, period: Period, compute: Callable[[], Any],
+                quality: bool = False) -> Any:
+        """compute(), memoised in `store` (None: not memoised) under the period's fingerprint."""
         if store is None:
             return compute()
         before = self.fingerprint(period, quality)
@@ -244,29 +251,25 @@ class Data:
     def page(self, path: str, state: FilterState, render: Callable[[], Any]) -> Any:
         """A page body, rendered by `render` unless the same view was rendered before."""
         period = state.period()
-        # the resolved period, not the preset: "last quarter" and its dates are one view
-        key = ("page", path, period.start, period.end, state.label_language, state.concept,
-               sorted(state.filters().items()))
-        return self._cached(key, period, render, self.pages, quality=path == QUALITY_PAGE)
+        return self._cached(self.pages, ("page", path, *_view(state, period)), period, render,
+                            quality=path == QUALITY_PAGE)
 
     def download(self, path: str, table: str, state: FilterState,
                  build: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
         """A CSV download of a page's table, built once per host: the file is kept with the
         shared pages (on disk only: a CSV can be megabytes), so the worker that gets the next
         click need not compute the page's indicators again."""
-        disk = getattr(self.pages, "disk", None)
         period = state.period()
-        key = ("csv", path, table, period.start, period.end, state.label_language,
-               state.concept, sorted(state.filters().items()))
-        return self._cached(key, period, build, disk, quality=path == QUALITY_PAGE) \
-            if disk is not None else build()
+        return self._cached(getattr(self.pages, "disk", None),
+                            ("csv", path, table, *_view(state, period)), period, build,
+                            quality=path == QUALITY_PAGE)
 
     def indicator(self, name: str, period: Period, state: FilterState, **extra: Any) -> Result:
         """kpi.indicators.query with the state's filters that the indicator can apply."""
         usable = set(indicators.applicable_filters(name))
         filters = {k: v for k, v in {**state.filters(), **extra}.items() if k in usable}
         key = (name, period.start, period.end, state.label_language, sorted(filters.items()))
-        return self._cached(key, period, lambda: indicators.query(
+        return self._cached(self.cache, key, period, lambda: indicators.query(
             self.settings, name, period, label_language=state.label_language, **filters),
             quality=name in QUALITY_INDICATORS)
 
@@ -277,7 +280,7 @@ class Data:
         params = {"start": period.start, "end": period.end, "grain": grain,
                   "concept_uri": concept_uri, **state.filters()}
         key = ("usage_trend", sorted((k, str(v)) for k, v in params.items()))
-        result = self._cached(key, period,
+        result = self._cached(self.cache, key, period,
                               lambda: run_extra(self.settings, "usage_trend", params))
         found = {row["bucket"]: row for row in result.rows}
         rows = [found.get(b, {"bucket": b, "usage": 0, "events": 0, "implementers": 0,
@@ -288,7 +291,7 @@ class Data:
         params = {"start": period.start, "end": period.end, "concept_uri": concept_uri,
                   **{k: v for k, v in state.filters().items() if k != "concept_type"}}
         key = ("concept_detail", sorted((k, str(v)) for k, v in params.items()))
-        return self._cached(key, period,
+        return self._cached(self.cache, key, period,
                             lambda: run_extra(self.settings, "concept_detail", params))
 
 
@@ -314,8 +317,6 @@ class Warmer(threading.Thread):
         """Render every default view now; returns how many were rendered."""
         done = 0
         for preset in WARM_PRESETS:
-            if preset not in PRESETS:
-                continue
             state = FilterState(preset=preset)
             for path in self.paths:
                 if self.stopped.is_set():

@@ -578,7 +578,7 @@ def open_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
     Never blocks and never blocks the aggregator. Use it for one request or one export, then
     close it: files superseded by a later run are deleted after RETIRE_GRACE_SECONDS.
     """
-    manifest = read_manifest(settings)
+    manifest = _current_manifest(settings)
     pub = published_dir(settings)
     con = duckdb.connect(":memory:", config={"memory_limit": "512MB"})
     rollups = manifest.get("rollups", {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -192,13 +193,35 @@ def test_demo_twice_on_a_fresh_machine_does_not_double_the_data(tmp_path):
     assert used > 0 and any(r["outcome"] == "rejected" for r in rejected)
     assert all(query(settings, name, quarter).columns for name in INDICATORS)
 
-    second = demo()
-    again = re.search(r"Sent (\d+) events: (\d+) accepted, (\d+) duplicates", second)
-    # every event stored the first time (accepted or quarantined) is a duplicate now
-    assert again and int(again[2]) == 0 and int(again[3]) == int(sent[2]) + int(sent[4])
-    assert sum(r["usage"] for r in query(settings, "most_used_concepts", quarter).rows) == used
-    new_login = re.search(r"login: demo / (\S+)", second)[1]
-    assert check_user(engine, "demo", new_login)  # a fresh password each run
     engine.dispose()
     with pytest.raises(requests.ConnectionError):  # --no-serve: nothing left listening
+        requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=2)
+
+    # again, as the README runs it: it keeps serving the dashboard until interrupted
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kpi.cli", "--config", str(config), "demo", "--events", "4000",
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    try:
+        second = ""
+        for line in process.stdout:
+            second += line
+            if line.startswith("Serving"):
+                break
+        again = re.search(r"Sent (\d+) events: (\d+) accepted, (\d+) duplicates", second)
+        # every event stored the first time (accepted or quarantined) is a duplicate now
+        assert again and int(again[2]) == 0 and int(again[3]) == int(sent[2]) + int(sent[4])
+        assert sum(r["usage"] for r in query(settings, "most_used_concepts", quarter).rows) == used
+        password = re.search(r"login: demo / (\S+)", second)[1]  # a fresh one each run
+        browser = requests.Session()
+        page = browser.get(f"http://127.0.0.1:{port}/login", timeout=10)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
+        answer = browser.post(f"http://127.0.0.1:{port}/login", timeout=10, data={
+            "username": "demo", "password": password, "csrf_token": token})
+        assert answer.status_code == 200 and answer.url.endswith("/dashboard/")
+        assert "ESCO KPI dashboard" in answer.text
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        assert process.wait(timeout=60) == 0
+    with pytest.raises(requests.ConnectionError):  # the server went with it
         requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=2)
