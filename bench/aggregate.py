@@ -188,8 +188,8 @@ def _catalogue(engine) -> tuple[list[str], dict[str, str], dict[tuple[str, str],
     """(occupation and skill URIs, type by URI, labels by (URI, language)) of the newest version."""
     from sqlalchemy import select
 
-    from kpi.catalogue import current_version
-    from kpi.store import concept_labels, concepts
+    from kpi.catalogue.load import current_version
+    from kpi.store.db import concept_labels, concepts
 
     version = current_version(engine)
     with engine.connect() as conn:
@@ -380,8 +380,8 @@ def generate_store(data_dir: Path, n: int, seed: int, database_url: str | None) 
     """Create the ingest store with the bundled catalogue, 50 implementers and n events."""
     from sqlalchemy import insert
 
-    from kpi.catalogue import load_bundled
-    from kpi.store import implementers, init_store, make_engine
+    from kpi.catalogue.load import load_bundled
+    from kpi.store.db import implementers, init_store, make_engine
 
     settings = _settings(data_dir, database_url)
     engine = make_engine(settings)
@@ -427,7 +427,7 @@ def add_events(settings, n: int, seed: int, recent: bool, first_event: int) -> N
 
 
 def _engine(settings):
-    from kpi.store import make_engine
+    from kpi.store.db import make_engine
 
     return make_engine(settings)
 
@@ -445,7 +445,7 @@ def prepare_store(args) -> tuple[Path, dict]:
         engine = _engine(settings)
         from sqlalchemy import text
 
-        from kpi.store import init_store
+        from kpi.store.db import init_store
         _create_database(args.database_url)
         init_store(engine)
         with engine.begin() as conn:
@@ -530,7 +530,7 @@ def _phase_result(t: float, sampler: PeakSampler, **extra: Any) -> dict[str, Any
 
 
 def phase_aggregate(settings, profile: str | None) -> dict[str, Any]:
-    from kpi.aggregate import run_aggregation
+    from kpi.warehouse.aggregate import run_aggregation
 
     with PeakSampler() as sampler:
         t0 = time.perf_counter()
@@ -548,7 +548,7 @@ def phase_aggregate(settings, profile: str | None) -> dict[str, Any]:
 
 
 def phase_export(settings, out: Path) -> dict[str, Any]:
-    from kpi.export import export_quarter
+    from kpi.exports.quarterly import export_quarter
 
     with PeakSampler() as sampler:
         t0 = time.perf_counter()
@@ -615,8 +615,8 @@ def phase_baseline(settings, work: Path) -> dict[str, Any]:
 
 
 def phase_queries(settings, runs: int) -> dict[str, Any]:
-    from kpi.indicators import INDICATORS, Period, query
-    from kpi.warehouse import open_reader, shared_reader
+    from kpi.warehouse.indicators import INDICATORS, Period, query
+    from kpi.warehouse.published import open_reader, shared_reader
 
     period = Period.quarter(QUARTER)
     out: dict[str, Any] = {}

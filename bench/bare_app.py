@@ -5,7 +5,7 @@ Run by bench/ingest.py as a separate process:
     python bench/bare_app.py --config DIR/config.yaml --port 8123 --workers 2 --bare-file F
 
 It serves, on one gunicorn with exactly the options `esco-kpi serve` uses
-(`kpi.server.gunicorn_options`; the aggregation schedule is not started):
+(`esco_kpi.server.gunicorn_options`; the aggregation schedule is not started):
 
 - everything the collector answers (`/v1/events`, `/v1/health`, ...), i.e. `create_app`;
 - `POST /bare/events`: reads the body, inflates gzip, parses the JSON with orjson, appends the
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from kpi.server import _Gunicorn, build_wsgi_app, gunicorn_options
+from esco_kpi.server import _Gunicorn, build_wsgi_app, gunicorn_options
 from kpi.settings import Settings, load_settings
 
 

@@ -186,9 +186,9 @@ def prepare(args) -> tuple[Path, dict[str, Any]]:
             if (store / name).exists():
                 shutil.copyfile(store / name, data_dir / name)
     settings = agg_bench._settings(data_dir)
-    from kpi.aggregate import run_aggregation
-    from kpi.registry import RegistryError, add_user, set_password
-    from kpi.store import make_engine
+    from kpi.store.db import make_engine
+    from kpi.store.registry import RegistryError, add_user, set_password
+    from kpi.warehouse.aggregate import run_aggregation
 
     print("aggregating (nothing to do when the warehouse is up to date) ...", flush=True)
     t0 = time.perf_counter()
@@ -205,7 +205,7 @@ def prepare(args) -> tuple[Path, dict[str, Any]]:
 
 
 def top_concept(data_dir: Path) -> str:
-    from kpi.indicators import Period, query
+    from kpi.warehouse.indicators import Period, query
 
     settings = agg_bench._settings(data_dir)
     rows = query(settings, "most_used_concepts", Period.custom(*PERIODS["quarter"])).rows
@@ -217,7 +217,7 @@ def top_concept(data_dir: Path) -> str:
 def start(config: Path, workers: int) -> tuple[str, Any, Path]:
     """A fresh server: the pages its workers share on disk are removed first, so that every
     phase starts with nothing computed."""
-    from kpi.server import free_port, spawn_serve, wait_until_up
+    from esco_kpi.server import free_port, spawn_serve, wait_until_up
 
     shutil.rmtree(config.parent / "var" / "cache", ignore_errors=True)
 

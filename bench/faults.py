@@ -52,7 +52,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kpi.server import free_port, spawn_serve, wait_until_up  # noqa: E402
+from esco_kpi.server import free_port, spawn_serve, wait_until_up  # noqa: E402
 from tests.test_store_down import TcpProxy  # noqa: E402  (the proxy of the store-down test)
 
 IMPLEMENTERS = (("Faults Portal A", "DE", "job_portal"), ("Faults PES B", "FR", "pes"),
@@ -111,10 +111,10 @@ def setup_store(data_dir: Path, database_url: str | None):
     """The store with the bundled catalogue and the implementers: (settings, keys, uris)."""
     from sqlalchemy import select
 
-    from kpi.catalogue import load_bundled
-    from kpi.registry import add_implementer
+    from kpi.catalogue.load import load_bundled
     from kpi.settings import Settings
-    from kpi.store import concepts, init_store, make_engine
+    from kpi.store.db import concepts, init_store, make_engine
+    from kpi.store.registry import add_implementer
 
     values = {"storage.data_dir": str(data_dir)}
     if database_url:
@@ -313,7 +313,8 @@ class Aggregations:
             kill = self.killed < self.kills_wanted and self.rng.random() < 0.6
             with self.log_path.open("ab") as handle:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "kpi.cli", "--config", str(self.config), "aggregate"],
+                    [sys.executable, "-m", "esco_kpi.cli", "--config", str(self.config),
+                     "aggregate"],
                     stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
             if kill:
                 # Past start-up (about 1-2 s here), into the run.
@@ -404,7 +405,7 @@ def final_aggregation(config: Path, log_path: Path) -> None:
     for _ in range(30):
         with log_path.open("ab") as handle:
             done = subprocess.run(
-                [sys.executable, "-m", "kpi.cli", "--config", str(config), "aggregate"],
+                [sys.executable, "-m", "esco_kpi.cli", "--config", str(config), "aggregate"],
                 stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
         if done.returncode == 0:
             return
@@ -415,7 +416,7 @@ def final_aggregation(config: Path, log_path: Path) -> None:
 def store_figures(settings) -> dict:
     from sqlalchemy import func, select
 
-    from kpi.store import events, make_engine, outcome_counts
+    from kpi.store.db import events, make_engine, outcome_counts
 
     engine = make_engine(settings)
     try:
@@ -431,7 +432,7 @@ def store_figures(settings) -> dict:
 
 
 def indicator_figures(settings) -> tuple[int, int]:
-    from kpi.indicators import Period, query
+    from kpi.warehouse.indicators import Period, query
 
     today = datetime.now(UTC).date()
     result = query(settings, "most_used_concepts", Period.custom(today - timedelta(days=30),

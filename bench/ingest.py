@@ -331,10 +331,10 @@ def setup_store(folder: Path, args) -> tuple[Path, list[str], list[str]]:
     """Config, store with the bundled catalogue and implementers: (config, keys, uris)."""
     from sqlalchemy import select
 
-    from kpi.catalogue import load_bundled
-    from kpi.registry import add_implementer
+    from kpi.catalogue.load import load_bundled
     from kpi.settings import load_settings
-    from kpi.store import concepts, init_store, make_engine
+    from kpi.store.db import concepts, init_store, make_engine
+    from kpi.store.registry import add_implementer
 
     tree = {
         "storage": {"data_dir": "var", "database_url": args.database_url},
@@ -366,7 +366,7 @@ def start_server(config: Path, port: int, workers: int, bare_file: Path, log: Pa
          "--workers", str(workers), "--bare-file", str(bare_file)],
         stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=config.parent,
         start_new_session=True)
-    from kpi.server import wait_until_up
+    from esco_kpi.server import wait_until_up
 
     try:
         wait_until_up(f"http://127.0.0.1:{port}", proc, log)
@@ -398,8 +398,8 @@ def profile_real(config: Path, key: str, uris: list[str], batches: int) -> dict:
     from collector.body import parse_events, read_body
     from collector.ingest import classify, store, summary
     from collector.schemas import EventSchema
-    from kpi.registry import authenticate
     from kpi.settings import load_settings
+    from kpi.store.registry import authenticate
 
     settings = load_settings(config)
     app = create_app(settings)
@@ -501,7 +501,7 @@ def sqlite_floor(path: Path, rows: list[dict], implementer_id: int, today: date)
     """ms for INSERT OR IGNORE of 1,000 rows + commit with raw sqlite3 (WAL, synchronous=FULL)."""
     from sqlalchemy import create_engine
 
-    from kpi.store import metadata
+    from kpi.store.db import metadata
 
     engine = create_engine(f"sqlite:///{path}")
     metadata.create_all(engine)
@@ -530,7 +530,7 @@ def sqlite_floor(path: Path, rows: list[dict], implementer_id: int, today: date)
 PROFILE_GROUPS = (
     # label, (file fragment, function name) matched against pstats keys; inclusive time
     ("whole request (Flask.wsgi_app)", ("flask/app.py", "wsgi_app")),
-    ("authenticate (key lookup)", ("kpi/registry.py", "authenticate")),
+    ("authenticate (key lookup)", ("kpi/store/registry.py", "authenticate")),
     ("CatalogueCache.current", ("collector/app.py", "current")),
     ("read_body (inflate)", ("collector/body.py", "read_body")),
     ("parse_events (orjson)", ("collector/body.py", "parse_events")),
@@ -738,7 +738,7 @@ def main(argv: list[str] | None = None) -> None:
         config, keys, uris = setup_store(folder, args)
         print(f"store ready in {time.perf_counter() - t:.1f} s ({len(uris)} concept URIs), "
               f"data in {folder}", flush=True)
-        from kpi.server import free_port
+        from esco_kpi.server import free_port
 
         port = free_port()
         server = start_server(config, port, args.workers, folder / "bare.jsonl",

@@ -18,8 +18,8 @@ from collector.ingest import (
     store,
     summary,
 )
-from kpi.registry import Implementer, authenticate
-from kpi.store import outcome_counts
+from kpi.store.db import outcome_counts
+from kpi.store.registry import Implementer, authenticate
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 

@@ -11,9 +11,9 @@ from collector import metrics
 from collector.api import bp as api_bp
 from collector.api import error
 from collector.openapi import build_spec
-from kpi.catalogue import CatalogueIndex, catalogue_token
+from kpi.catalogue.load import CatalogueIndex, catalogue_token
 from kpi.settings import Settings, load_settings
-from kpi.store import make_engine
+from kpi.store.db import make_engine
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

@@ -28,8 +28,8 @@ from collector.body import BodyError
 from collector.fastpath import FastLoader
 from collector.ratelimit import Refusal, take_tokens
 from collector.schemas import EventSchema, flatten_reasons
-from kpi.catalogue import CatalogueIndex, version_key
-from kpi.store import events, outcome_counts
+from kpi.catalogue.load import CatalogueIndex, version_key
+from kpi.store.db import events, outcome_counts
 
 ACCEPTED, DUPLICATE, QUARANTINED, REJECTED = "accepted", "duplicate", "quarantined", "rejected"
 

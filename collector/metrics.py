@@ -20,7 +20,7 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prom_multiprocess
 from sqlalchemy import Engine, func, select
 
-from kpi.store import aggregation_runs, events
+from kpi.store.db import aggregation_runs, events
 
 REQUESTS = Counter("esco_kpi_http_requests", "HTTP requests answered",
                    ["endpoint", "status"])

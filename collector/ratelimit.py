@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from kpi.store import rate_buckets
+from kpi.store.db import rate_buckets
 
 
 @dataclass(frozen=True)

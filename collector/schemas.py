@@ -23,7 +23,7 @@ from marshmallow import (
 )
 
 from collector.privacy import personal_data_reason
-from kpi.catalogue import LANGUAGES
+from kpi.catalogue.load import LANGUAGES
 
 EVENT_TYPES = ("concept_used", "label_added", "concept_proposed", "translation_feedback")
 CONTEXTS = ("job_vacancy", "cv", "search", "matching", "training", "statistics", "other")

@@ -44,11 +44,11 @@ from dashboard.state import (
     parse_query,
     to_query,
 )
-from kpi.catalogue import LANGUAGES
-from kpi.indicators import CONCEPT_TYPES, CONTEXTS
-from kpi.registry import SECTORS, check_user, list_implementers
+from kpi.catalogue.load import LANGUAGES
 from kpi.settings import Settings
-from kpi.store import make_engine
+from kpi.store.db import make_engine
+from kpi.store.registry import SECTORS, check_user, list_implementers
+from kpi.warehouse.indicators import CONCEPT_TYPES, CONTEXTS
 
 log = logging.getLogger("esco_kpi.dashboard")
 PREFIX = "/dashboard/"

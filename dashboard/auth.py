@@ -1,6 +1,6 @@
 """Dashboard login: the shared secret key, server-side sessions, and brute-force protection.
 
-State lives in the ingest store (kpi.store's dashboard_sessions and dashboard_login_failures),
+State lives in the ingest store (kpi.store.db's dashboard_sessions and dashboard_login_failures),
 not in process memory: `serve` runs several gunicorn workers, and a lockout or a logout must
 hold whichever worker answers the next request. The cookie itself only carries a random
 session id (signed by Flask).
@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from kpi.store import dashboard_login_failures, dashboard_sessions, init_store
+from kpi.store.db import dashboard_login_failures, dashboard_sessions, init_store
 
 SESSION_SECONDS = 8 * 3600
 # Per user name: this many failures are free, then each one doubles the wait, up to the cap.

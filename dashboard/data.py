@@ -1,4 +1,4 @@
-"""Where the dashboard gets its numbers: kpi.indicators, memoised per period fingerprint.
+"""Where the dashboard gets its numbers: kpi.warehouse.indicators, memoised per period fingerprint.
 
 Two levels of memo, both keyed by kpi.warehouse.period_fingerprint (the published files a
 period can read), so a run that touched only today keeps last quarter's entries:
@@ -36,10 +36,10 @@ from flask_caching import Cache
 from flask_caching.backends.base import BaseCache
 
 from dashboard.state import FilterState, today
-from kpi import indicators
-from kpi.indicators import Period, Result, run_support_query
 from kpi.settings import Settings
-from kpi.warehouse import period_fingerprint, shared_reader, snapshot_id
+from kpi.warehouse import indicators
+from kpi.warehouse.indicators import Period, Result, run_support_query
+from kpi.warehouse.published import period_fingerprint, shared_reader, snapshot_id
 
 log = logging.getLogger("esco_kpi.dashboard")
 
@@ -182,7 +182,7 @@ def shown_rows(body: Any) -> int:
 
 
 def run_extra(settings: Settings, name: str, params: dict[str, Any]) -> Result:
-    """Run a support query of kpi.indicators on this process's shared reader."""
+    """Run a support query of kpi.warehouse.indicators on this process's shared reader."""
     cur = shared_reader(settings)
     try:
         return run_support_query(cur, name, params)
@@ -265,7 +265,7 @@ class Data:
                             quality=path == QUALITY_PAGE)
 
     def indicator(self, name: str, period: Period, state: FilterState, **extra: Any) -> Result:
-        """kpi.indicators.query with the state's filters that the indicator can apply."""
+        """kpi.warehouse.indicators.query with the state's filters that the indicator can apply."""
         usable = set(indicators.applicable_filters(name))
         filters = {k: v for k, v in {**state.filters(), **extra}.items() if k in usable}
         key = (name, period.start, period.end, state.label_language, sorted(filters.items()))

@@ -12,9 +12,9 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlencode
 
-from kpi.catalogue import LANGUAGES
-from kpi.indicators import CONCEPT_TYPES, CONTEXTS, Period
-from kpi.registry import SECTORS
+from kpi.catalogue.load import LANGUAGES
+from kpi.store.registry import SECTORS
+from kpi.warehouse.indicators import CONCEPT_TYPES, CONTEXTS, Period
 
 PRESETS: dict[str, str] = {
     "last30": "Last 30 days",
@@ -62,7 +62,7 @@ class FilterState:
         return resolve_period(self.preset, self.start, self.end, now or today())
 
     def filters(self) -> dict[str, str | None]:
-        """The global filters as kpi.indicators.query keyword arguments."""
+        """The global filters as kpi.warehouse.indicators.query keyword arguments."""
         return {name: getattr(self, name) for name in FILTER_NAMES}
 
     def with_(self, **changes: object) -> FilterState:

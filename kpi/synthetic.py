@@ -17,8 +17,8 @@ from datetime import date, timedelta
 
 from sqlalchemy import Engine, select
 
-from kpi.catalogue import current_version
-from kpi.store import concept_labels, concepts
+from kpi.catalogue.load import current_version
+from kpi.store.db import concept_labels, concepts
 
 
 @dataclass(frozen=True)

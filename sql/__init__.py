@@ -1,1 +1,3 @@
-"""One SQL file per KPI indicator, read by kpi.indicators (DuckDB, `$named` parameters)."""
+"""The warehouse's SQL models, shipped as the package data `kpi.sql` (see pyproject.toml).
+
+Read by name with kpi.warehouse.models; DuckDB dialect, `$named` parameters."""

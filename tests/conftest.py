@@ -19,11 +19,11 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
-from kpi.catalogue import load_bundled
-from kpi.registry import add_implementer
-from kpi.server import free_port, spawn_serve, wait_until_up
+from esco_kpi.server import free_port, spawn_serve, wait_until_up
+from kpi.catalogue.load import load_bundled
 from kpi.settings import Settings
-from kpi.store import init_store, make_engine
+from kpi.store.db import init_store, make_engine
+from kpi.store.registry import add_implementer
 
 PG_ADMIN_URL = os.environ.get("ESCO_KPI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # One template per test session: two sessions on one server never touch each other's.

@@ -15,9 +15,8 @@ import duckdb
 import pytest
 from sqlalchemy import Engine, create_engine, func, insert, select, text
 
-from kpi.aggregate import RunSummary, run_aggregation
 from kpi.settings import Settings
-from kpi.store import (
+from kpi.store.db import (
     catalogue_versions,
     concept_labels,
     concepts,
@@ -27,7 +26,8 @@ from kpi.store import (
     make_engine,
     outcome_counts,
 )
-from kpi.warehouse import open_reader
+from kpi.warehouse.aggregate import RunSummary, run_aggregation
+from kpi.warehouse.published import open_reader
 
 OCC = "http://data.europa.eu/esco/occupation/"
 SKILL = "http://data.europa.eu/esco/skill/"

@@ -17,16 +17,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, insert, select
 
-from kpi import aggregate, warehouse
-from kpi.aggregate import (
+from kpi.settings import Settings
+from kpi.store.db import aggregation_runs, events
+from kpi.warehouse import aggregate
+from kpi.warehouse import published as warehouse
+from kpi.warehouse.aggregate import (
     AggregationBusy,
     aggregation_lock,
     run_aggregation,
     safe_high_water_mark,
 )
-from kpi.indicators import Period, query
-from kpi.settings import Settings
-from kpi.store import aggregation_runs, events
+from kpi.warehouse.indicators import Period, query
 from tests.kpi_fixtures import (
     O1,
     O2,
@@ -130,7 +131,8 @@ def test_incremental_run_recomputes_only_touched_days_and_equals_a_full_rebuild(
 
 KILL_SCRIPT = """
 import os, signal, sys
-from kpi import aggregate, warehouse
+from kpi.warehouse import aggregate
+from kpi.warehouse import published as warehouse
 from kpi.settings import Settings
 
 settings = Settings({"storage.data_dir": sys.argv[1]})
@@ -198,7 +200,7 @@ import sys
 import time
 from pathlib import Path
 from kpi.settings import Settings
-from kpi.warehouse import open_reader
+from kpi.warehouse.published import open_reader
 settings = Settings({"storage.data_dir": sys.argv[1]})
 seen = set()
 stop = Path(sys.argv[2])
@@ -212,7 +214,7 @@ print(sorted(seen))
 
 AGGREGATE_SCRIPT = """
 import sys
-from kpi import aggregate
+from kpi.warehouse import aggregate
 from kpi.settings import Settings
 aggregate.BATCH_IDS = 1000
 aggregate.run_aggregation(Settings({"storage.data_dir": sys.argv[1]}))
@@ -310,7 +312,7 @@ def test_quarantine_replay_is_counted_once(store):
 
 
 def test_replay_of_the_newest_row_gets_a_new_id(store):
-    # needs AUTOINCREMENT on SQLite (kpi/store.py): else the row would get its old id back
+    # needs AUTOINCREMENT on SQLite (kpi/store/db.py): else the row would get its old id back
     [qid] = store.events({"concept_uri": S3, "count": 4, "status": "quarantined",
                           "quarantine_reason": "unknown_concept"})
     store.aggregate()

@@ -10,8 +10,8 @@ import requests
 from openapi_spec_validator import validate
 from sqlalchemy import func, select
 
-from kpi.registry import add_implementer, revoke_implementer, rotate_key
-from kpi.store import events
+from kpi.store.db import events
+from kpi.store.registry import add_implementer, revoke_implementer, rotate_key
 from tests.helpers import OCCUPATION, SKILL, days_ago, event, post
 
 

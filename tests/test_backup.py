@@ -9,11 +9,11 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from kpi.aggregate import AggregationBusy, run_aggregation
-from kpi.backup import BackupError, backup, restore
-from kpi.indicators import Period, query
+from kpi.operations.backup import BackupError, backup, restore
 from kpi.settings import Settings
-from kpi.store import events, make_engine
+from kpi.store.db import events, make_engine
+from kpi.warehouse.aggregate import AggregationBusy, run_aggregation
+from kpi.warehouse.indicators import Period, query
 from tests.conftest import _admin, _pg_url
 from tests.helpers import days_ago, event, post
 

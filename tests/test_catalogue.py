@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from kpi import catalogue
-from kpi.catalogue import (
+from kpi.catalogue import load as catalogue
+from kpi.catalogue.load import (
     BUNDLED_VERSION,
     LANGUAGES,
     CatalogueError,
@@ -24,7 +24,7 @@ from kpi.catalogue import (
     versions,
 )
 from kpi.settings import Settings
-from kpi.store import catalogue_versions, concept_labels, concepts, init_store, make_engine
+from kpi.store.db import catalogue_versions, concept_labels, concepts, init_store, make_engine
 
 ESCO = "http://data.europa.eu/esco"
 TECH_DIRECTOR = f"{ESCO}/occupation/00030d09-2b3a-4efd-87cc-c4ea39d27c34"

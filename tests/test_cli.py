@@ -13,15 +13,15 @@ import pytest
 from sqlalchemy import select
 
 from collector.app import create_app
-from kpi.registry import authenticate, check_user
-from kpi.store import api_keys
+from kpi.store.db import api_keys
+from kpi.store.registry import authenticate, check_user
 from tests.conftest import write_config
 from tests.helpers import days_ago, event
 
 
 def run(config: Path | None, *args: str, stdin: str | None = None,
         cwd: Path | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "kpi.cli"]
+    command = [sys.executable, "-m", "esco_kpi.cli"]
     if config:
         command += ["--config", str(config)]
     return subprocess.run(command + list(args), capture_output=True, text=True, input=stdin,
@@ -159,10 +159,10 @@ def test_demo_twice_on_a_fresh_machine_does_not_double_the_data(tmp_path):
 
     import requests
 
-    from kpi.indicators import INDICATORS, Period, query
-    from kpi.server import free_port
+    from esco_kpi.server import free_port
     from kpi.settings import load_settings
-    from kpi.store import make_engine
+    from kpi.store.db import make_engine
+    from kpi.warehouse.indicators import INDICATORS, Period, query
 
     config = tmp_path / "config.yaml"
     config.write_text(f"storage:\n  data_dir: {tmp_path / 'var'}\n")
@@ -170,7 +170,7 @@ def test_demo_twice_on_a_fresh_machine_does_not_double_the_data(tmp_path):
 
     def demo() -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "kpi.cli", "--config", str(config), "demo", "--events",
+            [sys.executable, "-m", "esco_kpi.cli", "--config", str(config), "demo", "--events",
              "4000", "--no-serve", "--port", str(port)],
             capture_output=True, text=True, timeout=600, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
@@ -199,7 +199,7 @@ def test_demo_twice_on_a_fresh_machine_does_not_double_the_data(tmp_path):
 
     # again, as the README runs it: it keeps serving the dashboard until interrupted
     process = subprocess.Popen(
-        [sys.executable, "-m", "kpi.cli", "--config", str(config), "demo", "--events", "4000",
+        [sys.executable, "-m", "esco_kpi.cli", "--config", str(config), "demo", "--events", "4000",
          "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
     try:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kpi.aggregate import AggregationBusy, run_aggregation
-from kpi.export import ExportError, export_quarter
-from kpi.indicators import Period, query
+from kpi.exports.quarterly import ExportError, export_quarter
+from kpi.warehouse.aggregate import AggregationBusy, run_aggregation
+from kpi.warehouse.indicators import Period, query
 from tests.helpers import days_ago, event, post
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from kpi.store import events
+from kpi.store.db import events
 from tests.helpers import event
 
 CLIENTS = 4

@@ -43,12 +43,12 @@ from dashboard.data import (
 )
 from dashboard.pages import BY_PATH, PAGES
 from dashboard.state import PRESETS, FilterState, csv_filename, parse_query, to_query
-from kpi.aggregate import run_aggregation
-from kpi.indicators import INDICATORS, SUPPORT_QUERIES, Period, load_sql, query
-from kpi.registry import add_implementer, add_user
 from kpi.settings import Settings
-from kpi.store import make_engine
-from kpi.warehouse import period_fingerprint
+from kpi.store.db import make_engine
+from kpi.store.registry import add_implementer, add_user
+from kpi.warehouse.aggregate import run_aggregation
+from kpi.warehouse.indicators import INDICATORS, SUPPORT_QUERIES, Period, load_sql, query
+from kpi.warehouse.published import period_fingerprint
 from tests.conftest import _admin, _pg_url
 from tests.helpers import OCCUPATION, SKILL, days_ago, event
 
@@ -335,7 +335,7 @@ def test_secret_key_file_is_private_and_shared(world):
 def test_wsgi_app_dispatches_collector_and_dashboard(world):
     from werkzeug.test import Client
 
-    from kpi.server import build_wsgi_app
+    from esco_kpi.server import build_wsgi_app
 
     client = Client(build_wsgi_app(world.settings))
     health = client.get("/v1/health")
@@ -488,7 +488,7 @@ def test_download_is_exactly_what_is_filtered(app, world):
 
 
 def test_result_cache_keeps_objects_within_a_row_budget():
-    from kpi.indicators import Result
+    from kpi.warehouse.indicators import Result
 
     cache = ResultCache(default_timeout=60, row_budget=10)
     small, big = Result(("a",), [{"a": 1}] * 4), Result(("a",), [{"a": 2}] * 7)

@@ -1,7 +1,7 @@
 """The dashboard in a real headless Chromium against a real `esco-kpi serve` process.
 
 Log in, open every page, change the period and a filter, drill down to a concept, download a
-CSV and compare it with kpi.indicators.query, and check that a label holding HTML shows as
+CSV and compare it with kpi.warehouse.indicators.query, and check that a label holding HTML shows as
 text. Screenshots go to test-artifacts/. Without Chromium these tests skip locally and fail
 in CI (where .ci/run installs it).
 """
@@ -20,9 +20,9 @@ import pytest
 
 from dashboard.data import to_csv
 from dashboard.state import FilterState, csv_filename, today
-from kpi.aggregate import AggregationBusy, run_aggregation
-from kpi.indicators import Period, query
-from kpi.registry import add_implementer, add_user
+from kpi.store.registry import add_implementer, add_user
+from kpi.warehouse.aggregate import AggregationBusy, run_aggregation
+from kpi.warehouse.indicators import Period, query
 from tests.helpers import SKILL, event, post
 from tests.test_dashboard import HTML_LABEL, PASSWORD, seed_events
 
@@ -206,7 +206,7 @@ def test_dashboard_in_a_browser(browser, server_factory, settings, engine):
              "country control restored from the URL")
     shot(browser, "concepts")
 
-    # 4. download the most used concepts as CSV: exactly kpi.indicators.query's rows
+    # 4. download the most used concepts as CSV: exactly kpi.warehouse.indicators.query's rows
     click(browser, lambda d: d.find_element(
         By.CSS_SELECTOR, "#section-most-used-concepts .download-button"), "download")
     state = FilterState(country="DE")

@@ -18,7 +18,7 @@ import requests
 from sqlalchemy import func, select
 
 from kpi.settings import Settings
-from kpi.store import events, make_engine
+from kpi.store.db import events, make_engine
 from tests.helpers import event, post
 
 BATCH = [event(f"df-{i}") for i in range(200)]

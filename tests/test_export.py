@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kpi.export import ExportError, export_quarter, parse_quarter, safe_text
+from kpi.exports.quarterly import ExportError, export_quarter, parse_quarter, safe_text
 from tests.kpi_fixtures import O1, S1, S2, standard_store
 
 

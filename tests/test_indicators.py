@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from kpi.catalogue import normalise_label
-from kpi.indicators import (
+from kpi.catalogue.load import normalise_label
+from kpi.warehouse.indicators import (
     INDICATORS,
     Period,
     Result,

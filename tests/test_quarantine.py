@@ -8,11 +8,11 @@ import sys
 from sqlalchemy import func, select
 
 from collector.app import create_app
-from kpi.aggregate import run_aggregation
-from kpi.catalogue import load_catalogue
-from kpi.indicators import Period, query
-from kpi.quarantine import replay
-from kpi.store import events
+from kpi.catalogue.load import load_catalogue
+from kpi.catalogue.quarantine import replay
+from kpi.store.db import events
+from kpi.warehouse.aggregate import run_aggregation
+from kpi.warehouse.indicators import Period, query
 from tests.conftest import write_config
 from tests.helpers import SKILL, days_ago, event
 
@@ -71,7 +71,7 @@ def test_replay_command(settings, engine, api_key, tmp_path):
     client = create_app(settings).test_client()
     client.post("/v1/events", headers={"Authorization": f"Bearer {api_key}"},
                 json={"events": [event("q-1", concept_uri=NEW_SKILL)]})
-    result = subprocess.run([sys.executable, "-m", "kpi.cli", "--config", str(config),
+    result = subprocess.run([sys.executable, "-m", "esco_kpi.cli", "--config", str(config),
                              "quarantine", "replay"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Checked 1 quarantined events: 0 now count" in result.stdout

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from kpi.indicators import Period, query
-from kpi.retention import prune_events
+from kpi.operations.retention import prune_events
 from kpi.settings import ConfigError, Settings
-from kpi.store import events
+from kpi.store.db import events
+from kpi.warehouse.indicators import Period, query
 from tests.kpi_fixtures import O1, standard_store
 
 

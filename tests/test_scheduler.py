@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from kpi.indicators import Period, query
+from kpi.warehouse.indicators import Period, query
 from tests.helpers import SKILL, days_ago, event, post
 
 

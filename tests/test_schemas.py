@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from collector.schemas import CONCEPT_TYPES, CONTEXTS, EVENT_TYPES, EventSchema
-from kpi.catalogue import LANGUAGES
+from kpi.catalogue.load import LANGUAGES
 
 TODAY = datetime.now(UTC).date()
 FIELDS = ("event_id", "type", "occurred_at", "concept_uri", "esco_version", "language",

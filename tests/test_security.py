@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from sqlalchemy import select
 
-from kpi.registry import add_implementer, revoke_implementer
-from kpi.store import api_keys
+from kpi.store.db import api_keys
+from kpi.store.registry import add_implementer, revoke_implementer
 from tests.helpers import event, post
 
 

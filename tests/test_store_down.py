@@ -14,7 +14,7 @@ import requests
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from kpi.store import events
+from kpi.store.db import events
 from tests.helpers import event, post
 
 BATCH = [event(f"sd-{i}") for i in range(5)]

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from kpi.store import api_keys, implementers, users
+from kpi.store.db import api_keys, implementers, users
 
 SECTORS = (
     "pes",

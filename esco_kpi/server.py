@@ -16,8 +16,8 @@ from pathlib import Path
 import requests
 from gunicorn.app.base import BaseApplication
 
+from esco_kpi.scheduler import start_scheduler_process
 from kpi.logs import logging_config
-from kpi.scheduler import start_scheduler_process
 from kpi.settings import Settings
 
 
@@ -128,7 +128,7 @@ def spawn_serve(config: str | Path | None, port: int, log: Path, extra: Sequence
 
     As an operator runs it: the demo, the tests and the benchmarks all start servers this way.
     """
-    command = [sys.executable, "-m", "kpi.cli"]
+    command = [sys.executable, "-m", "esco_kpi.cli"]
     if config:
         command += ["--config", str(config)]
     command += ["serve", "--port", str(port), *extra]

@@ -24,7 +24,7 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 def _engine(ctx: click.Context, init: bool = False):
-    from kpi.store import init_store, make_engine
+    from kpi.store.db import init_store, make_engine
 
     engine = make_engine(_settings(ctx))
     if init:
@@ -69,7 +69,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 @click.pass_context
 def init(ctx: click.Context) -> None:
     """Create the stores and load the bundled ESCO catalogue (safe to run twice)."""
-    from kpi.catalogue import load_bundled
+    from kpi.catalogue.load import load_bundled
 
     settings = _settings(ctx)
     engine = _engine(ctx, init=True)
@@ -95,7 +95,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     """Run the collector and dashboard on gunicorn, and the aggregation schedule."""
     from sqlalchemy.exc import OperationalError
 
-    from kpi.server import serve as run
+    from esco_kpi.server import serve as run
 
     try:
         _engine(ctx, init=True)
@@ -116,7 +116,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
 @click.pass_context
 def demo(ctx: click.Context, events: int, port: int | None, no_serve: bool) -> None:
     """Init, register demo implementers, send two quarters of events over HTTP, serve."""
-    from kpi.demo import run_demo
+    from esco_kpi.demo import run_demo
 
     code = run_demo(_settings(ctx), ctx.parent.params.get("config_path") if ctx.parent else None,
                     events, port, keep_serving=not no_serve, progress=_progress("demo"),
@@ -139,7 +139,7 @@ def implementer() -> None:
 def implementer_add(ctx: click.Context, name: str, country: str, sector: str,
                     as_json: bool) -> None:
     """Register an implementer and print its API key (shown only once)."""
-    from kpi.registry import add_implementer
+    from kpi.store.registry import add_implementer
 
     imp, key = add_implementer(_engine(ctx, init=True), name, country, sector)
     if as_json:
@@ -154,7 +154,7 @@ def implementer_add(ctx: click.Context, name: str, country: str, sector: str,
 @click.pass_context
 def implementer_list(ctx: click.Context, as_json: bool) -> None:
     """List implementers and their keys' prefixes."""
-    from kpi.registry import list_implementers
+    from kpi.store.registry import list_implementers
 
     rows = list_implementers(_engine(ctx, init=True))
     if as_json:
@@ -178,7 +178,7 @@ def implementer_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def implementer_revoke(ctx: click.Context, implementer_id: int) -> None:
     """Revoke every key of an implementer at once."""
-    from kpi.registry import revoke_implementer
+    from kpi.store.registry import revoke_implementer
 
     revoke_implementer(_engine(ctx, init=True), implementer_id)
     click.echo(f"Implementer {implementer_id} revoked; its keys no longer work.")
@@ -190,7 +190,7 @@ def implementer_revoke(ctx: click.Context, implementer_id: int) -> None:
 @click.pass_context
 def implementer_rotate(ctx: click.Context, implementer_id: int, as_json: bool) -> None:
     """Issue a new key; the old one keeps working for keys.rotation_grace_hours."""
-    from kpi.registry import rotate_key
+    from kpi.store.registry import rotate_key
 
     hours = _settings(ctx)["keys.rotation_grace_hours"]
     key = rotate_key(_engine(ctx, init=True), implementer_id, timedelta(hours=hours))
@@ -213,7 +213,7 @@ def user() -> None:
 @click.pass_context
 def user_add(ctx: click.Context, name: str, password_stdin: bool) -> None:
     """Add a dashboard user (asks for the password, or reads it from stdin)."""
-    from kpi.registry import add_user
+    from kpi.store.registry import add_user
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -237,7 +237,7 @@ def catalogue() -> None:
 @click.pass_context
 def catalogue_load(ctx: click.Context, path: Path, version: str, replace: bool) -> None:
     """Load an ESCO release in ESCO's own CSV download format."""
-    from kpi.catalogue import load_catalogue
+    from kpi.catalogue.load import load_catalogue
 
     loaded = load_catalogue(_engine(ctx, init=True), path, version,
                             progress=_progress("catalogue"), replace=replace)
@@ -250,7 +250,7 @@ def catalogue_load(ctx: click.Context, path: Path, version: str, replace: bool) 
 @click.pass_context
 def catalogue_list(ctx: click.Context) -> None:
     """The ESCO versions loaded, oldest first."""
-    from kpi.catalogue import versions
+    from kpi.catalogue.load import versions
 
     for version in versions(_engine(ctx, init=True)):
         click.echo(version)
@@ -260,8 +260,8 @@ def catalogue_list(ctx: click.Context) -> None:
 @click.pass_context
 def aggregate(ctx: click.Context) -> None:
     """Run the aggregation now (the scheduler in `serve` runs it every few minutes)."""
-    from kpi.aggregate import run_aggregation
-    from kpi.retention import prune_events
+    from kpi.operations.retention import prune_events
+    from kpi.warehouse.aggregate import run_aggregation
 
     engine = _engine(ctx, init=True)
     bar = _progress("aggregate")
@@ -282,7 +282,7 @@ def aggregate(ctx: click.Context) -> None:
 @click.pass_context
 def export(ctx: click.Context, quarter: str, out: Path) -> None:
     """Write the quarter's CSV files and manifest.json, safe to publish."""
-    from kpi.export import export_quarter
+    from kpi.exports.quarterly import export_quarter
 
     summary = export_quarter(_settings(ctx), quarter, out, progress=_progress("export"))
     click.echo(f"Wrote {len(summary.files)} CSV files and manifest.json to {summary.folder}")
@@ -299,7 +299,7 @@ def quarantine() -> None:
 @click.pass_context
 def quarantine_replay(ctx: click.Context) -> None:
     """Re-check quarantined events against the loaded catalogue; release what it knows."""
-    from kpi.quarantine import replay
+    from kpi.catalogue.quarantine import replay
 
     summary = replay(_engine(ctx, init=True), progress=_progress("quarantine"))
     click.echo(f"Checked {summary.checked} quarantined events: {summary.released} now count "
@@ -312,7 +312,7 @@ def quarantine_replay(ctx: click.Context) -> None:
 @click.pass_context
 def backup(ctx: click.Context, out: Path) -> None:
     """Back up the ingest store and the warehouse, consistently, while serving."""
-    from kpi.backup import backup as run
+    from kpi.operations.backup import backup as run
 
     summary = run(_settings(ctx), out)
     click.echo(f"Backed up {summary.events} events ({summary.files} files) to {summary.folder}")
@@ -324,7 +324,7 @@ def backup(ctx: click.Context, out: Path) -> None:
 @click.pass_context
 def restore(ctx: click.Context, folder: Path, force: bool) -> None:
     """Restore a backup into the configured stores (stop `serve` first)."""
-    from kpi.backup import restore as run
+    from kpi.operations.backup import restore as run
 
     manifest = run(_settings(ctx), folder, force=force)
     click.echo(f"Restored the backup of {manifest['created_at']} "
@@ -332,11 +332,11 @@ def restore(ctx: click.Context, folder: Path, force: bool) -> None:
 
 
 def _known_errors() -> tuple[type[Exception], ...]:
-    from kpi.aggregate import AggregationBusy
-    from kpi.backup import BackupError
-    from kpi.catalogue import CatalogueError
-    from kpi.export import ExportError
-    from kpi.registry import RegistryError
+    from kpi.catalogue.load import CatalogueError
+    from kpi.exports.quarterly import ExportError
+    from kpi.operations.backup import BackupError
+    from kpi.store.registry import RegistryError
+    from kpi.warehouse.aggregate import AggregationBusy
 
     return (Failure, ConfigError, RegistryError, CatalogueError, ExportError, AggregationBusy,
             BackupError, ValueError)

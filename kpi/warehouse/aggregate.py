@@ -8,7 +8,7 @@ One run:
 4. reads the accepted events with watermark < id <= high-water mark in id ranges, and appends
    each batch to the warehouse's events in one DuckDB transaction together with the days it
    touches and the new watermark: a crash at any point, then a re-run, counts nothing twice;
-5. publishes the rollups of the touched days (see kpi/warehouse.py) and records the run in
+5. publishes the rollups of the touched days (see kpi/warehouse/published.py) and records the run in
    the ingest store's `aggregation_runs`.
 """
 
@@ -34,10 +34,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from kpi import warehouse
-from kpi.catalogue import normalise_label, version_key
+from kpi.catalogue.load import normalise_label, version_key
 from kpi.settings import Settings
-from kpi.store import (
+from kpi.store.db import (
     aggregation_runs,
     catalogue_versions,
     concept_labels,
@@ -47,6 +46,7 @@ from kpi.store import (
     make_engine,
     outcome_counts,
 )
+from kpi.warehouse import published as warehouse
 
 # Ids per read from the ingest store: bounded memory (a few hundred MB at most) and
 # DuckDB transactions of a useful size.

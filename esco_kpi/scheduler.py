@@ -26,9 +26,9 @@ log = logging.getLogger("esco_kpi.scheduler")
 
 def aggregate_once(settings: Settings) -> None:
     """One scheduled run; a run still going elsewhere (`esco-kpi aggregate`) is left alone."""
-    from kpi.aggregate import AggregationBusy, run_aggregation
-    from kpi.retention import prune_events
-    from kpi.store import make_engine
+    from kpi.operations.retention import prune_events
+    from kpi.store.db import make_engine
+    from kpi.warehouse.aggregate import AggregationBusy, run_aggregation
 
     engine = make_engine(settings)
     try:

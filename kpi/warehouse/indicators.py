@@ -1,6 +1,6 @@
 """The KPI indicators: one SQL file per indicator under sql/, run against the warehouse.
 
-    from kpi.indicators import Period, query
+    from kpi.warehouse.indicators import Period, query
     result = query(settings, "most_used_concepts", Period.quarter("2026-Q3"), language="de")
     result.columns, result.rows  # rows are dicts
 
@@ -24,9 +24,9 @@ from typing import Any
 
 import duckdb
 
-from kpi.catalogue import LANGUAGES
-from kpi.registry import SECTORS
+from kpi.catalogue.load import LANGUAGES
 from kpi.settings import Settings
+from kpi.store.registry import SECTORS
 
 INDICATORS: tuple[str, ...] = (
     "most_used_concepts",
@@ -155,7 +155,7 @@ def load_sql(name: str) -> str:
     """The SQL text of an indicator (or a support query), from the `sql` package."""
     if name not in INDICATORS and name not in SUPPORT_QUERIES:
         raise ValueError(f"unknown indicator {name!r}; one of: {', '.join(INDICATORS)}")
-    return resources.files("sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+    return resources.files("kpi.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
 
 @cache
@@ -221,7 +221,7 @@ def query(
     """
     sql = load_sql(name)
     if not isinstance(period, Period):
-        raise ValueError("period must be a kpi.indicators.Period")
+        raise ValueError("period must be a kpi.warehouse.indicators.Period")
     if label_language is not None and label_language not in LANGUAGES:
         raise ValueError(f"label_language must be one of: {', '.join(LANGUAGES)}")
     values: dict[str, Any] = {f: None for f in FILTERS}
@@ -231,7 +231,7 @@ def query(
                   prev_end=previous.end, label_language=label_language or "en")
     params = {k: v for k, v in values.items() if k in parameters(name)}
     if isinstance(source, Settings):
-        from kpi.warehouse import shared_reader  # the warehouse is only needed here
+        from kpi.warehouse.published import shared_reader  # the warehouse is only needed here
 
         con = shared_reader(source)
         try:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 from kpi import __version__
 from kpi.settings import Settings
-from kpi.store import events, make_engine
+from kpi.store.db import events, make_engine
 
 MANIFEST = "backup.json"
 # Files of the data folder that are not worth keeping (rebuilt at start) or are the stores.
@@ -60,7 +60,7 @@ def _sha256(path: Path) -> str:
 @contextmanager
 def _warehouse_still(settings: Settings, wait_seconds: float = 600) -> Iterator[None]:
     """Hold the aggregation lock, waiting for a run in progress to finish."""
-    from kpi.aggregate import AggregationBusy, aggregation_lock
+    from kpi.warehouse.aggregate import AggregationBusy, aggregation_lock
 
     deadline = time.monotonic() + wait_seconds
     while True:

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, delete, select
 
 from kpi.settings import Settings
-from kpi.store import events
-from kpi.warehouse import read_manifest
+from kpi.store.db import events
+from kpi.warehouse.published import read_manifest
 
 BATCH = 10_000
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kpi.indicators import Period, Result, query
+from kpi.warehouse.indicators import Period, Result, query
 from kpi.settings import Settings
 
 QUARTER = re.compile(r"(\d{4})-Q([1-4])")
@@ -171,7 +171,7 @@ def _feedback(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
 def _uptake(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
     header = ["dimension", "value", "active_implementers", "events", "usage",
               "events_per_implementer", "esco_versions"]
-    from kpi.catalogue import version_key
+    from kpi.catalogue.load import version_key
 
     rows: Rows = []
     for dimension in ("country", "sector"):
@@ -227,7 +227,7 @@ def render_csv(header: list[str], rows: Rows) -> bytes:
 def export_quarter(settings: Settings, quarter: str, out: Path,
                    progress: Callable[[str, int, int], None] | None = None) -> ExportSummary:
     """Write `out/<quarter>/` with one CSV per indicator and manifest.json."""
-    from kpi.warehouse import open_reader
+    from kpi.warehouse.published import open_reader
 
     period = parse_quarter(quarter)
     quarter = quarter.strip()

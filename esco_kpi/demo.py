@@ -22,11 +22,11 @@ import orjson
 import requests
 from sqlalchemy import select
 
-from kpi.catalogue import load_bundled
-from kpi.registry import RegistryError, add_implementer, add_user, rotate_key, set_password
-from kpi.server import spawn_serve, wait_until_up
+from esco_kpi.server import spawn_serve, wait_until_up
+from kpi.catalogue.load import load_bundled
 from kpi.settings import Settings
-from kpi.store import implementers, init_store, make_engine
+from kpi.store.db import implementers, init_store, make_engine
+from kpi.store.registry import RegistryError, add_implementer, add_user, rotate_key, set_password
 from kpi.synthetic import DEMO_IMPLEMENTERS, TrafficGenerator, split_volume
 
 DEMO_USER = "demo"
@@ -161,7 +161,7 @@ def run_demo(settings: Settings, config: str | None, events: int, port: int | No
 
 def _aggregate(settings: Settings, echo: Callable[[str], None]) -> None:
     """Aggregate what was sent, waiting for a scheduled run of the server if one is going."""
-    from kpi.aggregate import AggregationBusy, run_aggregation
+    from kpi.warehouse.aggregate import AggregationBusy, run_aggregation
 
     deadline = time.monotonic() + 600
     while True:

@@ -44,7 +44,7 @@ from typing import IO, Any
 
 from sqlalchemy import Engine, delete, func, select
 
-from kpi.store import catalogue_versions, concept_labels, concepts
+from kpi.store.db import catalogue_versions, concept_labels, concepts
 
 LANGUAGES: tuple[str, ...] = (
     "bg", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "ga", "hr", "hu", "is",
