@@ -213,8 +213,11 @@ def _configure_sqlite(engine: Engine, timeout: float) -> None:
         conn.exec_driver_sql(f"begin {mode}")
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
+def store_error(exc: BaseException) -> str:
+    """The store's complaint in one line, without the SQL or its parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig)
+    return text.splitlines()[0][:200] if text.strip() else type(orig).__name__
 
 
 def init_store(engine: Engine) -> None:

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -242,11 +242,6 @@ def check_user(engine: Engine, username: str, password: str) -> bool:
         check_password_hash(_DUMMY_HASH, password)
         return False
     return check_password_hash(stored, password)
-
-
-def count_implementers(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(implementers)).scalar_one()
 
 
 _ISO_COUNTRIES = set("""
