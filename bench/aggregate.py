@@ -1,4 +1,4 @@
-"""Aggregation and export benchmark (DESIGN.md "Performance budget", rows 3-6), with baseline.
+"""Aggregation and export benchmark (docs/ARCHITECTURE.md "Performance budget"), with baseline.
 
     python bench/aggregate.py                 # 10 M events (generated once, cached in bench/out/)
     python bench/aggregate.py --quick         # 1 M events
@@ -10,7 +10,7 @@
    0.3 % quarantined) straight into a SQLite ingest store with executemany, and caches the file
    in --cache (default bench/out/). Every run works on a copy of it.
 2. Baseline: the accepted events read into a DuckDB table (raw sqlite3, fetchmany, Arrow), then
-   one `GROUP BY concept_uri` over them. The budget ratio uses the GROUP BY alone (DESIGN).
+   one `GROUP BY concept_uri` over them. The budget's ratio uses the GROUP BY alone.
 3. Full refresh (`run_aggregation` on an empty warehouse), incremental refreshes after 100 k new
    events on recent days and spread over all days, the quarterly export: each in a fresh
    process, timed, with the peak RSS of that process and its worker processes.
@@ -616,7 +616,7 @@ def phase_baseline(settings, work: Path) -> dict[str, Any]:
 
 def phase_queries(settings, runs: int) -> dict[str, Any]:
     from kpi.warehouse.indicators import INDICATORS, Period, query
-    from kpi.warehouse.published import open_reader, shared_reader
+    from kpi.warehouse.reader import open_reader, shared_reader
 
     period = Period.quarter(QUARTER)
     out: dict[str, Any] = {}

@@ -217,7 +217,8 @@ def top_concept(data_dir: Path) -> str:
 def start(config: Path, workers: int) -> tuple[str, Any, Path]:
     """A fresh server: the pages its workers share on disk are removed first, so that every
     phase starts with nothing computed."""
-    from esco_kpi.server import free_port, spawn_serve, wait_until_up
+    from esco_kpi.server import spawn_serve, wait_until_up
+    from tests.support import free_port
 
     shutil.rmtree(config.parent / "var" / "cache", ignore_errors=True)
 
@@ -234,11 +235,10 @@ def start(config: Path, workers: int) -> tuple[str, Any, Path]:
 
 
 def stop(process: Any) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except Exception:  # noqa: BLE001 - make sure nothing is left running
-        process.kill()
+    """SIGTERM, SIGKILL after 30 s, then whatever is left of the server's process group."""
+    from tests.support import stop_process
+
+    stop_process(process, timeout=30)
 
 
 def write_config(config: Path, data_dir: Path, warm_up: bool) -> None:

@@ -34,7 +34,6 @@ import contextlib
 import os
 import random
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -52,8 +51,16 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from esco_kpi.server import free_port, spawn_serve, wait_until_up  # noqa: E402
-from tests.test_store_down import TcpProxy  # noqa: E402  (the proxy of the store-down test)
+from esco_kpi.server import spawn_serve, wait_until_up  # noqa: E402
+from tests.support import (  # noqa: E402  (the helpers the tests use too)
+    TcpProxy,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    kill_group,
+    retry_until_answered,
+    stop_process,
+)
 
 IMPLEMENTERS = (("Faults Portal A", "DE", "job_portal"), ("Faults PES B", "FR", "pes"),
                 ("Faults Agency C", "IT", "private_employment"))
@@ -66,36 +73,6 @@ def log(message: str) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Setup
-
-
-def admin_url(url: str) -> tuple[str, str]:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    return parsed.set(database="postgres").render_as_string(hide_password=False), parsed.database
-
-
-def create_pg_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    admin, name = admin_url(url)
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        if conn.execute(text("select 1 from pg_database where datname = :n"), {"n": name}).first():
-            raise SystemExit(f"database {name} exists already: name one this script may create "
-                             f"and drop")
-        conn.execute(text(f'create database "{name}"'))
-    engine.dispose()
-
-
-def drop_pg_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    admin, name = admin_url(url)
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'drop database if exists "{name}" with (force)'))
-    engine.dispose()
 
 
 def try_mount_tmpfs(folder: Path, size: str) -> str | None:
@@ -172,22 +149,15 @@ class ServerProcess:
         return time.monotonic() - started
 
     def kill(self) -> None:
+        """SIGKILL the whole process group at once (a crash)."""
         if self.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+            kill_group(self.process.pid)
             self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        if self.process is not None:  # whatever of the group is left (the scheduler child)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        """Stop it as an operator would (SIGTERM), then whatever of the group is left."""
+        if self.process is not None:
+            stop_process(self.process, timeout=30)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,56 +208,51 @@ class Load:
                        "context": rng.choice(("job_vacancy", "cv", "search")),
                        "count": rng.randint(1, 5)} for i in ids]
             payload = orjson.dumps({"events": events})
-            ambiguous = False
-            last_503: tuple[float, float] | None = None
-            while True:  # retried until answered, even after stop is set
-                started = time.monotonic()
-                try:
-                    response = requests.post(
-                        f"{self.url}/v1/events", data=payload, timeout=30,
-                        headers={"Content-Type": "application/json",
-                                 "Authorization": f"Bearer {key}"})
-                except requests.RequestException:
-                    with self.lock:
-                        self.connection_errors += 1
-                    ambiguous = True
-                    time.sleep(rng.uniform(0.05, 0.2))
-                    continue
-                ended = time.monotonic()
-                status = response.status_code
-                retry_after = response.headers.get("Retry-After")
+            # retried until answered, even after stop is set
+            response, ambiguous, last_503 = retry_until_answered(
+                self.url, key, payload, deadline=float("inf"), timeout=30,
+                pause=lambda answer, rng=rng: self._pause(answer, rng),
+                on_answer=self._record)
+            status = response.status_code
+            if status != 202:
+                self.bad.append(f"client {number}: {status} {response.text[:200]}")
+                return
+            body = response.json()
+            fresh, dups = body["accepted"], body["duplicates"]
+            if fresh + dups != self.batch or body["quarantined"] or body["rejected"]:
+                self.bad.append(f"client {number}: odd summary {body}")
+            if not ambiguous and dups and last_503 is not None and dups == self.batch:
                 with self.lock:
-                    self.statuses[status] = self.statuses.get(status, 0) + 1
-                    self.answers.append((started, ended, status, retry_after is not None))
-                if status in (429, 503):
-                    if status == 503:
-                        last_503 = (started, ended)
-                    if retry_after is None:
-                        self.bad.append(f"{status} without Retry-After")
-                    time.sleep(min(float(retry_after or 1), 1.0) * rng.uniform(0.2, 1.0))
-                    continue
-                if status != 202:
-                    self.bad.append(f"client {number}: {status} {response.text[:200]}")
-                    return
-                body = response.json()
-                fresh, dups = body["accepted"], body["duplicates"]
-                if fresh + dups != self.batch or body["quarantined"] or body["rejected"]:
-                    self.bad.append(f"client {number}: odd summary {body}")
-                if not ambiguous and dups and last_503 is not None and dups == self.batch:
-                    with self.lock:
-                        self.stored_despite_503.append((number, *last_503))
-                elif not ambiguous and dups:
-                    self.bad.append(f"client {number}: {dups} duplicates after 429 only")
-                if (ambiguous or last_503) and (fresh, dups) not in ((self.batch, 0),
-                                                                     (0, self.batch)):
-                    self.bad.append(f"client {number}: half a batch stored before: {body}")
-                with self.lock:
-                    self.batches += 1
-                    if ambiguous:
-                        self.ambiguous_duplicates += dups
-                    for e in events:
-                        self.acknowledged[f"{key_index}/{e['event_id']}"] = e["count"]
-                break
+                    self.stored_despite_503.append((number, *last_503))
+            elif not ambiguous and dups:
+                self.bad.append(f"client {number}: {dups} duplicates after 429 only")
+            if (ambiguous or last_503) and (fresh, dups) not in ((self.batch, 0),
+                                                                 (0, self.batch)):
+                self.bad.append(f"client {number}: half a batch stored before: {body}")
+            with self.lock:
+                self.batches += 1
+                if ambiguous:
+                    self.ambiguous_duplicates += dups
+                for e in events:
+                    self.acknowledged[f"{key_index}/{e['event_id']}"] = e["count"]
+
+    def _record(self, started: float, ended: float, response: requests.Response) -> None:
+        """Every answer, the retried ones included."""
+        status = response.status_code
+        with self.lock:
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            self.answers.append((started, ended, status, "Retry-After" in response.headers))
+
+    def _pause(self, response: requests.Response | None, rng: random.Random) -> float:
+        """How long to wait before a resend, after a network failure (None) or a 429/503."""
+        if response is None:
+            with self.lock:
+                self.connection_errors += 1
+            return rng.uniform(0.05, 0.2)
+        retry_after = response.headers.get("Retry-After")
+        if retry_after is None:
+            self.bad.append(f"{response.status_code} without Retry-After")
+        return min(float(retry_after or 1), 1.0) * rng.uniform(0.2, 1.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,15 +287,14 @@ class Aggregations:
                 while time.monotonic() < deadline and proc.poll() is None:
                     time.sleep(0.02)
                 if proc.poll() is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
+                    kill_group(proc.pid)
                     proc.wait()
                     self.killed += 1
                     continue
             try:
                 proc.wait(timeout=300)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                kill_group(proc.pid)
                 proc.wait()
             if proc.returncode == 0:
                 self.finished += 1
@@ -443,7 +407,7 @@ def indicator_figures(settings) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------------
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs of serve (default 20)")
     parser.add_argument("--clients", type=int, default=4, help="client threads (default 4)")
@@ -458,258 +422,358 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--append", type=Path, help="append the result block to this file")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+TMPFS_SIZE = "4G"
+
+
+@dataclass
+class Run:
+    """One fault run: what it set up (all undone by `cleanup`) and what it measured."""
+
+    args: argparse.Namespace
+    seed: int
+    folder: Path
+    mounted: bool = False
+    tmpfs_note: str = "not tried (--no-tmpfs)"
+    created_db: bool = False
+    settings: object = None
+    keys: list[str] = field(default_factory=list)
+    implementer_ids: list[int] = field(default_factory=list)
+    config: Path | None = None
+    proxy: TcpProxy | None = None
+    server: ServerProcess | None = None
+    load: Load | None = None
+    threads: list[threading.Thread] = field(default_factory=list)
+    aggregations: Aggregations | None = None
+    kills: int = 0
+    restart_seconds: list[float] = field(default_factory=list)
+    windows: list[Window] = field(default_factory=list)
+    disk_note: str = ""
+    fault_seconds: float = 0.0
+    stuck: int = 0
+    probe_status: int = 0
+
+    @property
+    def data_dir(self) -> Path:
+        return self.folder / "var"
+
+    @property
+    def backend(self) -> str:
+        return "PostgreSQL" if self.args.database_url else "SQLite"
+
+
+def prepare(args: argparse.Namespace) -> Run:
+    """The temporary folder, its data dir on a tmpfs when possible."""
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    rng = random.Random(seed)
-    backend = "PostgreSQL" if args.database_url else "SQLite"
-    folder = Path(tempfile.mkdtemp(prefix="esco-faults-"))
-    data_dir = folder / "var"
-    data_dir.mkdir()
-    tmpfs_size = "4G"
-    mounted = False
-    tmpfs_note = "not tried (--no-tmpfs)"
+    run = Run(args, seed, Path(tempfile.mkdtemp(prefix="esco-faults-")))
+    run.data_dir.mkdir()
     if not args.no_tmpfs:
-        problem = try_mount_tmpfs(data_dir, tmpfs_size)
-        mounted = problem is None
-        tmpfs_note = "data dir on a tmpfs" if mounted else f"no tmpfs ({problem})"
-    log(f"seed {seed}; {backend}; {tmpfs_note}; folder {folder}")
-    server = None
-    aggregations = None
-    proxy = None
-    load = None
-    threads: list[threading.Thread] = []
-    figures: dict = {"kills": 0, "restart_seconds": [], "windows": []}
-    ok = False
-    created_db = False
-    try:
-        if args.database_url:
-            create_pg_database(args.database_url)
-            created_db = True
-        settings, keys, implementer_ids, uris = setup_store(data_dir, args.database_url)
-        server_url = args.database_url
-        if args.database_url:
-            from sqlalchemy.engine import make_url
+        problem = try_mount_tmpfs(run.data_dir, TMPFS_SIZE)
+        run.mounted = problem is None
+        run.tmpfs_note = "data dir on a tmpfs" if run.mounted else f"no tmpfs ({problem})"
+    log(f"seed {seed}; {run.backend}; {run.tmpfs_note}; folder {run.folder}")
+    return run
 
-            url = make_url(args.database_url)
-            proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
-            proxy.start()
-            server_url = url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
-        config = write_config(folder, data_dir, server_url)
-        server = ServerProcess(config, folder / "serve.log")
-        figures["restart_seconds"].append(server.start())
-        load = Load(server.url, keys, uris, args.batch, seed)
-        threads = [threading.Thread(target=load.client, args=(n,), daemon=True)
+
+def start(run: Run) -> None:
+    """The store, the proxy to PostgreSQL, the server, the clients and the aggregations."""
+    args = run.args
+    if args.database_url:
+        create_pg_database(args.database_url)
+        run.created_db = True
+    run.settings, run.keys, run.implementer_ids, uris = setup_store(run.data_dir,
+                                                                     args.database_url)
+    server_url = args.database_url
+    if args.database_url:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(args.database_url)
+        run.proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+        run.proxy.start()
+        server_url = url.set(host="127.0.0.1", port=run.proxy.port).render_as_string(False)
+    run.config = write_config(run.folder, run.data_dir, server_url)
+    run.server = ServerProcess(run.config, run.folder / "serve.log")
+    run.restart_seconds.append(run.server.start())
+    run.load = Load(run.server.url, run.keys, uris, args.batch, run.seed)
+    run.threads = [threading.Thread(target=run.load.client, args=(n,), daemon=True)
                    for n in range(args.clients)]
-        for thread in threads:
-            thread.start()
-        aggregations = Aggregations(config, args.aggregator_kills, seed, folder / "aggregate.log")
-        aggregations.thread.start()
+    for thread in run.threads:
+        thread.start()
+    run.aggregations = Aggregations(run.config, args.aggregator_kills, run.seed,
+                                    run.folder / "aggregate.log")
+    run.aggregations.thread.start()
 
-        # The plan: kills, outages and one disk-full period in random order.
-        outage = ProxyOutage(proxy) if proxy else SqliteOutage(data_dir / "ingest.sqlite3")
-        plan = ["kill"] * args.kills + ["outage"] * args.outages
-        disk_note = "skipped: "
-        if args.database_url:
-            disk_note += "the PostgreSQL store is not in the data dir"
-        elif not mounted:
-            disk_note += tmpfs_note
+
+def fault_plan(run: Run, rng: random.Random) -> list[str]:
+    """Kills, outages and one disk-full period (where possible), in random order."""
+    args = run.args
+    plan = ["kill"] * args.kills + ["outage"] * args.outages
+    run.disk_note = "skipped: "
+    if args.database_url:
+        run.disk_note += "the PostgreSQL store is not in the data dir"
+    elif not run.mounted:
+        run.disk_note += run.tmpfs_note
+    else:
+        plan.append("disk_full")
+        run.disk_note = ""
+    rng.shuffle(plan)
+    return plan
+
+
+def inject_faults(run: Run) -> None:
+    """Carry out the plan at random moments, within the time budget."""
+    rng = random.Random(run.seed)
+    plan = fault_plan(run, rng)
+    server, load = run.server, run.load
+    outage = (ProxyOutage(run.proxy) if run.proxy
+              else SqliteOutage(run.data_dir / "ingest.sqlite3"))
+    budget = run.args.minutes * 60
+    t0 = time.monotonic()
+    gap = max(0.5, min(6.0, budget / max(1, len(plan)) / 3))
+    for step, what in enumerate(plan):
+        if time.monotonic() - t0 > budget:
+            log(f"time budget spent after {step} of {len(plan)} faults")
+            break
+        time.sleep(rng.uniform(0.3, gap))
+        if what == "kill":
+            server.kill()
+            run.kills += 1
+            seconds = server.start()
+            run.restart_seconds.append(seconds)
+            log(f"kill {run.kills}: serve SIGKILLed, back in {seconds:.1f} s "
+                f"({len(load.acknowledged)} events acknowledged so far)")
         else:
-            plan.append("disk_full")
-            disk_note = ""
-        rng.shuffle(plan)
-        budget = args.minutes * 60
-        t0 = time.monotonic()
-        gap = max(0.5, min(6.0, budget / max(1, len(plan)) / 3))
-        for step, what in enumerate(plan):
-            if time.monotonic() - t0 > budget:
-                log(f"time budget spent after {step} of {len(plan)} faults")
-                break
-            time.sleep(rng.uniform(0.3, gap))
-            if what == "kill":
-                server.kill()
-                figures["kills"] += 1
-                seconds = server.start()
-                figures["restart_seconds"].append(seconds)
-                log(f"kill {figures['kills']}: serve SIGKILLed, back in {seconds:.1f} s "
-                    f"({len(load.acknowledged)} events acknowledged so far)")
-            else:
-                fault = outage if what == "outage" else DiskFull(data_dir, tmpfs_size)
-                fault.begin()
-                window = Window(what, time.monotonic())
-                time.sleep(rng.uniform(3.0, 6.0))
-                window.end = time.monotonic()
-                fault.end()
-                figures["windows"].append(window)
-                log(f"{what}: {window.end - window.start:.1f} s")
-            if load.bad:
-                log(f"problem: {load.bad[0]}")
-            if load.stored_despite_503:
-                log(f"{len(load.stored_despite_503)} batches answered 503 were stored")
-        time.sleep(2)
-        fault_seconds = time.monotonic() - t0
-        log("stopping the load (in-flight batches are retried until answered)")
-        load.stop.set()
-        for thread in threads:
-            thread.join(timeout=120)
-        stuck = sum(thread.is_alive() for thread in threads)
-        aggregations.stop.set()
-        aggregations.thread.join(timeout=320)
-        # Recovery without a manual step: the same server, still running, answers.
-        probe = requests.get(f"{server.url}/v1/me", timeout=30,
-                             headers={"Authorization": f"Bearer {keys[0]}"})
-        server.stop()
-        final_aggregation(config, folder / "aggregate.log")
-        if proxy:
-            proxy.stop()
-            proxy = None
-
-        read_settings = settings
-        stored = store_figures(read_settings)
-        usage, counted_events = indicator_figures(read_settings)
-
-        ack = load.acknowledged
-        ack_usage = sum(ack.values())
-        stored_keys: dict[str, int] = {}
-        order = {iid: n for n, iid in enumerate(implementer_ids)}
-        twice = 0
-        for implementer_id, event_id, count in stored["rows"]:
-            k = f"{order[implementer_id]}/{event_id}"
-            if k in stored_keys:
-                twice += 1
-            stored_keys[k] = count
-        lost = set(ack) - set(stored_keys)
-        extra = set(stored_keys) - set(ack)
-        in_window = {"outage": [0, 0, 0, 0], "disk_full": [0, 0, 0, 0]}  # 503, 202, other, no RA
-        for started, ended, status, has_ra in load.answers:
-            for w in figures["windows"]:
-                if w.start < started and ended < w.end:
-                    slot = in_window[w.kind]
-                    slot[0 if status == 503 else 1 if status == 202 else 2] += 1
-                    if status == 503 and not has_ra:
-                        slot[3] += 1
-        outages = [w for w in figures["windows"] if w.kind == "outage"]
-        disks = [w for w in figures["windows"] if w.kind == "disk_full"]
-        # Where were the 503s whose request had in fact committed?
-        despite = load.stored_despite_503
-        despite_in_outage = sum(
-            any(w.kind == "outage" and started <= w.end and w.start <= ended
-                for w in figures["windows"]) for _, started, ended in despite)
-        # Workers that died of a signal gunicorn's master saw (the kills take the master too).
-        serve_log = (folder / "serve.log").read_text(errors="replace")
-        worker_signals = {sig: serve_log.count(f"was sent {sig}!")
-                          for sig in ("SIGBUS", "SIGSEGV", "SIGKILL", "SIGABRT")}
-        checks = {
-            "no worker died of SIGBUS or SIGSEGV": not (worker_signals["SIGBUS"]
-                                                        or worker_signals["SIGSEGV"]),
-            "every client batch answered": stuck == 0,
-            "no answer other than 202/429/503, every 503 with Retry-After, no batch "
-            "half-stored": not load.bad,
-            # PostgreSQL over a cut connection: the COMMIT may reach the server and its answer
-            # be lost; the collector cannot know and answers 503, the resend gets "duplicate".
-            # On SQLite (a local file) a 503 must mean nothing was stored.
-            "SQLite: no batch stored although answered 503": bool(args.database_url)
-            or not despite,
-            "202 events = distinct events stored": len(ack) == len(stored_keys),
-            "zero lost": not lost,
-            "zero stored that were not acknowledged": not extra,
-            "zero stored twice": twice == 0,
-            "outcome counters: accepted = acknowledged": stored["counters"].get("accepted", 0)
-            == len(ack),
-            "indicators: sum(usage) = sum of acknowledged counts": usage == ack_usage,
-            "indicators: sum(events) = acknowledged events": counted_events == len(ack),
-            "store outages: 0 answers 202": in_window["outage"][1] == 0,
-            "store outages: only 503 answers": in_window["outage"][2] == 0,
-            # A 202 inside a disk-full period is right when SQLite could still commit (it
-            # rewrites WAL space it already holds): the "zero lost" check covers those events.
-            "disk full: 503s, and only 202 or 503": not disks or (
-                in_window["disk_full"][0] > 0 and in_window["disk_full"][2] == 0),
-            "kills done as asked": figures["kills"] == args.kills,
-            "recovered without a manual step (same server answers)": probe.status_code == 200,
-        }
-        ok = all(checks.values())
-        restart = figures["restart_seconds"]
-        block = [
-            f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {backend}, seed {seed}: "
-            f"{'all checks hold' if ok else 'CHECKS FAILED'}",
-            "",
-            f"`python bench/faults.py --kills {args.kills} --clients {args.clients} "
-            f"--minutes {args.minutes:g} --seed {seed}"
-            + (" --database-url …" if args.database_url else "") + "`; "
-            f"{os.cpu_count()} cores; {tmpfs_note}.",
-            "",
-            "| figure | value |",
-            "| --- | --- |",
-            f"| fault phase | {fault_seconds:.0f} s, {args.clients} clients x {args.batch} "
-            f"events per request |",
-            f"| SIGKILLs of the `serve` process group | {figures['kills']} (restart to "
-            f"healthy: median {sorted(restart)[len(restart) // 2]:.1f} s, max "
-            f"{max(restart):.1f} s) |",
-            f"| aggregator runs SIGKILLed mid-run / finished / refused or failed | "
-            f"{aggregations.killed} / {aggregations.finished} / {aggregations.failed} |",
-            f"| store outages | {len(outages)}, {sum(w.end - w.start for w in outages):.1f} s "
-            f"in all: {in_window['outage'][0]} answers 503 (all with Retry-After: "
-            f"{in_window['outage'][3] == 0}), {in_window['outage'][1]} answers 202 |",
-            "| disk full | " + (f"{len(disks)}, {sum(w.end - w.start for w in disks):.1f} s: "
-                                  f"{in_window['disk_full'][0]} answers 503, "
-                                  f"{in_window['disk_full'][1]} answers 202"
-                                  f"{' (all stored)' if not lost else ''}"
-                                  if disks else disk_note) + " |",
-            "| answers by status | "
-            + ", ".join(f"{s}: {n}" for s, n in sorted(load.statuses.items())) + " |",
-            f"| connection errors (retried) | {load.connection_errors} |",
-            "| workers that died of a signal (serve.log) | "
-            + ", ".join(f"{sig}: {n}" for sig, n in worker_signals.items()) + " |",
-            f"| batches answered 503 whose resend was all `duplicate` (the refused attempt had "
-            f"committed) | {len(despite)} ({despite_in_outage} of their 503s during or at the "
-            f"edge of a store outage) |",
-            f"| batches answered 202 | {load.batches} ({load.ambiguous_duplicates} events "
-            f"answered `duplicate` on a resend after a lost answer) |",
-            f"| events acknowledged (202) | {len(ack)} |",
-            f"| distinct events stored | {len(stored_keys)} |",
-            f"| lost / stored but not acknowledged / stored twice | {len(lost)} / {len(extra)} "
-            f"/ {twice} |",
-            f"| outcome counters: accepted | {stored['counters'].get('accepted', 0)} |",
-            f"| sum of acknowledged `count`s / indicators' sum of usage | {ack_usage} / "
-            f"{usage} |",
-            f"| acknowledged events / indicators' events | {len(ack)} / {counted_events} |",
-            "",
-            "Checks: " + "; ".join(f"{name}: {'yes' if held else 'NO'}"
-                                   for name, held in checks.items()) + ".",
-            "",
-        ]
-        text = "\n".join(block)
-        print("\n" + text)
-        if args.append:
-            with args.append.open("a") as handle:
-                handle.write("\n" + text)
-            log(f"appended to {args.append}")
+            fault = outage if what == "outage" else DiskFull(run.data_dir, TMPFS_SIZE)
+            fault.begin()
+            window = Window(what, time.monotonic())
+            time.sleep(rng.uniform(3.0, 6.0))
+            window.end = time.monotonic()
+            fault.end()
+            run.windows.append(window)
+            log(f"{what}: {window.end - window.start:.1f} s")
         if load.bad:
-            print("problems:", *load.bad[:10], sep="\n  ")
-        if lost:
-            print("lost, e.g.:", sorted(lost)[:10])
-        if extra:
-            print("not acknowledged but stored, e.g.:", sorted(extra)[:10])
+            log(f"problem: {load.bad[0]}")
+        if load.stored_despite_503:
+            log(f"{len(load.stored_despite_503)} batches answered 503 were stored")
+    time.sleep(2)
+    run.fault_seconds = time.monotonic() - t0
+
+
+def wind_down(run: Run) -> None:
+    """Let every batch be answered, stop the aggregations, probe the server that went through
+    it all (recovery without a manual step), stop it, aggregate a last time."""
+    log("stopping the load (in-flight batches are retried until answered)")
+    run.load.stop.set()
+    for thread in run.threads:
+        thread.join(timeout=120)
+    run.stuck = sum(thread.is_alive() for thread in run.threads)
+    run.aggregations.stop.set()
+    run.aggregations.thread.join(timeout=320)
+    probe = requests.get(f"{run.server.url}/v1/me", timeout=30,
+                         headers={"Authorization": f"Bearer {run.keys[0]}"})
+    run.probe_status = probe.status_code
+    run.server.stop()
+    final_aggregation(run.config, run.folder / "aggregate.log")
+    if run.proxy:
+        run.proxy.stop()
+        run.proxy = None
+
+
+@dataclass
+class Outcome:
+    """What the store and the indicators hold, against what the clients were told."""
+
+    stored: dict
+    usage: int
+    counted_events: int
+    stored_keys: dict[str, int]
+    twice: int
+    lost: set[str]
+    extra: set[str]
+    in_window: dict[str, list[int]]
+    despite_in_outage: int
+    worker_signals: dict[str, int]
+
+
+def measure(run: Run) -> Outcome:
+    load = run.load
+    stored = store_figures(run.settings)
+    usage, counted_events = indicator_figures(run.settings)
+    ack = load.acknowledged
+    stored_keys: dict[str, int] = {}
+    order = {iid: n for n, iid in enumerate(run.implementer_ids)}
+    twice = 0
+    for implementer_id, event_id, count in stored["rows"]:
+        k = f"{order[implementer_id]}/{event_id}"
+        if k in stored_keys:
+            twice += 1
+        stored_keys[k] = count
+    in_window = {"outage": [0, 0, 0, 0], "disk_full": [0, 0, 0, 0]}  # 503, 202, other, no RA
+    for started, ended, status, has_ra in load.answers:
+        for w in run.windows:
+            if w.start < started and ended < w.end:
+                slot = in_window[w.kind]
+                slot[0 if status == 503 else 1 if status == 202 else 2] += 1
+                if status == 503 and not has_ra:
+                    slot[3] += 1
+    # Where were the 503s whose request had in fact committed?
+    despite_in_outage = sum(
+        any(w.kind == "outage" and started <= w.end and w.start <= ended for w in run.windows)
+        for _, started, ended in load.stored_despite_503)
+    # Workers that died of a signal gunicorn's master saw (the kills take the master too).
+    serve_log = (run.folder / "serve.log").read_text(errors="replace")
+    worker_signals = {sig: serve_log.count(f"was sent {sig}!")
+                      for sig in ("SIGBUS", "SIGSEGV", "SIGKILL", "SIGABRT")}
+    return Outcome(stored, usage, counted_events, stored_keys, twice,
+                   set(ack) - set(stored_keys), set(stored_keys) - set(ack), in_window,
+                   despite_in_outage, worker_signals)
+
+
+def checks(run: Run, out: Outcome) -> dict[str, bool]:
+    load, ack, in_window = run.load, run.load.acknowledged, out.in_window
+    disks = [w for w in run.windows if w.kind == "disk_full"]
+    return {
+        "no worker died of SIGBUS or SIGSEGV": not (out.worker_signals["SIGBUS"]
+                                                    or out.worker_signals["SIGSEGV"]),
+        "every client batch answered": run.stuck == 0,
+        "no answer other than 202/429/503, every 503 with Retry-After, no batch "
+        "half-stored": not load.bad,
+        # PostgreSQL over a cut connection: the COMMIT may reach the server and its answer
+        # be lost; the collector cannot know and answers 503, the resend gets "duplicate".
+        # On SQLite (a local file) a 503 must mean nothing was stored.
+        "SQLite: no batch stored although answered 503": bool(run.args.database_url)
+        or not load.stored_despite_503,
+        "202 events = distinct events stored": len(ack) == len(out.stored_keys),
+        "zero lost": not out.lost,
+        "zero stored that were not acknowledged": not out.extra,
+        "zero stored twice": out.twice == 0,
+        "outcome counters: accepted = acknowledged": out.stored["counters"].get("accepted", 0)
+        == len(ack),
+        "indicators: sum(usage) = sum of acknowledged counts": out.usage == sum(ack.values()),
+        "indicators: sum(events) = acknowledged events": out.counted_events == len(ack),
+        "store outages: 0 answers 202": in_window["outage"][1] == 0,
+        "store outages: only 503 answers": in_window["outage"][2] == 0,
+        # A 202 inside a disk-full period is right when SQLite could still commit (it
+        # rewrites WAL space it already holds): the "zero lost" check covers those events.
+        "disk full: 503s, and only 202 or 503": not disks or (
+            in_window["disk_full"][0] > 0 and in_window["disk_full"][2] == 0),
+        "kills done as asked": run.kills == run.args.kills,
+        "recovered without a manual step (same server answers)": run.probe_status == 200,
+    }
+
+
+def report(run: Run, out: Outcome, held: dict[str, bool]) -> str:
+    """The result block, in Markdown."""
+    args, load, aggregations = run.args, run.load, run.aggregations
+    ack = load.acknowledged
+    in_window = out.in_window
+    ok = all(held.values())
+    restart = run.restart_seconds
+    outages = [w for w in run.windows if w.kind == "outage"]
+    disks = [w for w in run.windows if w.kind == "disk_full"]
+    block = [
+        f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {run.backend}, seed {run.seed}: "
+        f"{'all checks hold' if ok else 'CHECKS FAILED'}",
+        "",
+        f"`python bench/faults.py --kills {args.kills} --clients {args.clients} "
+        f"--minutes {args.minutes:g} --seed {run.seed}"
+        + (" --database-url …" if args.database_url else "") + "`; "
+        f"{os.cpu_count()} cores; {run.tmpfs_note}.",
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+        f"| fault phase | {run.fault_seconds:.0f} s, {args.clients} clients x {args.batch} "
+        f"events per request |",
+        f"| SIGKILLs of the `serve` process group | {run.kills} (restart to "
+        f"healthy: median {sorted(restart)[len(restart) // 2]:.1f} s, max "
+        f"{max(restart):.1f} s) |",
+        f"| aggregator runs SIGKILLed mid-run / finished / refused or failed | "
+        f"{aggregations.killed} / {aggregations.finished} / {aggregations.failed} |",
+        f"| store outages | {len(outages)}, {sum(w.end - w.start for w in outages):.1f} s "
+        f"in all: {in_window['outage'][0]} answers 503 (all with Retry-After: "
+        f"{in_window['outage'][3] == 0}), {in_window['outage'][1]} answers 202 |",
+        "| disk full | " + (f"{len(disks)}, {sum(w.end - w.start for w in disks):.1f} s: "
+                              f"{in_window['disk_full'][0]} answers 503, "
+                              f"{in_window['disk_full'][1]} answers 202"
+                              f"{' (all stored)' if not out.lost else ''}"
+                              if disks else run.disk_note) + " |",
+        "| answers by status | "
+        + ", ".join(f"{s}: {n}" for s, n in sorted(load.statuses.items())) + " |",
+        f"| connection errors (retried) | {load.connection_errors} |",
+        "| workers that died of a signal (serve.log) | "
+        + ", ".join(f"{sig}: {n}" for sig, n in out.worker_signals.items()) + " |",
+        f"| batches answered 503 whose resend was all `duplicate` (the refused attempt had "
+        f"committed) | {len(load.stored_despite_503)} ({out.despite_in_outage} of their 503s "
+        f"during or at the edge of a store outage) |",
+        f"| batches answered 202 | {load.batches} ({load.ambiguous_duplicates} events "
+        f"answered `duplicate` on a resend after a lost answer) |",
+        f"| events acknowledged (202) | {len(ack)} |",
+        f"| distinct events stored | {len(out.stored_keys)} |",
+        f"| lost / stored but not acknowledged / stored twice | {len(out.lost)} / "
+        f"{len(out.extra)} / {out.twice} |",
+        f"| outcome counters: accepted | {out.stored['counters'].get('accepted', 0)} |",
+        f"| sum of acknowledged `count`s / indicators' sum of usage | {sum(ack.values())} / "
+        f"{out.usage} |",
+        f"| acknowledged events / indicators' events | {len(ack)} / {out.counted_events} |",
+        "",
+        "Checks: " + "; ".join(f"{name}: {'yes' if yes else 'NO'}"
+                               for name, yes in held.items()) + ".",
+        "",
+    ]
+    return "\n".join(block)
+
+
+def publish(run: Run, out: Outcome, text: str) -> None:
+    print("\n" + text)
+    if run.args.append:
+        with run.args.append.open("a") as handle:
+            handle.write("\n" + text)
+        log(f"appended to {run.args.append}")
+    if run.load.bad:
+        print("problems:", *run.load.bad[:10], sep="\n  ")
+    if out.lost:
+        print("lost, e.g.:", sorted(out.lost)[:10])
+    if out.extra:
+        print("not acknowledged but stored, e.g.:", sorted(out.extra)[:10])
+
+
+def cleanup(run: Run) -> None:
+    """Undo everything `prepare` and `start` did, whatever happened."""
+    if run.load is not None:
+        run.load.stop.set()
+    if run.aggregations is not None:
+        run.aggregations.stop.set()
+    if run.server is not None:
+        run.server.stop()
+    if run.proxy is not None:
+        run.proxy.stop()
+    if run.mounted:
+        done = subprocess.run(["umount", str(run.data_dir)], capture_output=True)
+        if done.returncode != 0:
+            time.sleep(2)
+            subprocess.run(["umount", "-l", str(run.data_dir)], capture_output=True)
+    if run.created_db:
+        drop_pg_database(run.args.database_url)
+    if not run.args.keep:
+        shutil.rmtree(run.folder, ignore_errors=True)
+    else:
+        log(f"kept {run.folder}")
+
+
+def main() -> int:
+    run = prepare(parse_args())
+    try:
+        start(run)
+        inject_faults(run)
+        wind_down(run)
+        out = measure(run)
+        held = checks(run, out)
+        publish(run, out, report(run, out, held))
+        return 0 if all(held.values()) else 1
     finally:
-        if load is not None:
-            load.stop.set()
-        if aggregations is not None:
-            aggregations.stop.set()
-        if server is not None:
-            server.stop()
-        if proxy is not None:
-            proxy.stop()
-        if mounted:
-            done = subprocess.run(["umount", str(data_dir)], capture_output=True)
-            if done.returncode != 0:
-                time.sleep(2)
-                subprocess.run(["umount", "-l", str(data_dir)], capture_output=True)
-        if created_db:
-            drop_pg_database(args.database_url)
-        if not args.keep:
-            shutil.rmtree(folder, ignore_errors=True)
-        else:
-            log(f"kept {folder}")
-    return 0 if ok else 1
+        cleanup(run)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Ingestion benchmark (DESIGN.md "Performance budget", first two rows), with its baseline.
+"""Ingestion benchmark (docs/ARCHITECTURE.md "Performance budget", first two rows), with baseline.
 
     python bench/ingest.py                  # SQLite ingest store, 20 s per phase
     python bench/ingest.py --quick          # about a minute: a sanity run
@@ -295,38 +295,6 @@ def run_phase(name: str, path: str, batch: int, args, port: int, key: str, uris:
 # Store and server
 
 
-def _admin_url(url: str) -> tuple[str, str]:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    return parsed.set(database="postgres").render_as_string(hide_password=False), parsed.database
-
-
-def create_pg_database(url: str) -> str:
-    """Create the database named in `url` (refuses to reuse one that exists)."""
-    from sqlalchemy import create_engine, text
-
-    admin, name = _admin_url(url)
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        if conn.execute(text("select 1 from pg_database where datname = :n"), {"n": name}).first():
-            raise SystemExit(f"database {name} exists already: name one the benchmark may "
-                             f"create and drop")
-        conn.execute(text(f'create database "{name}"'))
-    engine.dispose()
-    return name
-
-
-def drop_pg_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    admin, name = _admin_url(url)
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'drop database if exists "{name}" with (force)'))
-    engine.dispose()
-
-
 def setup_store(folder: Path, args) -> tuple[Path, list[str], list[str]]:
     """Config, store with the bundled catalogue and implementers: (config, keys, uris)."""
     from sqlalchemy import select
@@ -371,19 +339,16 @@ def start_server(config: Path, port: int, workers: int, bare_file: Path, log: Pa
     try:
         wait_until_up(f"http://127.0.0.1:{port}", proc, log)
     except RuntimeError as error:
-        proc.kill()
+        stop_server(proc)
         raise SystemExit(str(error)) from None
     return proc
 
 
 def stop_server(proc) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """SIGTERM, SIGKILL after 20 s, then whatever is left of its process group."""
+    from tests.support import stop_process
+
+    stop_process(proc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,8 +361,10 @@ def profile_real(config: Path, key: str, uris: list[str], batches: int) -> dict:
 
     from collector.app import create_app
     from collector.body import parse_events, read_body
-    from collector.ingest import classify, store, summary
+    from collector.classify import classify
+    from collector.ingest import summary
     from collector.schemas import EventSchema
+    from collector.store import store
     from kpi.settings import load_settings
     from kpi.store.registry import authenticate
 
@@ -534,16 +501,16 @@ PROFILE_GROUPS = (
     ("CatalogueCache.current", ("collector/app.py", "current")),
     ("read_body (inflate)", ("collector/body.py", "read_body")),
     ("parse_events (orjson)", ("collector/body.py", "parse_events")),
-    ("classify", ("collector/ingest.py", "classify")),
+    ("classify", ("collector/classify.py", "classify")),
     ("  FastLoader.load", ("collector/fastpath.py", "load")),
     ("  marshmallow Schema.load (fallback)", ("marshmallow/schema.py", "load")),
     ("  privacy personal_data_reason", ("collector/privacy.py", "personal_data_reason")),
-    ("  _quarantine_check", ("collector/ingest.py", "_quarantine_check")),
-    ("store", ("collector/ingest.py", "store")),
+    ("  _quarantine_check", ("collector/classify.py", "_quarantine_check")),
+    ("store", ("collector/store.py", "store")),
     ("  take_tokens (rate limit)", ("collector/ratelimit.py", "take_tokens")),
     ("  Connection.execute (SQLAlchemy statements)", ("sqlalchemy/engine/base.py", "execute")),
-    ("  _insert_events", ("collector/ingest.py", "_insert_events")),
-    ("  _bump_counters", ("collector/ingest.py", "_bump_counters")),
+    ("  _insert_events", ("collector/store.py", "_insert_events")),
+    ("  _bump_counters", ("collector/store.py", "_bump_counters")),
     ("  driver execute/executemany", ("~", "<method 'execute")),
     ("  commit (driver; fsync)", ("~", "<method 'commit")),
     ("summary", ("collector/ingest.py", "summary")),
@@ -605,7 +572,8 @@ endpoint. Columns of the figures table:
   work: when this is high, the figures are pessimistic).
 - **load**: 1-minute load average at the start and end of the phase.
 
-Targets (DESIGN.md): >= 50,000 events/s at batch 1,000; >= 0.3 x bare; p99 per batch < 100 ms.
+Targets (docs/ARCHITECTURE.md): >= 50,000 events/s at batch 1,000; >= 0.3 x bare; p99 per batch
+< 100 ms.
 """
 
 
@@ -727,6 +695,8 @@ def main(argv: list[str] | None = None) -> None:
     info = machine()
     info["load_start"] = loadavg()
     print(f"machine: {info}", flush=True)
+    from tests.support import create_pg_database, drop_pg_database, free_port
+
     folder = Path(tempfile.mkdtemp(prefix="esco-bench-"))
     server = None
     pg = None
@@ -738,8 +708,6 @@ def main(argv: list[str] | None = None) -> None:
         config, keys, uris = setup_store(folder, args)
         print(f"store ready in {time.perf_counter() - t:.1f} s ({len(uris)} concept URIs), "
               f"data in {folder}", flush=True)
-        from esco_kpi.server import free_port
-
         port = free_port()
         server = start_server(config, port, args.workers, folder / "bare.jsonl",
                               folder / "server.log")

@@ -11,13 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from collector import metrics
 from collector.body import BodyError, check_content_type, parse_events, read_body
-from collector.ingest import (
-    StoreUnavailable,
-    classify,
-    existing_event_ids,
-    store,
-    summary,
-)
+from collector.ingest import ingest
+from collector.store import StoreUnavailable
 from kpi.store.db import outcome_counts
 from kpi.store.registry import Implementer, authenticate
 
@@ -88,28 +83,20 @@ def _post_events() -> Response:
         parsed = parse_events(body, form, settings["ingest.max_events_per_request"])
     except BodyError as exc:
         return error(exc.status, exc.message)
-    today = datetime.now(UTC).date()
-    result = classify(parsed.items, today, settings["ingest.max_age_days"],
-                      current_app.extensions["esco_catalogue"].current())
-    retry_after = current_app.config["RETRY_AFTER"]
+    catalogue = current_app.extensions["esco_catalogue"].current()
     try:
-        if dry_run:
-            ids = [row["event_id"] for row in result.rows]
-            body_out = summary(result, None, existing_event_ids(engine, implementer.id, ids))
-        else:
-            stored = store(engine, implementer.id, result, today,
-                           settings["ingest.rate_limit_events_per_minute"],
-                           settings["ingest.store_timeout_seconds"])
-            if stored.refusal:
-                return error(429, "rate limit exceeded: nothing of this request was stored; "
-                                  "retry after the delay", stored.refusal.retry_after)
-            body_out = summary(result, stored)
+        answer = ingest(engine, implementer.id, parsed.items, catalogue, settings, dry_run)
     except (StoreUnavailable, SQLAlchemyError) as exc:
         current_app.logger.warning("store unavailable: %s", exc)
         # "Not acknowledged" rather than "not stored": a commit whose answer was lost with the
         # connection may have gone through; the resend then answers duplicates.
         return error(503, "the store cannot commit right now; nothing of this request is "
-                          "acknowledged; retry later with the same event_ids", retry_after)
+                          "acknowledged; retry later with the same event_ids",
+                     current_app.config["RETRY_AFTER"])
+    if answer.refusal:
+        return error(429, "rate limit exceeded: nothing of this request was stored; "
+                          "retry after the delay", answer.refusal.retry_after)
+    body_out = answer.summary
     if not dry_run:
         for outcome in ("accepted", "duplicates", "quarantined", "rejected"):
             if body_out[outcome]:

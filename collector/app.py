@@ -11,7 +11,8 @@ from collector import metrics
 from collector.api import bp as api_bp
 from collector.api import error
 from collector.openapi import build_spec
-from kpi.catalogue.load import CatalogueIndex, catalogue_token
+from kpi.catalogue.index import CatalogueIndex
+from kpi.catalogue.load import catalogue_token
 from kpi.settings import Settings, load_settings
 from kpi.store.db import make_engine
 

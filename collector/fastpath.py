@@ -13,25 +13,24 @@ from datetime import date
 from typing import Any
 
 from collector.schemas import (
-    CONCEPT_TYPES,
-    CONTEXTS,
     ESCO_VERSION,
+    EVENT_FIELDS,
     EVENT_ID,
-    EVENT_TYPES,
     MAX_COMMENT,
     MAX_LABEL,
+    NEEDS_CONCEPT_TYPE,
     free_text_problem,
     normalise_concept_uri,
     normalise_language,
     parse_occurred_at,
     type_rule_errors,
 )
+from kpi.vocabulary import CONTEXTS, EVENT_CONCEPT_TYPES, EVENT_TYPES
 
-_FIELDS = frozenset(("event_id", "type", "occurred_at", "concept_uri", "esco_version", "language",
-                     "context", "count", "label", "concept_type", "comment"))
+_FIELDS = frozenset(EVENT_FIELDS)
 _EVENT_TYPES = frozenset(EVENT_TYPES)
 _CONTEXTS = frozenset(CONTEXTS)
-_CONCEPT_TYPES = frozenset(CONCEPT_TYPES)
+_CONCEPT_TYPES = frozenset(EVENT_CONCEPT_TYPES)
 
 
 class FastLoader:
@@ -69,7 +68,7 @@ class FastLoader:
         if type_rule_errors({**row, "occurred_at": day}, self.today, self.max_age_days):
             return None
         row["day"] = day
-        if kind != "concept_proposed":
+        if kind not in NEEDS_CONCEPT_TYPE:
             row.pop("concept_type", None)
         return row
 

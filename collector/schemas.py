@@ -1,8 +1,10 @@
 """The event schema: what a portal may send, validated by marshmallow.
 
 The same schemas generate `/v1/openapi.json`, so the documentation cannot drift from the
-validation. Loading an event returns the row to store (day precision, normalised URI and
-language) or the per-field reasons the contract returns.
+validation: `type_fields` turns the per-type rules below into the fields each event type
+requires and allows, for the description's one schema per type. Loading an event returns the
+row to store (day precision, normalised URI and language) or the per-field reasons the
+contract returns.
 """
 
 from __future__ import annotations
@@ -23,23 +25,32 @@ from marshmallow import (
 )
 
 from collector.privacy import personal_data_reason
-from kpi.catalogue.load import LANGUAGES
+from kpi.vocabulary import (
+    CONCEPT_URI,
+    CONTEXTS,
+    ESCO_URI_PREFIX,
+    EVENT_CONCEPT_TYPES,
+    EVENT_TYPES,
+    LANGUAGES,
+)
 
-EVENT_TYPES = ("concept_used", "label_added", "concept_proposed", "translation_feedback")
-CONTEXTS = ("job_vacancy", "cv", "search", "matching", "training", "statistics", "other")
-CONCEPT_TYPES = ("occupation", "skill", "qualification")
+# What each event type needs beyond the fields every event has, and what it takes besides.
 NEEDS_CONCEPT = {"concept_used", "label_added", "translation_feedback"}
 NEEDS_LABEL = {"label_added", "concept_proposed", "translation_feedback"}
+NEEDS_CONCEPT_TYPE = {"concept_proposed"}
+TAKES_LABEL = NEEDS_LABEL
 TAKES_COMMENT = {"concept_proposed", "translation_feedback"}
 
-# Always used with fullmatch: "$" alone would also match before a trailing newline. The
-# patterns stay ECMA-compatible, since they appear in the OpenAPI description.
-CONCEPT_URI = re.compile(
-    r"http://data\.europa\.eu/esco/(occupation|skill|isco|qualification)/[A-Za-z0-9._-]{1,100}$"
-)
+# Patterns are ECMA-compatible and anchored, since they appear in the OpenAPI description, and
+# always used with fullmatch: "$" alone would also match before a trailing newline.
 EVENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 ESCO_VERSION = re.compile(r"^\d{1,3}\.\d{1,3}(\.\d{1,3})?$")
-_HTTPS_PREFIX = "https://data.europa.eu/esco/"
+_HTTPS_PREFIX = "https" + ESCO_URI_PREFIX.removeprefix("http")
+# A concept URI as a portal may send it: CONCEPT_URI, or the same with https or a trailing
+# slash, both normalised away (see normalise_concept_uri).
+SENT_CONCEPT_URI = re.compile(
+    "^https?" + CONCEPT_URI.pattern.removeprefix("^http").removesuffix("$") + "/?$"
+)
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
@@ -99,10 +110,10 @@ def type_rule_errors(data: dict, today: date, max_age_days: int) -> dict[str, li
         errors["concept_uri"] = [f"Missing data for required field for type {kind}."]
     if kind in NEEDS_LABEL and "label" not in data:
         errors["label"] = [f"Missing data for required field for type {kind}."]
-    if kind == "concept_proposed" and "concept_type" not in data:
+    if kind in NEEDS_CONCEPT_TYPE and "concept_type" not in data:
         errors["concept_type"] = [f"Missing data for required field for type {kind}."]
-    if kind == "concept_used" and "label" in data:
-        errors["label"] = ["Not used by type concept_used; send a label_added event."]
+    if kind in EVENT_TYPES and kind not in TAKES_LABEL and "label" in data:
+        errors["label"] = [f"Not used by type {kind}; send a label_added event."]
     if kind in EVENT_TYPES and kind not in TAKES_COMMENT and "comment" in data:
         errors["comment"] = [f"Not used by type {kind}."]
     day = data.get("occurred_at")
@@ -203,7 +214,8 @@ class EventSchema(Schema):
     )
     concept_uri = ConceptUri(
         metadata={"description": "ESCO concept URI; required except for concept_proposed, "
-                  "where it names the broader concept",
+                  "where it names the broader concept; https and a trailing slash are "
+                  "normalised away", "pattern": SENT_CONCEPT_URI.pattern,
                   "example": "http://data.europa.eu/esco/skill/"
                              "b0096dc5-2e2d-4bc1-8172-05bf486c3968"},
     )
@@ -221,7 +233,7 @@ class EventSchema(Schema):
                   "suggested translation; 1-200 characters after trimming; refused if it looks "
                   "like personal data", "maxLength": 200},
     )
-    concept_type = fields.String(validate=validate.OneOf(CONCEPT_TYPES))
+    concept_type = fields.String(validate=validate.OneOf(EVENT_CONCEPT_TYPES))
     comment = fields.String(validate=_free_text(MAX_COMMENT, line_breaks=True),
                             metadata={"maxLength": MAX_COMMENT})
 
@@ -247,9 +259,38 @@ class EventSchema(Schema):
     @post_load
     def _to_row(self, data: dict, **kwargs) -> dict:
         data["day"] = data.pop("occurred_at")
-        if data["type"] != "concept_proposed":
+        if data["type"] not in NEEDS_CONCEPT_TYPE:
             data.pop("concept_type", None)
         return data
+
+
+# Every field of an event, in the schema's order.
+EVENT_FIELDS: tuple[str, ...] = tuple(EventSchema._declared_fields)
+# What every event must have, whatever its type.
+COMMON_REQUIRED: frozenset[str] = frozenset(
+    name for name, field in EventSchema._declared_fields.items() if field.required
+)
+
+
+def type_fields(kind: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The fields an event of this type requires, and all those it may have (a superset).
+
+    The per-type rules of `type_rule_errors`, as the OpenAPI description states them. A
+    concept_type on another type than concept_proposed is checked, then dropped.
+    """
+    required = set(COMMON_REQUIRED)
+    refused = set()
+    if kind in NEEDS_CONCEPT:
+        required.add("concept_uri")
+    if kind in NEEDS_LABEL:
+        required.add("label")
+    if kind in NEEDS_CONCEPT_TYPE:
+        required.add("concept_type")
+    if kind not in TAKES_LABEL:
+        refused.add("label")
+    if kind not in TAKES_COMMENT:
+        refused.add("comment")
+    return frozenset(required), frozenset(EVENT_FIELDS) - refused
 
 
 class EventBatchSchema(Schema):

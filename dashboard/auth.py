@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from kpi.store.db import dashboard_login_failures, dashboard_sessions, init_store
+from kpi.store.db import dashboard_login_failures, dashboard_sessions, init_store, store_error
 
 SESSION_SECONDS = 8 * 3600
 # Per user name: this many failures are free, then each one doubles the wait, up to the cap.
@@ -53,8 +53,7 @@ def init_tables(engine: Engine) -> None:
         # The store is down at start: serve anyway (health answers, logins get an error) and
         # let `esco-kpi serve` or `init` create the tables once it is back.
         logging.getLogger("esco_kpi.dashboard").warning(
-            "the store is unavailable; dashboard tables not checked: %s",
-            str(getattr(exc, "orig", exc)).splitlines()[0])
+            "the store is unavailable; dashboard tables not checked: %s", store_error(exc))
 
 
 def load_secret_key(data_dir: Path) -> bytes:

@@ -1,6 +1,6 @@
 """Where the dashboard gets its numbers: kpi.warehouse.indicators, memoised per period fingerprint.
 
-Two levels of memo, both keyed by kpi.warehouse.period_fingerprint (the published files a
+Two levels of memo, both keyed by kpi.warehouse.reader.period_fingerprint (the published files a
 period can read), so a run that touched only today keeps last quarter's entries:
 
 * indicator results (rows), bounded by CACHE_ROW_BUDGET rows: shared by the pages and the CSV
@@ -18,9 +18,7 @@ after an aggregation does not wait for the indicators.
 
 from __future__ import annotations
 
-import csv
 import fcntl
-import io
 import logging
 import threading
 import time
@@ -39,7 +37,7 @@ from dashboard.state import FilterState, today
 from kpi.settings import Settings
 from kpi.warehouse import indicators
 from kpi.warehouse.indicators import Period, Result, run_support_query
-from kpi.warehouse.published import period_fingerprint, shared_reader, snapshot_id
+from kpi.warehouse.reader import period_fingerprint, shared_reader, snapshot_id
 
 log = logging.getLogger("esco_kpi.dashboard")
 
@@ -355,54 +353,3 @@ class Warmer(threading.Thread):
         with open(self.lock, "a+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
             yield
-
-
-def _plain(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple):
-        return "; ".join(_plain(v) for v in value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value.isoformat() if isinstance(value, date) else str(value)
-
-
-def _cell(value: Any) -> str:
-    text = _plain(value)
-    # A spreadsheet would run a cell starting with these as a formula.
-    if text[:1] in ("=", "+", "-", "@") and not _is_number(text):
-        text = "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-_FORMULA_STARTS = frozenset("=+-@")
-
-
-def _fast_cell(value: Any) -> str:
-    """_cell for the common types without its chain of checks (a 50k-row CSV is 700k cells)."""
-    kind = type(value)
-    if kind is str:
-        if value[:1] in _FORMULA_STARTS and not _is_number(value):
-            return "'" + value
-        return value
-    if kind is int or kind is float:
-        return str(value)  # a number is never a formula, "-1" included
-    return _cell(value)
-
-
-def to_csv(columns: Iterable[str], rows: Iterable[dict[str, Any]]) -> str:
-    """CSV text: header row, ISO dates, lists joined by '; ', formula-safe text cells."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    columns = list(columns)
-    writer.writerow(columns)
-    writer.writerows([_fast_cell(row.get(c)) for c in columns] for row in rows)
-    return out.getvalue()

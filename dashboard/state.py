@@ -8,13 +8,12 @@ of failing: a hand-edited link still opens.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlencode
 
-from kpi.catalogue.load import LANGUAGES
-from kpi.store.registry import SECTORS
-from kpi.warehouse.indicators import CONCEPT_TYPES, CONTEXTS, Period
+from kpi.vocabulary import CONCEPT_TYPES, CONCEPT_URI, CONTEXTS, COUNTRY_CODE, LANGUAGES, SECTORS
+from kpi.warehouse.indicators import Period
 
 PRESETS: dict[str, str] = {
     "last30": "Last 30 days",
@@ -31,10 +30,6 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
     "sector": SECTORS,
     "context": CONTEXTS,
 }
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
-_CONCEPT_URI = re.compile(
-    r"^http://data\.europa\.eu/esco/(occupation|skill|isco|qualification|skill-group)/"
-    r"[A-Za-z0-9._-]{1,100}$")
 
 
 def today() -> date:
@@ -93,7 +88,7 @@ def clean_filter(name: str, value: object) -> str | None:
         return None
     if name == "country":
         value = value.strip().upper()
-        return value if _COUNTRY.match(value) else None
+        return value if COUNTRY_CODE.fullmatch(value) else None
     return value if value in _ALLOWED[name] else None
 
 
@@ -113,7 +108,7 @@ def parse_query(search: str | None) -> FilterState:
     return FilterState(
         preset=preset, start=start, end=end,
         label_language=label_language if label_language in LANGUAGES else "en",
-        concept=concept if concept and _CONCEPT_URI.match(concept) else None,
+        concept=concept if concept and CONCEPT_URI.fullmatch(concept) else None,
         **{name: clean_filter(name, args.get(name)) for name in FILTER_NAMES},
     )
 
@@ -142,7 +137,3 @@ def csv_filename(table: str, state: FilterState, now: date | None = None) -> str
         parts.append("concept-" + state.concept.rsplit("/", 1)[-1])
     # every part is from a closed vocabulary or checked above; keep the name safe regardless
     return re.sub(r"[^A-Za-z0-9._-]", "_", "_".join(parts)) + ".csv"
-
-
-def state_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(FilterState))

@@ -23,12 +23,12 @@ def _settings(ctx: click.Context) -> Settings:
     return ctx.obj["settings"]
 
 
-def _engine(ctx: click.Context, init: bool = False):
+def _engine(ctx: click.Context):
+    """An engine on the configured store, its tables created if missing."""
     from kpi.store.db import init_store, make_engine
 
     engine = make_engine(_settings(ctx))
-    if init:
-        init_store(engine)
+    init_store(engine)
     return engine
 
 
@@ -72,7 +72,7 @@ def init(ctx: click.Context) -> None:
     from kpi.catalogue.load import load_bundled
 
     settings = _settings(ctx)
-    engine = _engine(ctx, init=True)
+    engine = _engine(ctx)
     loaded = load_bundled(engine, progress=_progress("catalogue"))
     where = settings.data_dir
     if loaded:
@@ -96,15 +96,15 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     from sqlalchemy.exc import OperationalError
 
     from esco_kpi.server import serve as run
+    from kpi.store.db import store_error
 
     try:
-        _engine(ctx, init=True)
+        _engine(ctx)
     except OperationalError as exc:
         # Serve anyway: /v1/health answers, and ingestion answers 503 until the store is back.
-        orig = getattr(exc, "orig", None) or exc
         logging.getLogger("esco_kpi").warning(
             "the store is unavailable at start (%s); requests get 503 until it answers",
-            str(orig).splitlines()[0])
+            store_error(exc))
     run(_settings(ctx), host, port, workers, with_scheduler=not no_scheduler)
 
 
@@ -141,7 +141,7 @@ def implementer_add(ctx: click.Context, name: str, country: str, sector: str,
     """Register an implementer and print its API key (shown only once)."""
     from kpi.store.registry import add_implementer
 
-    imp, key = add_implementer(_engine(ctx, init=True), name, country, sector)
+    imp, key = add_implementer(_engine(ctx), name, country, sector)
     if as_json:
         click.echo(json.dumps({"id": imp.id, "name": imp.name, "api_key": key}))
     else:
@@ -156,7 +156,7 @@ def implementer_list(ctx: click.Context, as_json: bool) -> None:
     """List implementers and their keys' prefixes."""
     from kpi.store.registry import list_implementers
 
-    rows = list_implementers(_engine(ctx, init=True))
+    rows = list_implementers(_engine(ctx))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -180,7 +180,7 @@ def implementer_revoke(ctx: click.Context, implementer_id: int) -> None:
     """Revoke every key of an implementer at once."""
     from kpi.store.registry import revoke_implementer
 
-    revoke_implementer(_engine(ctx, init=True), implementer_id)
+    revoke_implementer(_engine(ctx), implementer_id)
     click.echo(f"Implementer {implementer_id} revoked; its keys no longer work.")
 
 
@@ -193,7 +193,7 @@ def implementer_rotate(ctx: click.Context, implementer_id: int, as_json: bool) -
     from kpi.store.registry import rotate_key
 
     hours = _settings(ctx)["keys.rotation_grace_hours"]
-    key = rotate_key(_engine(ctx, init=True), implementer_id, timedelta(hours=hours))
+    key = rotate_key(_engine(ctx), implementer_id, timedelta(hours=hours))
     if as_json:
         click.echo(json.dumps({"id": implementer_id, "api_key": key,
                                "old_key_valid_hours": hours}))
@@ -221,7 +221,7 @@ def user_add(ctx: click.Context, name: str, password_stdin: bool) -> None:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != password:
             raise Failure("the passwords differ")
-    add_user(_engine(ctx, init=True), name, password)
+    add_user(_engine(ctx), name, password)
     click.echo(f"User {name} added.")
 
 
@@ -239,7 +239,7 @@ def catalogue_load(ctx: click.Context, path: Path, version: str, replace: bool) 
     """Load an ESCO release in ESCO's own CSV download format."""
     from kpi.catalogue.load import load_catalogue
 
-    loaded = load_catalogue(_engine(ctx, init=True), path, version,
+    loaded = load_catalogue(_engine(ctx), path, version,
                             progress=_progress("catalogue"), replace=replace)
     click.echo(f"Loaded ESCO {loaded.version}: {loaded.concepts} concepts, {loaded.labels} "
                f"labels in {len(loaded.languages)} languages ({', '.join(loaded.languages)}) "
@@ -252,7 +252,7 @@ def catalogue_list(ctx: click.Context) -> None:
     """The ESCO versions loaded, oldest first."""
     from kpi.catalogue.load import versions
 
-    for version in versions(_engine(ctx, init=True)):
+    for version in versions(_engine(ctx)):
         click.echo(version)
 
 
@@ -263,7 +263,7 @@ def aggregate(ctx: click.Context) -> None:
     from kpi.operations.retention import prune_events
     from kpi.warehouse.aggregate import run_aggregation
 
-    engine = _engine(ctx, init=True)
+    engine = _engine(ctx)
     bar = _progress("aggregate")
     summary = run_aggregation(_settings(ctx), engine,
                               progress=lambda done, total: bar("reading events", done, total))
@@ -301,7 +301,7 @@ def quarantine_replay(ctx: click.Context) -> None:
     """Re-check quarantined events against the loaded catalogue; release what it knows."""
     from kpi.catalogue.quarantine import replay
 
-    summary = replay(_engine(ctx, init=True), progress=_progress("quarantine"))
+    summary = replay(_engine(ctx), progress=_progress("quarantine"))
     click.echo(f"Checked {summary.checked} quarantined events: {summary.released} now count "
                f"(at the next aggregation), {summary.still_quarantined} still wait.")
 
@@ -332,7 +332,7 @@ def restore(ctx: click.Context, folder: Path, force: bool) -> None:
 
 
 def _known_errors() -> tuple[type[Exception], ...]:
-    from kpi.catalogue.load import CatalogueError
+    from kpi.catalogue.files import CatalogueError
     from kpi.exports.quarterly import ExportError
     from kpi.operations.backup import BackupError
     from kpi.store.registry import RegistryError
@@ -369,10 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a store failure is still one line
         from sqlalchemy.exc import SQLAlchemyError
 
+        from kpi.store.db import store_error
+
         if isinstance(exc, SQLAlchemyError):
-            orig = getattr(exc, "orig", None) or exc
-            click.echo(f"esco-kpi: error: the store failed: {str(orig).splitlines()[0]}",
-                       err=True)
+            click.echo(f"esco-kpi: error: the store failed: {store_error(exc)}", err=True)
             return 1
         raise
     return 0

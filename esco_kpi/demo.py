@@ -3,20 +3,28 @@
 Initialise the stores, register the demo implementers, start the server, send two quarters of
 synthetic events (some invalid, so the data-quality view has something to show), aggregate,
 and keep serving. Event ids are stable, so a second run stores nothing twice.
+
+Ctrl-C (SIGINT), SIGTERM (a service manager, `timeout`) and SIGHUP (a closed terminal) all stop
+the demo at once, whatever it is doing, and its server with it: the server runs in a session of
+its own (so that a Ctrl-C reaches only the demo, which stops it in order), and nothing else
+would stop it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import secrets
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import requests
@@ -32,6 +40,81 @@ from kpi.synthetic import DEMO_IMPLEMENTERS, TrafficGenerator, split_volume
 DEMO_USER = "demo"
 BATCH = 1000
 Progress = Callable[[str, int, int], None]
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Once a stop signal came, the process ends within this many seconds, even if the main thread
+# is stuck in a call that does not return.
+STOP_DEADLINE_SECONDS = 20
+SERVER_STOP_SECONDS = 10
+
+
+class Interrupted(RuntimeError):
+    """The demo is stopping: raised in the threads that send events."""
+
+
+class StopSignals:
+    """While active, SIGINT, SIGTERM and SIGHUP stop the demo the same way, as Ctrl-C does.
+
+    A stop signal raises KeyboardInterrupt in the main thread, whatever it is doing, and sets
+    `stopping` for the other threads; once the demo is cleaning up (`cleaning_up`), further
+    signals cannot cut that short. A signal inherited as ignored (SIGINT in a script's
+    background job, SIGHUP under nohup) stays ignored; SIGTERM never is. Should the process
+    still be alive STOP_DEADLINE_SECONDS after the first signal, a watchdog SIGKILLs the
+    server's process group and ends the process.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.stopping = threading.Event()
+        self.server: subprocess.Popen | None = None
+        self._deferred = False
+        self._cleaning = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        for number in STOP_SIGNALS:
+            current = signal.getsignal(number)
+            if current == signal.SIG_IGN and number != signal.SIGTERM:
+                continue
+            self._previous[number] = current
+            signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number: int, _frame) -> None:
+        if self.received is None:
+            self.received = number
+            self.stopping.set()
+            threading.Thread(target=self._watchdog, name="demo-stop-watchdog",
+                             daemon=True).start()
+        if not (self._deferred or self._cleaning):
+            raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a stop signal came (a call may have swallowed it)."""
+        if self.received is not None and not self._cleaning:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """A signal that comes inside raises nothing: `check()` after it does (while a child
+        process starts, so that it is known to the code that stops it)."""
+        self._deferred = True
+        try:
+            yield
+        finally:
+            self._deferred = False
+
+    def cleaning_up(self) -> None:
+        self._cleaning = True
+
+    def _watchdog(self) -> None:
+        time.sleep(STOP_DEADLINE_SECONDS)
+        if self.server is not None:
+            _kill_group(self.server.pid, signal.SIGKILL)
+        os._exit(1)
 
 
 def _demo_keys(engine) -> list[str]:
@@ -68,27 +151,40 @@ def _batches(events: Iterator[dict]) -> Iterator[list[dict]]:
         yield batch
 
 
-def send(url: str, key: str, batch: list[dict], session: requests.Session) -> dict:
-    """POST one batch the way the README's client does: retry 429, 503 and network errors."""
+def send(url: str, key: str, batch: list[dict], session: requests.Session,
+         stopping: threading.Event | None = None) -> dict:
+    """POST one batch the way the README's client does: retry 429, 503 and network errors.
+
+    Once `stopping` is set, no further attempt is made (Interrupted).
+    """
+    stopping = stopping or threading.Event()
     body = gzip.compress(orjson.dumps({"events": batch}), compresslevel=1)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
                "Content-Encoding": "gzip"}
     for attempt in range(8):
+        if stopping.is_set():
+            raise Interrupted("the demo is stopping")
         try:
             response = session.post(f"{url}/v1/events", data=body, headers=headers, timeout=60)
         except requests.RequestException:
-            time.sleep(min(2 ** attempt, 10))
+            stopping.wait(min(2 ** attempt, 10))
             continue
         if response.status_code in (429, 503):
-            time.sleep(min(float(response.headers.get("Retry-After", 1)), 10))
+            stopping.wait(min(float(response.headers.get("Retry-After", 1)), 10))
             continue
         return response.json()
     raise RuntimeError("the server kept refusing a batch; see its log")
 
 
 def send_traffic(url: str, keys: list[str], generator: TrafficGenerator, total: int,
-                 progress: Progress | None = None) -> Counter:
-    """Send `total` synthetic events over HTTP, spread over the implementers."""
+                 progress: Progress | None = None,
+                 stopping: threading.Event | None = None) -> Counter:
+    """Send `total` synthetic events over HTTP, spread over the implementers.
+
+    Interrupted (KeyboardInterrupt in the calling thread), it returns at once: the batches not
+    sent yet are dropped, and those in flight give up at their next attempt.
+    """
+    stopping = stopping or threading.Event()
     outcome: Counter = Counter()
     work = [(key, batch) for i, (key, profile, n) in enumerate(
         zip(keys, DEMO_IMPLEMENTERS, split_volume(total), strict=True))
@@ -97,25 +193,40 @@ def send_traffic(url: str, keys: list[str], generator: TrafficGenerator, total: 
     sessions: dict[int, requests.Session] = {}
 
     def one(item: tuple[str, list[dict]]) -> dict:
-        import threading
-
         session = sessions.setdefault(threading.get_ident(), requests.Session())
-        return send(url, item[0], item[1], session)
+        return send(url, item[0], item[1], session, stopping)
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="demo-send")
+    try:
         for (_, batch), result in zip(work, pool.map(one, work), strict=True):
             for name in ("accepted", "duplicates", "quarantined", "rejected"):
                 outcome[name] += result.get(name, 0)
             done += len(batch)
             if progress:
                 progress("sending events", done, sum(len(b) for _, b in work))
+    except BaseException:
+        stopping.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return outcome
 
 
 def run_demo(settings: Settings, config: str | None, events: int, port: int | None,
              keep_serving: bool, progress: Progress | None = None,
              echo: Callable[[str], None] = print) -> int:
-    """The demo from start to finish; returns the exit code."""
+    """The demo from start to finish; returns the exit code.
+
+    Stopped by SIGINT, SIGTERM or SIGHUP once its server runs, it stops the server and returns
+    0; before, the KeyboardInterrupt propagates.
+    """
+    with StopSignals() as stop:
+        return _run_demo(settings, config, events, port, keep_serving, progress, echo, stop)
+
+
+def _run_demo(settings: Settings, config: str | None, events: int, port: int | None,
+              keep_serving: bool, progress: Progress | None, echo: Callable[[str], None],
+              stop: StopSignals) -> int:
     engine = make_engine(settings)
     init_store(engine)
     loaded = load_bundled(engine, progress=progress)
@@ -129,16 +240,20 @@ def run_demo(settings: Settings, config: str | None, events: int, port: int | No
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log = settings.data_dir / "demo-server.log"
-    server = spawn_serve(config, port, log)
+    stop.check()
+    with stop.deferred():
+        server = stop.server = spawn_serve(config, port, log)
     try:
+        stop.check()
         wait_until_up(url, server, log)
         end = datetime.now(UTC).date()
         generator = TrafficGenerator.from_catalogue(engine, end - timedelta(days=181), end)
-        outcome = send_traffic(url, keys, generator, events, progress)
+        outcome = send_traffic(url, keys, generator, events, progress, stop.stopping)
         echo("Sent {total} events: {accepted} accepted, {duplicates} duplicates, "
              "{quarantined} quarantined, {rejected} rejected.".format(
                  total=sum(outcome.values()), **outcome))
         _aggregate(settings, echo)
+        stop.check()
         echo("")
         echo(f"Collector API:  {url}/v1/  (OpenAPI: {url}/v1/openapi.json)")
         echo(f"Metrics:        {url}/metrics")
@@ -150,13 +265,30 @@ def run_demo(settings: Settings, config: str | None, events: int, port: int | No
         return server.wait()
     except KeyboardInterrupt:
         return 0
+    except Exception:
+        if stop.received is None:
+            raise
+        return 0  # a call turned the interrupt into an error of its own (DuckDB does)
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
+        stop.cleaning_up()
+        stop_server(server)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """Stop a server started by spawn_serve, completely: SIGTERM to its process group (the
+    master, its workers and the scheduler all stop at once), SIGKILL to whatever of the group
+    is left after SERVER_STOP_SECONDS or once the master is gone."""
+    if server.poll() is None:
+        _kill_group(server.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=SERVER_STOP_SECONDS)
+    _kill_group(server.pid, signal.SIGKILL)
+    server.wait()
+
+
+def _kill_group(pgid: int, number: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, number)
 
 
 def _aggregate(settings: Settings, echo: Callable[[str], None]) -> None:

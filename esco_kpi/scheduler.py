@@ -22,6 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from kpi.settings import Settings
 
 log = logging.getLogger("esco_kpi.scheduler")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def aggregate_once(settings: Settings) -> None:
@@ -64,8 +65,12 @@ def run_scheduler(settings: Settings, parent_pid: int | None = None) -> None:
     scheduler.add_job(aggregate_once, every, args=[settings], id="aggregate", max_instances=1,
                       coalesce=True)
     # An aggregation is safe to kill at any moment (it resumes from its watermark), so stopping
-    # is immediate: no waiting on a run, and nothing that can hang the way out.
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    # is immediate: no waiting on a run, and nothing that can hang the way out. SIGINT and
+    # SIGHUP reach this process too when they are sent to `serve`'s process group (Ctrl-C in a
+    # terminal, a closed terminal): they stop it the same way, unless inherited as ignored.
+    for number in STOP_SIGNALS:
+        if number == signal.SIGTERM or signal.getsignal(number) != signal.SIG_IGN:
+            signal.signal(number, lambda *_: os._exit(0))
     if parent_pid is not None:
         threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     log.info("scheduler started", extra={"every_minutes": settings["schedule.aggregate_minutes"]})

@@ -6,7 +6,7 @@ import hashlib
 import multiprocessing
 import os
 import shutil
-import socket
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import requests
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from esco_kpi.scheduler import start_scheduler_process
 from kpi.logs import logging_config
@@ -42,6 +43,30 @@ def build_wsgi_app(settings: Settings):
     return dispatch
 
 
+class _Arbiter(Arbiter):
+    """gunicorn's master, which stops at once and completely on SIGTERM and SIGHUP as on
+    Ctrl-C (SIGINT): workers are told to quit without finishing their requests (a client
+    whose request is cut retries it, and a resent event is a duplicate), and the schedule
+    stops with them (on_exit). gunicorn's own meanings (SIGTERM: finish the requests first;
+    SIGHUP: reload) would keep a service manager, `timeout` or a closed terminal waiting, or
+    keep it running. A SIGHUP ignored when `serve` started (nohup) stays ignored."""
+
+    def __init__(self, app):
+        super().__init__(app)
+        self.hup_ignored = signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        if self.hup_ignored:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    def handle_term(self) -> None:
+        self.handle_int()
+
+    def handle_hup(self) -> None:
+        self.handle_int()
+
+
 class _Gunicorn(BaseApplication):
     def __init__(self, settings: Settings, options: dict):
         self.settings = settings
@@ -54,6 +79,13 @@ class _Gunicorn(BaseApplication):
 
     def load(self):
         return build_wsgi_app(self.settings)
+
+    def run(self) -> None:
+        try:
+            _Arbiter(self).run()
+        except RuntimeError as exc:  # as gunicorn's own run() reports a failed start
+            print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
+            sys.exit(1)
 
 
 def _child_exit(_server, worker) -> None:
@@ -87,7 +119,7 @@ def gunicorn_options(settings: Settings, host: str | None = None, port: int | No
         "timeout": 60,
         "graceful_timeout": 10,
         "keepalive": 5,
-        # Room for a long (wrong) key, so that it gets the contract's 401, not a bare 431.
+        # Room for a long (wrong) key, so that it gets the API's 401, not a bare 431.
         "limit_request_field_size": 16384,
         "child_exit": _child_exit,
         "preload_app": False,
@@ -97,7 +129,8 @@ def gunicorn_options(settings: Settings, host: str | None = None, port: int | No
 def serve(settings: Settings, host: str | None = None, port: int | None = None,
           workers: int | None = None, ready_file: Path | None = None,
           with_scheduler: bool = True) -> None:
-    """Run the web server and the aggregation schedule until stopped (SIGTERM or Ctrl-C)."""
+    """Run the web server and the aggregation schedule until stopped: SIGTERM, SIGHUP and
+    Ctrl-C (SIGINT) all stop both at once."""
     options = gunicorn_options(settings, host, port, workers)
     if ready_file is not None:
         options["when_ready"] = lambda _server: Path(ready_file).write_text("ready\n")
@@ -151,10 +184,3 @@ def wait_until_up(url: str, process: subprocess.Popen, log: Path, seconds: float
             pass
         time.sleep(0.1)
     raise RuntimeError(f"the server did not answer within {seconds:.0f} s (log: {log})")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (for tests and benchmarks)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

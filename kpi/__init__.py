@@ -1,3 +1,5 @@
-"""esco-kpi's core: settings, stores, catalogue, aggregation, indicators, export, command line."""
+"""esco-kpi's core: settings and vocabulary, the ingest store, the catalogue, the warehouse
+(aggregation and indicators), exports and operations. Imports neither the HTTP edges nor the
+application (see docs/ARCHITECTURE.md)."""
 
 __version__ = "0.1.0"

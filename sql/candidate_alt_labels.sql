@@ -18,49 +18,25 @@
 
 with
 added as (
-    select l.concept_key, l.concept_type, l.language, l.label_norm, l.label,
-           l.implementer_id, l.usage, l.events
-    from labels_daily as l
-    left join implementers as i on i.id = l.implementer_id
-    where l.day between $start and $end
-      and l.label_norm <> ''
-      and ($concept_uri is null or l.concept_key = (
-          select key from concept_keys where uri = $concept_uri))
-      and ($concept_type is null or l.concept_type = $concept_type)
-      and ($language is null or l.language = $language)
-      and ($context is null or l.context = $context)
-      and ($country is null or i.country = $country)
-      and ($sector is null or i.sector = $sector)
+    select concept_key, concept_type, language, label_norm, label, implementer_id, usage,
+           events
+    from filtered_rows('labels_daily', $start, $end,
+                       $concept_type, $language, $context, $country, $sector)
+    where label_norm <> ''
+      and ($concept_uri is null or concept_key = concept_key_of($concept_uri))
 ),
 
-spellings as (
-    select concept_key, language, label_norm, label,
-           sum(usage) as usage, sum(events) as events
+-- grouped by concept_key, language and label_norm (see label_groups)
+added_labels as (
+    select concept_key, language, label_norm, label, implementer_id, usage, events
     from added
-    group by concept_key, language, label_norm, label
 ),
 
-representative as (
-    select concept_key, language, label_norm, label
-    from spellings
-    qualify row_number() over (
-        partition by concept_key, language, label_norm
-        order by usage desc, events desc, label
-    ) = 1
-),
-
-label_groups as (
-    select
-        concept_key,
-        any_value(concept_type) as concept_type,
-        language,
-        label_norm,
-        count(distinct label) as spellings,
-        sum(events) as events,
-        sum(usage) as usage,
-        count(distinct implementer_id) as implementers
+-- the type the events carry, for a concept the catalogue no longer lists
+event_types as (
+    select concept_key, any_value(concept_type) as concept_type
     from added
-    group by concept_key, language, label_norm
+    group by concept_key
 ),
 
 catalogue_languages as (
@@ -69,11 +45,11 @@ catalogue_languages as (
 
 select
     ck.uri as concept_uri,
-    coalesce(k.concept_type, g.concept_type) as concept_type,
+    coalesce(k.concept_type, t.concept_type) as concept_type,
     en.label as label_en,
     coalesce(chosen.label, en.label) as label_concept,
     g.language,
-    r.label,
+    g.label,
     g.label_norm,
     g.spellings,
     g.events,
@@ -84,11 +60,9 @@ select
         when cl.concept_key is null then 'cannot judge: no catalogue label in this language'
         else 'new'
     end as verdict
-from label_groups as g
+from label_groups(added_labels) as g
 join concept_keys as ck on ck.key = g.concept_key
-join representative as r
-    on r.concept_key = g.concept_key and r.language = g.language
-   and r.label_norm = g.label_norm
+join event_types as t on t.concept_key = g.concept_key
 left join concept_label_norms as kl
     on kl.concept_key = g.concept_key and kl.language = g.language
    and kl.label_norm = g.label_norm

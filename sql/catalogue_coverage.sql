@@ -15,23 +15,15 @@ newest as (
 ),
 
 catalogue as (
-    select uri, concept_type
-    from concepts
-    where in_newest
-      and ($concept_type is null or concept_type = $concept_type)
+    select uri, concept_type from newest_concepts($concept_type)
 ),
 
+-- the concept_type filter applies to the catalogue above, not to the usage rows
 used_keys as (
-    select u.concept_key
-    from usage_daily as u
-    left join implementers as i on i.id = u.implementer_id
-    where u.day between $start and $end
-      and ($language is null or u.language = $language)
-      and ($context is null or u.context = $context)
-      and ($country is null or i.country = $country)
-      and ($sector is null or i.sector = $sector)
-    group by u.concept_key
-    having sum(u.usage) > 0
+    select concept_key
+    from filtered_rows('usage_daily', $start, $end, null, $language, $context, $country, $sector)
+    group by concept_key
+    having sum(usage) > 0
 ),
 
 used as (

@@ -16,15 +16,9 @@
 
 with
 used as (
-    select u.language, i.country, u.implementer_id, u.usage, u.events
-    from usage_daily as u
-    left join implementers as i on i.id = u.implementer_id
-    where u.day between $start and $end
-      and u.concept_key = (select key from concept_keys where uri = $concept_uri)
-      and ($language is null or u.language = $language)
-      and ($context is null or u.context = $context)
-      and ($country is null or i.country = $country)
-      and ($sector is null or i.sector = $sector)
+    select language, country, implementer_id, usage, events
+    from filtered_rows('usage_daily', $start, $end, null, $language, $context, $country, $sector)
+    where concept_key = concept_key_of($concept_uri)
 ),
 
 info as (

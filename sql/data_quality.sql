@@ -11,20 +11,16 @@
 
 with
 quality as (
-    select q.day, q.implementer_id, i.name, i.country, i.sector, q.outcome, q.reason,
-           q.events, q.still_quarantined
-    from quality_daily as q
-    left join implementers as i on i.id = q.implementer_id
-    where q.day between $start and $end
-      and ($country is null or i.country = $country)
-      and ($sector is null or i.sector = $sector)
-      and ($implementer_id is null or q.implementer_id = $implementer_id)
+    select day, implementer_id, implementer, country, sector, outcome, reason, events,
+           still_quarantined
+    from period_rows('quality_daily', $start, $end, $country, $sector)
+    where $implementer_id is null or implementer_id = $implementer_id
 )
 
 select
     day as received_on,
     implementer_id,
-    name as implementer,
+    implementer,
     country,
     sector,
     outcome,

@@ -11,15 +11,9 @@
 
 with
 activity as (
-    select a.implementer_id, i.country, i.sector, a.esco_version, a.events, a.usage
-    from activity_daily as a
-    left join implementers as i on i.id = a.implementer_id
-    where a.day between $start and $end
-      and ($concept_type is null or a.concept_type = $concept_type)
-      and ($language is null or a.language = $language)
-      and ($context is null or a.context = $context)
-      and ($country is null or i.country = $country)
-      and ($sector is null or i.sector = $sector)
+    select implementer_id, country, sector, esco_version, events, usage
+    from filtered_rows('activity_daily', $start, $end,
+                       $concept_type, $language, $context, $country, $sector)
 ),
 
 by_implementer as (

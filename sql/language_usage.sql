@@ -9,15 +9,9 @@
 
 with
 used as (
-    select u.language, u.concept_key, u.implementer_id, u.usage, u.events
-    from usage_daily as u
-    left join implementers as i on i.id = u.implementer_id
-    where u.day between $start and $end
-      and ($concept_type is null or u.concept_type = $concept_type)
-      and ($language is null or u.language = $language)
-      and ($context is null or u.context = $context)
-      and ($country is null or i.country = $country)
-      and ($sector is null or i.sector = $sector)
+    select language, concept_key, implementer_id, usage, events
+    from filtered_rows('usage_daily', $start, $end,
+                       $concept_type, $language, $context, $country, $sector)
 ),
 
 by_language as (

@@ -13,26 +13,19 @@
 with
 catalogue as (
     select uri, concept_type
-    from concepts
-    where in_newest
-      and concept_type in ('occupation', 'skill')
-      and ($concept_type is null or concept_type = $concept_type)
+    from newest_concepts($concept_type)
+    where concept_type in ('occupation', 'skill')
 ),
 
+-- the concept_type filter applies to the catalogue above, not to the usage rows
 used_keys as (
     select
-        u.concept_key,
-        sum(u.usage) as usage,
-        sum(u.events) as events,
-        count(distinct u.implementer_id) as implementers
-    from usage_daily as u
-    left join implementers as i on i.id = u.implementer_id
-    where u.day between $start and $end
-      and ($language is null or u.language = $language)
-      and ($context is null or u.context = $context)
-      and ($country is null or i.country = $country)
-      and ($sector is null or i.sector = $sector)
-    group by u.concept_key
+        concept_key,
+        sum(usage) as usage,
+        sum(events) as events,
+        count(distinct implementer_id) as implementers
+    from filtered_rows('usage_daily', $start, $end, null, $language, $context, $country, $sector)
+    group by concept_key
 ),
 
 used as (

@@ -16,16 +16,11 @@
 -- $label_language; filters (NULL = all): $concept_type, $language, $country, $sector, $context.
 
 with
+-- the previous period ends the day before this one starts: one range covers both
 filtered as (
-    select u.day, u.concept_key, u.concept_type, u.implementer_id, u.usage, u.events
-    from usage_daily as u
-    left join implementers as i on i.id = u.implementer_id
-    where ((u.day between $start and $end) or (u.day between $prev_start and $prev_end))
-      and ($concept_type is null or u.concept_type = $concept_type)
-      and ($language is null or u.language = $language)
-      and ($context is null or u.context = $context)
-      and ($country is null or i.country = $country)
-      and ($sector is null or i.sector = $sector)
+    select day, concept_key, concept_type, implementer_id, usage, events
+    from filtered_rows('usage_daily', $prev_start, $end,
+                       $concept_type, $language, $context, $country, $sector)
 ),
 
 current_period as (

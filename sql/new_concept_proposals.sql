@@ -14,45 +14,16 @@ with
 proposed as (
     select p.concept_type, p.language, p.label_norm, p.label, b.uri as broader_uri,
            p.implementer_id, p.usage, p.events
-    from proposals_daily as p
-    left join implementers as i on i.id = p.implementer_id
+    from filtered_rows('proposals_daily', $start, $end,
+                       $concept_type, $language, $context, $country, $sector) as p
     left join concept_keys as b on b.key = p.broader_key
-    where p.day between $start and $end
-      and p.label_norm <> ''
-      and ($concept_type is null or p.concept_type = $concept_type)
-      and ($language is null or p.language = $language)
-      and ($context is null or p.context = $context)
-      and ($country is null or i.country = $country)
-      and ($sector is null or i.sector = $sector)
+    where p.label_norm <> ''
 ),
 
-spellings as (
-    select concept_type, language, label_norm, label,
-           sum(usage) as usage, sum(events) as events
+-- grouped by concept_type, language and label_norm (see label_groups)
+proposed_labels as (
+    select concept_type, language, label_norm, label, implementer_id, usage, events
     from proposed
-    group by concept_type, language, label_norm, label
-),
-
-representative as (
-    select concept_type, language, label_norm, label
-    from spellings
-    qualify row_number() over (
-        partition by concept_type, language, label_norm
-        order by usage desc, events desc, label
-    ) = 1
-),
-
-proposal_groups as (
-    select
-        concept_type,
-        language,
-        label_norm,
-        count(distinct label) as spellings,
-        count(distinct implementer_id) as implementers,
-        sum(events) as events,
-        sum(usage) as usage
-    from proposed
-    group by concept_type, language, label_norm
 ),
 
 broader as (
@@ -73,7 +44,7 @@ broader as (
 
 select
     g.label_norm,
-    r.label,
+    g.label,
     g.concept_type,
     g.language,
     g.spellings,
@@ -82,10 +53,7 @@ select
     g.usage,
     coalesce(b.broader_uris, []::varchar[]) as broader_uris,
     coalesce(b.broader_labels_en, []::varchar[]) as broader_labels_en
-from proposal_groups as g
-join representative as r
-    on r.concept_type = g.concept_type and r.language = g.language
-   and r.label_norm = g.label_norm
+from label_groups(proposed_labels) as g
 left join broader as b
     on b.concept_type = g.concept_type and b.language = g.language
    and b.label_norm = g.label_norm

@@ -12,17 +12,10 @@
 
 with
 filtered as (
-    select u.day, u.concept_key, u.implementer_id, u.usage, u.events
-    from usage_daily as u
-    left join implementers as i on i.id = u.implementer_id
-    where u.day between $start and $end
-      and ($concept_uri is null or u.concept_key = (
-          select key from concept_keys where uri = $concept_uri))
-      and ($concept_type is null or u.concept_type = $concept_type)
-      and ($language is null or u.language = $language)
-      and ($context is null or u.context = $context)
-      and ($country is null or i.country = $country)
-      and ($sector is null or i.sector = $sector)
+    select day, concept_key, implementer_id, usage, events
+    from filtered_rows('usage_daily', $start, $end,
+                       $concept_type, $language, $context, $country, $sector)
+    where $concept_uri is null or concept_key = concept_key_of($concept_uri)
 ),
 
 buckets as (

@@ -8,7 +8,7 @@ runs skip locally, and fail in CI, where one must run.
 from __future__ import annotations
 
 import os
-import shutil
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -17,42 +17,26 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
 
-from esco_kpi.server import free_port, spawn_serve, wait_until_up
+from esco_kpi.server import spawn_serve, wait_until_up
 from kpi.catalogue.load import load_bundled
 from kpi.settings import Settings
 from kpi.store.db import init_store, make_engine
 from kpi.store.registry import add_implementer
+from tests.support import (
+    PG_ADMIN_URL,
+    admin_sql,
+    default_signals,
+    free_port,
+    fresh_store,
+    pg_available,
+    pg_url,
+    stop_process,
+)
 
-PG_ADMIN_URL = os.environ.get("ESCO_KPI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # One template per test session: two sessions on one server never touch each other's.
 PG_TEMPLATE = f"esco_kpi_template_{os.getpid()}"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _pg_available() -> str | None:
-    """None when PostgreSQL answers, else why not."""
-    try:
-        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-        engine.dispose()
-        return None
-    except Exception as exc:  # noqa: BLE001
-        return str(exc).splitlines()[0]
-
-
-def _pg_url(database: str) -> str:
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    return f"{base}/{database}"
-
-
-def _admin(sql: str) -> None:
-    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(sql))
-    engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -71,20 +55,20 @@ def sqlite_template(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
-    problem = _pg_available()
+    problem = pg_available()
     if problem:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL must run in CI: {problem}")
         pytest.skip(f"no PostgreSQL server at {PG_ADMIN_URL}: {problem}")
-    _admin(f"drop database if exists {PG_TEMPLATE}")
-    _admin(f"create database {PG_TEMPLATE}")
-    settings = Settings({"storage.database_url": _pg_url(PG_TEMPLATE)})
+    admin_sql(f"drop database if exists {PG_TEMPLATE}")
+    admin_sql(f"create database {PG_TEMPLATE}")
+    settings = Settings({"storage.database_url": pg_url(PG_TEMPLATE)})
     engine = make_engine(settings)
     init_store(engine)
     load_bundled(engine)
     engine.dispose()
     yield PG_TEMPLATE
-    _admin(f"drop database if exists {PG_TEMPLATE} with (force)")
+    admin_sql(f"drop database if exists {PG_TEMPLATE} with (force)")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -95,20 +79,8 @@ def backend(request) -> str:
 @pytest.fixture
 def settings(backend, tmp_path, request) -> Iterator[Settings]:
     """Settings for a fresh, catalogue-loaded store of the parametrised backend."""
-    data_dir = tmp_path / "var"
-    data_dir.mkdir()
-    values = {"storage.data_dir": str(data_dir)}
-    database = None
-    if backend == "sqlite":
-        shutil.copy(request.getfixturevalue("sqlite_template"), data_dir / "ingest.sqlite3")
-    else:
-        template = request.getfixturevalue("pg_template")
-        database = f"esco_kpi_t_{uuid.uuid4().hex[:12]}"
-        _admin(f"create database {database} template {template}")
-        values["storage.database_url"] = _pg_url(database)
-    yield Settings(values, base_dir=tmp_path)
-    if database:
-        _admin(f"drop database if exists {database} with (force)")
+    with fresh_store(request, backend, tmp_path) as settings:
+        yield settings
 
 
 @pytest.fixture
@@ -147,30 +119,23 @@ class Server:
     config: Path
     log: Path
 
-    def stop(self, sig: int | None = None) -> None:
-        if self.process.poll() is None:
-            if sig is None:
-                self.process.terminate()
-            else:
-                self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Send `sig`, then SIGKILL what is left of the server's process group."""
+        stop_process(self.process, sig)
 
 
 def start_server(config: Path, log: Path, workers: int = 2) -> Server:
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = spawn_serve(config, port, log, ("--workers", str(workers)), env=env,
-                          cwd=config.parent)
+    with default_signals():  # so that tests can stop it however the suite was started
+        process = spawn_serve(config, port, log, ("--workers", str(workers)), env=env,
+                              cwd=config.parent)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, process, log)
     except RuntimeError:
-        process.kill()
+        stop_process(process, signal.SIGKILL)
         raise
     return Server(url, process, config, log)
 

@@ -27,7 +27,7 @@ from kpi.store.db import (
     outcome_counts,
 )
 from kpi.warehouse.aggregate import RunSummary, run_aggregation
-from kpi.warehouse.published import open_reader
+from kpi.warehouse.reader import open_reader
 
 OCC = "http://data.europa.eu/esco/occupation/"
 SKILL = "http://data.europa.eu/esco/skill/"

@@ -19,8 +19,7 @@ from sqlalchemy import delete, func, insert, select
 
 from kpi.settings import Settings
 from kpi.store.db import aggregation_runs, events
-from kpi.warehouse import aggregate
-from kpi.warehouse import published as warehouse
+from kpi.warehouse import aggregate, private, published, reader
 from kpi.warehouse.aggregate import (
     AggregationBusy,
     aggregation_lock,
@@ -85,7 +84,7 @@ def ingest_total(store) -> int:
 
 
 def published_total(settings: Settings) -> int:
-    con = warehouse.open_reader(settings)
+    con = reader.open_reader(settings)
     try:
         return con.execute("select coalesce(sum(usage), 0) from usage_daily").fetchone()[0]
     finally:
@@ -98,7 +97,7 @@ def test_incremental_run_recomputes_only_touched_days_and_equals_a_full_rebuild(
     first = store.aggregate()
     assert first.events_read == 400 and first.catalogue_copied
     assert first.previous_watermark == 0 and first.watermark == 400
-    before = warehouse.read_manifest(store.settings)
+    before = published.read_manifest(store.settings)
 
     # late events on two old days and one new day
     late = [{"day": "2026-07-03", "count": 7}, {"day": "2026-07-03", "type": "label_added",
@@ -108,7 +107,7 @@ def test_incremental_run_recomputes_only_touched_days_and_equals_a_full_rebuild(
     second = store.aggregate()
     assert (second.events_read, second.days_recomputed) == (4, 3)
     assert not second.catalogue_copied
-    after = warehouse.read_manifest(store.settings)
+    after = published.read_manifest(store.settings)
     changed = {day for table, days in after["rollups"].items() for day, files in days.items()
                if before["rollups"].get(table, {}).get(day) != files}
     assert changed == {"2026-07-03", "2026-07-20", "2026-08-02"}
@@ -117,7 +116,7 @@ def test_incremental_run_recomputes_only_touched_days_and_equals_a_full_rebuild(
     third = store.aggregate()
     assert (third.events_read, third.days_recomputed) == (0, 0)
     assert third.snapshot == second.snapshot  # nothing new: nothing published
-    assert warehouse.read_manifest(store.settings)["rollups"] == after["rollups"]
+    assert published.read_manifest(store.settings)["rollups"] == after["rollups"]
 
     full = clean_copy(store, tmp_path / "full")
     assert run_aggregation(full).events_read == 404
@@ -200,7 +199,7 @@ import sys
 import time
 from pathlib import Path
 from kpi.settings import Settings
-from kpi.warehouse.published import open_reader
+from kpi.warehouse.reader import open_reader
 settings = Settings({"storage.data_dir": sys.argv[1]})
 seen = set()
 stop = Path(sys.argv[2])
@@ -230,7 +229,7 @@ def test_readers_never_see_a_lock_error_or_half_a_run(store, tmp_path):
     def read_in_a_loop() -> None:
         while not stop.is_set():
             try:
-                con = warehouse.open_reader(store.settings)
+                con = reader.open_reader(store.settings)
                 seen.add(con.execute("select coalesce(sum(usage), 0) from usage_daily")
                          .fetchone()[0])
                 query(con, "most_used_concepts", Period.quarter("2026-Q3"))
@@ -324,32 +323,32 @@ def test_published_tables_have_the_declared_schemas(store):
     def schemas():
         con = store.reader()
         try:
-            # table names come from the constant warehouse.SCHEMAS
+            # table names come from the constant published.SCHEMAS
             return {t: tuple((name, typ.lower()) for name, typ, *_ in
                              con.execute(f"describe {t}").fetchall())
-                    for t in warehouse.SCHEMAS}
+                    for t in published.SCHEMAS}
         finally:
             con.close()
 
-    assert schemas() == warehouse.SCHEMAS  # before the first run: empty views
+    assert schemas() == published.SCHEMAS  # before the first run: empty views
     store.events(*random_events(50, seed=3))
     store.outcome(1, "2026-07-01", "rejected", "language", 2)
     store.aggregate()
-    assert schemas() == warehouse.SCHEMAS
+    assert schemas() == published.SCHEMAS
 
 
 def test_superseded_files_are_deleted_after_the_grace_period(store, monkeypatch):
     store.events({"day": "2026-07-01"})
     store.aggregate()
-    first = warehouse.read_manifest(store.settings)["rollups"]["usage_daily"]["2026-07-01"]
+    first = published.read_manifest(store.settings)["rollups"]["usage_daily"]["2026-07-01"]
     store.events({"day": "2026-07-01"})
     store.aggregate()
-    pub = warehouse.published_dir(store.settings)
+    pub = published.published_dir(store.settings)
     assert all((pub / f).exists() for f in first)  # a reader may still scan them
-    monkeypatch.setattr(warehouse, "RETIRE_GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(published, "RETIRE_GRACE_SECONDS", 0.0)
     store.events({"day": "2026-07-01"})
     store.aggregate()
-    manifest = warehouse.read_manifest(store.settings)
+    manifest = published.read_manifest(store.settings)
     assert not any((pub / f).exists() for f in first)
     named = {f for days in manifest["rollups"].values() for fs in days.values() for f in fs}
     named |= set(manifest["dimensions"].values())
@@ -386,13 +385,13 @@ def test_postgresql_store_gives_the_same_warehouse_as_sqlite(store, tmp_path):
 def test_shared_reader_follows_each_published_snapshot(store):
     store.events({"count": 2})
     store.aggregate()
-    old = warehouse.shared_reader(store.settings)
-    again = warehouse.shared_reader(store.settings)
+    old = reader.shared_reader(store.settings)
+    again = reader.shared_reader(store.settings)
     total = "select coalesce(sum(usage), 0) from usage_daily"
     assert old.execute(total).fetchone()[0] == again.execute(total).fetchone()[0] == 2
     store.events({"count": 3, "day": "2026-07-16"})
     store.aggregate()
-    new = warehouse.shared_reader(store.settings)
+    new = reader.shared_reader(store.settings)
     assert new.execute(total).fetchone()[0] == 5
     assert old.execute(total).fetchone()[0] == 2  # a request under way finishes on its snapshot
     for cursor in (old, again, new):
@@ -408,11 +407,11 @@ def test_a_warehouse_of_the_previous_format_is_upgraded_by_the_next_run(store):
     assert published_total(store.settings) > 0
     # What a format-1 warehouse looks like to this version: the private format mark, no
     # concept keys, and a manifest of format 1.
-    con = warehouse.connect_private(store.settings)
+    con = private.connect_private(store.settings)
     con.execute("delete from concept_keys")
-    warehouse.set_meta(con, "format", "1")
+    private.set_meta(con, "format", "1")
     con.close()
-    path = warehouse.published_dir(store.settings) / warehouse.MANIFEST
+    path = published.published_dir(store.settings) / published.MANIFEST
     manifest = json.loads(path.read_text())
     path.write_text(json.dumps({**manifest, "format": 1}))
     assert published_total(store.settings) == 0  # old files are not read with new SQL
@@ -420,13 +419,13 @@ def test_a_warehouse_of_the_previous_format_is_upgraded_by_the_next_run(store):
     assert summary.events_read == 0  # nothing new from the store: rebuilt from its own copy
     assert summary.days_recomputed == len(manifest["rollups"]["activity_daily"])  # every day
     assert published_state(store.settings) == before
-    assert json.loads(path.read_text())["format"] == int(warehouse.FORMAT)
+    assert json.loads(path.read_text())["format"] == int(private.FORMAT)
 
 
 def test_a_warehouse_of_an_unknown_format_is_refused_in_plain_words(store):
     store.aggregate()
-    con = warehouse.connect_private(store.settings)
-    warehouse.set_meta(con, "format", "99")
+    con = private.connect_private(store.settings)
+    private.set_meta(con, "format", "99")
     con.close()
     with pytest.raises(RuntimeError, match="has format 99, this version writes"):
         run_aggregation(store.settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -14,8 +14,8 @@ from kpi.settings import Settings
 from kpi.store.db import events, make_engine
 from kpi.warehouse.aggregate import AggregationBusy, run_aggregation
 from kpi.warehouse.indicators import Period, query
-from tests.conftest import _admin, _pg_url
 from tests.helpers import days_ago, event, post
+from tests.support import fresh_store
 
 
 def aggregate(settings: Settings) -> None:
@@ -30,17 +30,11 @@ def aggregate(settings: Settings) -> None:
 
 
 @pytest.fixture
-def target(backend, tmp_path):
+def target(backend, tmp_path, request) -> Iterator[Settings]:
     """Empty stores of the same kind, to restore into."""
-    values = {"storage.data_dir": str(tmp_path / "restored")}
-    database = None
-    if backend == "postgresql":
-        database = f"esco_kpi_r_{uuid.uuid4().hex[:12]}"
-        _admin(f"create database {database}")
-        values["storage.database_url"] = _pg_url(database)
-    yield Settings(values, base_dir=tmp_path)
-    if database:
-        _admin(f"drop database if exists {database} with (force)")
+    with fresh_store(request, backend, tmp_path / "restored", empty=True,
+                     prefix="esco_kpi_r") as settings:
+        yield settings
 
 
 def count_events(settings: Settings) -> int:

@@ -10,21 +10,20 @@ import pytest
 from sqlalchemy import func, select
 
 from kpi.catalogue import load as catalogue
+from kpi.catalogue.files import CatalogueError
+from kpi.catalogue.index import CatalogueIndex, preferred_labels
+from kpi.catalogue.labels import normalise_label
 from kpi.catalogue.load import (
     BUNDLED_VERSION,
-    LANGUAGES,
-    CatalogueError,
-    CatalogueIndex,
     current_version,
     load_bundled,
     load_catalogue,
-    normalise_label,
-    preferred_labels,
-    version_key,
     versions,
 )
+from kpi.catalogue.versions import version_key
 from kpi.settings import Settings
 from kpi.store.db import catalogue_versions, concept_labels, concepts, init_store, make_engine
+from kpi.vocabulary import LANGUAGES
 
 ESCO = "http://data.europa.eu/esco"
 TECH_DIRECTOR = f"{ESCO}/occupation/00030d09-2b3a-4efd-87cc-c4ea39d27c34"

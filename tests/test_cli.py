@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from collector.app import create_app
@@ -17,6 +22,7 @@ from kpi.store.db import api_keys
 from kpi.store.registry import authenticate, check_user
 from tests.conftest import write_config
 from tests.helpers import days_ago, event
+from tests.support import ProcessTree, default_signals, free_port, port_is_free
 
 
 def run(config: Path | None, *args: str, stdin: str | None = None,
@@ -152,14 +158,43 @@ def test_aggregate_and_export_commands(config, settings, engine, api_key, tmp_pa
     one_line_error(run(config, "export", "--quarter", "2001-Q1"), "no data for 2001-Q1")
 
 
+@contextlib.contextmanager
+def demo_process(config: Path, port: int, events: int, *extra: str, cwd: Path
+                 ) -> Iterator[tuple[subprocess.Popen, ProcessTree, Path]]:
+    """`esco-kpi demo` as a child in a session of its own, with SIGINT, SIGTERM and SIGHUP at
+    their defaults however the tests were started, its output (both streams) in a file.
+    Whatever happens, nothing of it (its server included) outlives the block."""
+    output = cwd / f"demo-{time.monotonic_ns()}.out"
+    command = [sys.executable, "-m", "esco_kpi.cli", "--config", str(config), "demo",
+               "--events", str(events), "--port", str(port), *extra]
+    with output.open("wb") as handle, default_signals():
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd,
+                                   start_new_session=True)
+    tree = ProcessTree(process)
+    try:
+        yield process, tree, output
+    finally:
+        tree.kill()
+
+
+def wait_for(output: Path, process: subprocess.Popen, tree: ProcessTree, text: str,
+             seconds: float = 300) -> str:
+    """Wait until the demo has printed `text` (recording the processes it started meanwhile);
+    return everything it printed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        tree.refresh()
+        printed = output.read_text(errors="replace")
+        if text in printed:
+            return printed
+        assert process.poll() is None, f"the demo stopped before {text!r}:\n{printed[-3000:]}"
+        time.sleep(0.1)
+    raise AssertionError(f"no {text!r} within {seconds:.0f} s:\n{printed[-3000:]}")
+
+
 @pytest.mark.slow
 def test_demo_twice_on_a_fresh_machine_does_not_double_the_data(tmp_path):
     """The README's first command, on an empty data folder, then again."""
-    import re
-
-    import requests
-
-    from esco_kpi.server import free_port
     from kpi.settings import load_settings
     from kpi.store.db import make_engine
     from kpi.warehouse.indicators import INDICATORS, Period, query
@@ -169,12 +204,13 @@ def test_demo_twice_on_a_fresh_machine_does_not_double_the_data(tmp_path):
     port = free_port()
 
     def demo() -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "esco_kpi.cli", "--config", str(config), "demo", "--events",
-             "4000", "--no-serve", "--port", str(port)],
-            capture_output=True, text=True, timeout=600, cwd=tmp_path)
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result.stdout
+        with demo_process(config, port, 4000, "--no-serve", cwd=tmp_path) as (process, _, out):
+            try:
+                returncode = process.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(out.read_text()[-3000:]) from None
+            assert returncode == 0, out.read_text()[-3000:]
+            return out.read_text()
 
     first = demo()
     assert "Registered 12 demo implementers" in first
@@ -198,30 +234,68 @@ def test_demo_twice_on_a_fresh_machine_does_not_double_the_data(tmp_path):
         requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=2)
 
     # again, as the README runs it: it keeps serving the dashboard until interrupted
-    process = subprocess.Popen(
-        [sys.executable, "-m", "esco_kpi.cli", "--config", str(config), "demo", "--events", "4000",
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
-    try:
-        second = ""
-        for line in process.stdout:
-            second += line
-            if line.startswith("Serving"):
-                break
-        again = re.search(r"Sent (\d+) events: (\d+) accepted, (\d+) duplicates", second)
-        # every event stored the first time (accepted or quarantined) is a duplicate now
-        assert again and int(again[2]) == 0 and int(again[3]) == int(sent[2]) + int(sent[4])
-        assert sum(r["usage"] for r in query(settings, "most_used_concepts", quarter).rows) == used
-        password = re.search(r"login: demo / (\S+)", second)[1]  # a fresh one each run
-        browser = requests.Session()
-        page = browser.get(f"http://127.0.0.1:{port}/login", timeout=10)
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
-        answer = browser.post(f"http://127.0.0.1:{port}/login", timeout=10, data={
-            "username": "demo", "password": password, "csrf_token": token})
-        assert answer.status_code == 200 and answer.url.endswith("/dashboard/")
-        assert "ESCO KPI dashboard" in answer.text
-    finally:
-        process.send_signal(signal.SIGINT)  # Ctrl-C
-        assert process.wait(timeout=60) == 0
+    with demo_process(config, port, 4000, cwd=tmp_path) as (process, tree, output):
+        try:
+            second = wait_for(output, process, tree, "Serving")
+            again = re.search(r"Sent (\d+) events: (\d+) accepted, (\d+) duplicates", second)
+            # every event stored the first time (accepted or quarantined) is a duplicate now
+            assert again and int(again[2]) == 0 and int(again[3]) == int(sent[2]) + int(sent[4])
+            assert sum(r["usage"] for r in query(settings, "most_used_concepts",
+                                                 quarter).rows) == used
+            password = re.search(r"login: demo / (\S+)", second)[1]  # a fresh one each run
+            browser = requests.Session()
+            page = browser.get(f"http://127.0.0.1:{port}/login", timeout=10)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
+            answer = browser.post(f"http://127.0.0.1:{port}/login", timeout=10, data={
+                "username": "demo", "password": password, "csrf_token": token})
+            assert answer.status_code == 200 and answer.url.endswith("/dashboard/")
+            assert "ESCO KPI dashboard" in answer.text
+        finally:
+            process.send_signal(signal.SIGINT)  # Ctrl-C
+            assert process.wait(timeout=60) == 0
     with pytest.raises(requests.ConnectionError):  # the server went with it
         requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=2)
+
+
+STOP_SECONDS = 15  # "at once": the server's master, workers and scheduler included
+
+
+def assert_stops_completely(process: subprocess.Popen, tree: ProcessTree, port: int,
+                            sig: int) -> None:
+    """Send `sig` to the demo alone (as `timeout`, `kill` or a closing terminal do); it must
+    exit promptly and take every process it started with it."""
+    tree.refresh()
+    assert len(tree.seen) >= 3, tree.seen  # the server's master, its workers, the scheduler
+    started = time.monotonic()
+    process.send_signal(sig)
+    try:
+        returncode = process.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the demo still runs {STOP_SECONDS} s after {sig!r}") from None
+    assert returncode == 0
+    deadline = started + STOP_SECONDS
+    while tree.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not tree.alive(), f"left running after {sig!r}: {tree.alive()}"
+    assert port_is_free(port)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_demo_stops_at_once_on_sigterm_while_sending(settings, tmp_path):
+    port = free_port()
+    config = write_config(settings, tmp_path)
+    with demo_process(config, port, 200_000, cwd=tmp_path) as (process, tree, output):
+        wait_for(output, process, tree, "sending events")  # the first batches are answered
+        assert_stops_completely(process, tree, port, signal.SIGTERM)
+        assert "Sent " not in output.read_text(), "the demo had finished sending"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_demo_stops_at_once_on_sighup_while_serving(settings, tmp_path):
+    port = free_port()
+    config = write_config(settings, tmp_path)
+    with demo_process(config, port, 1000, cwd=tmp_path) as (process, tree, output):
+        wait_for(output, process, tree, "Serving")
+        assert_stops_completely(process, tree, port, signal.SIGHUP)

@@ -1,4 +1,4 @@
-"""kill -9 mid-load (DESIGN "Reliability", contract "Durability").
+"""kill -9 mid-load (docs/RELIABILITY.md; README "Durability").
 
 Four client threads send batches of 200 events with unique ids and retry 429, 503 and network
 failures with the same ids, as a portal would. The whole server process group is SIGKILLed at a
@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from kpi.store.db import events
 from tests.helpers import event
+from tests.support import NeverAnswered, retry_until_answered
 
 CLIENTS = 4
 BATCH = 200
@@ -37,7 +38,7 @@ class Batch:
     duplicates: int = 0
     other: int = 0  # quarantined + rejected: must stay 0
     ambiguous: bool = False  # a network failure happened: an earlier attempt may have committed
-    attempts: int = 0
+    attempts: int = 0  # attempts answered (429, 503 or the final answer)
 
 
 class Load:
@@ -64,30 +65,23 @@ class Load:
             batch = Batch([f"c{number}-b{sequence}-e{i}" for i in range(BATCH)])
             sequence += 1
             payload = orjson.dumps({"events": [event(i) for i in batch.ids]})
-            while True:
-                if time.monotonic() > deadline:
-                    self.errors.append(f"client {number}: batch never answered")
-                    return
+
+            def answered(_started: float, _ended: float, _response, batch=batch) -> None:
                 batch.attempts += 1
-                try:
-                    response = requests.post(
-                        f"{self.url}/v1/events", data=payload, timeout=20,
-                        headers={"Content-Type": "application/json",
-                                 "Authorization": f"Bearer {self.key}"})
-                except requests.RequestException:
-                    batch.ambiguous = True
-                    time.sleep(0.05)
-                    continue
-                if response.status_code in (429, 503):
-                    time.sleep(0.05)
-                    continue
-                body = response.json()
-                batch.status = response.status_code
-                batch.accepted, batch.duplicates = body["accepted"], body["duplicates"]
-                batch.other = body["quarantined"] + body["rejected"]
-                with self.lock:
-                    self.done.append(batch)
-                break
+
+            try:  # the url changes when the server is restarted
+                response, batch.ambiguous, _ = retry_until_answered(
+                    lambda: self.url, self.key, payload, deadline=deadline, timeout=20,
+                    on_answer=answered)
+            except NeverAnswered:
+                self.errors.append(f"client {number}: batch never answered")
+                return
+            body = response.json()
+            batch.status = response.status_code
+            batch.accepted, batch.duplicates = body["accepted"], body["duplicates"]
+            batch.other = body["quarantined"] + body["rejected"]
+            with self.lock:
+                self.done.append(batch)
 
 
 def stored_ids(engine) -> dict[str, int]:

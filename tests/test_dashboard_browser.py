@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.data import to_csv
 from dashboard.state import FilterState, csv_filename, today
+from kpi.exports.csvfile import table_csv
 from kpi.store.registry import add_implementer, add_user
 from kpi.warehouse.aggregate import AggregationBusy, run_aggregation
 from kpi.warehouse.indicators import Period, query
+from tests.dashboard_world import HTML_LABEL, PASSWORD, seed_events
 from tests.helpers import SKILL, event, post
-from tests.test_dashboard import HTML_LABEL, PASSWORD, seed_events
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.parametrize("backend", ["sqlite"], indirect=True)]
@@ -214,7 +214,7 @@ def test_dashboard_in_a_browser(browser, server_factory, settings, engine):
     target = browser.downloads / name
     wait_for(browser, lambda _: target.exists() and target.stat().st_size > 0, "CSV download")
     result = query(settings, "most_used_concepts", state.period(), country="DE")
-    assert target.read_text(encoding="utf-8") == to_csv(result.columns, result.rows)
+    assert target.read_text(encoding="utf-8") == table_csv(result.columns, result.rows)
 
     # 5. drill down: a click on a row of the most used concepts opens the concept
     click(browser, lambda d: d.find_element(

@@ -1,4 +1,4 @@
-"""Disk full (DESIGN "Reliability", contract "Durability"): 503 with Retry-After, nothing
+"""Disk full (docs/RELIABILITY.md; README "Durability"): 503 with Retry-After, nothing
 acknowledged, and recovery without a restart once space is freed.
 
 The server's data dir (SQLite store, its WAL, the metrics files) is put on a small tmpfs mounted

@@ -1,4 +1,4 @@
-"""The quarterly export, compared as exact strings (contract section 5)."""
+"""The quarterly export, compared as exact strings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from kpi.exports.quarterly import ExportError, export_quarter, parse_quarter, safe_text
+from kpi.exports.csvfile import safe_text
+from kpi.exports.quarterly import ExportError, export_quarter, parse_quarter
 from tests.kpi_fixtures import O1, S1, S2, standard_store
 
 
@@ -195,6 +196,7 @@ def test_nothing_aggregated_yet(tmp_path):
 @pytest.mark.parametrize(("text", "safe"), [
     ("=1+1", "'=1+1"), ("+49", "'+49"), ("-x", "'-x"), ("@SUM(A1)", "'@SUM(A1)"),
     ("\tx", "'\tx"), ("plain", "plain"), (None, ""), ("a=b", "a=b"),
+    ("\rx", "'\rx"), ("-1", "'-1"),
 ])
 def test_safe_text(text, safe):
     assert safe_text(text) == safe

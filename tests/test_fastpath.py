@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from collector.fastpath import FastLoader
-from collector.schemas import CONCEPT_TYPES, CONTEXTS, EVENT_TYPES, EventSchema
+from collector.schemas import EventSchema
 from kpi.synthetic import DEMO_IMPLEMENTERS, TrafficGenerator
+from kpi.vocabulary import CONTEXTS, EVENT_CONCEPT_TYPES, EVENT_TYPES
 
 TODAY = date(2026, 11, 25)
 SCHEMA = EventSchema(today=TODAY, max_age_days=400)
@@ -26,7 +27,7 @@ texts = st.one_of(
                      "https://data.europa.eu/esco/occupation/abc/",
                      "http://data.europa.eu/esco/skill/abc\n",
                      "http://data.europa.eu/esco/foo/abc", *EVENT_TYPES, *CONTEXTS,
-                     *CONCEPT_TYPES]),
+                     *EVENT_CONCEPT_TYPES]),
 )
 values = st.one_of(texts, st.integers(-3, 2_000_000), st.booleans(), st.none(), st.floats(),
                    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3),

@@ -27,7 +27,8 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_holds_its_description(case, api_key):
     # Every other check runs. Not "schema-valid data is accepted": the description cannot say
-    # everything the collector checks (dates within max_age_days, what each event type needs,
-    # free text that looks personal), so a schema-valid event may rightly be rejected.
+    # everything the collector checks (dates within max_age_days, free text that looks personal
+    # or is blank once trimmed), so a schema-valid event may rightly be rejected. What each
+    # event type requires and allows it does say (tests/test_openapi_types.py).
     case.call_and_validate(headers={"Authorization": f"Bearer {api_key}"},
                            excluded_checks=[positive_data_acceptance])

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from kpi.catalogue.load import normalise_label
+from kpi.catalogue.labels import normalise_label
 from kpi.warehouse.indicators import (
     INDICATORS,
     Period,

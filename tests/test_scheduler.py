@@ -7,10 +7,12 @@ import re
 import signal
 import time
 
+import pytest
 import requests
 
 from kpi.warehouse.indicators import Period, query
 from tests.helpers import SKILL, days_ago, event, post
+from tests.support import children, pid_alive, port_is_free
 
 
 def metric(text: str, name: str) -> float | None:
@@ -41,34 +43,53 @@ def test_serve_aggregates_on_schedule(server_factory, settings, api_key):
     log = server.log.read_text()
     assert '"message": "aggregation finished"' in log and '"events_read": 2' in log
     scheduler_pid = int((settings.data_dir / "scheduler.pid").read_text())
-    assert _alive(scheduler_pid)
-    server.stop()
+    assert pid_alive(scheduler_pid)
+    # SIGTERM to the main process only (server.stop() would also kill what is left of the
+    # group, the scheduler included, and prove nothing); the fixture's teardown does that.
+    server.process.terminate()
+    server.process.wait(timeout=30)
     deadline = time.monotonic() + 30  # the scheduler stops with the server
-    while _alive(scheduler_pid) and time.monotonic() < deadline:
+    while pid_alive(scheduler_pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _alive(scheduler_pid)
+    assert not pid_alive(scheduler_pid)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie has exited, but not yet been reaped
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[-1].split()[0] != "Z"
-
-
-def test_scheduler_does_not_outlive_a_killed_server(server_factory, settings):
-    server = server_factory(schedule__aggregate_minutes=60)
+def wait_for_scheduler(settings) -> int:
     pid_file = settings.data_dir / "scheduler.pid"
     deadline = time.monotonic() + 30
     while not pid_file.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
-    scheduler_pid = int(pid_file.read_text())
+    return int(pid_file.read_text())
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT],
+                         ids=["SIGTERM", "SIGHUP", "SIGINT"])
+def test_serve_stops_at_once_and_completely(server_factory, settings, api_key, sig):
+    """As a service manager, `timeout` or `kill` stop it: the signal to the main process
+    alone. gunicorn's own SIGTERM waits for requests to finish and its SIGHUP reloads."""
+    server = server_factory(schedule__aggregate_minutes=60)
+    assert post(server.url, api_key, [event("stop-1")]).status_code == 202
+    scheduler_pid = wait_for_scheduler(settings)
+    workers = children(server.process.pid)
+    assert scheduler_pid in workers and len(workers) >= 3  # two workers and the scheduler
+    port = int(server.url.rsplit(":", 1)[1])
+    started = time.monotonic()
+    server.process.send_signal(sig)
+    server.process.wait(timeout=15)
+    while any(pid_alive(pid, at) for pid, at in workers.items()) \
+            and time.monotonic() - started < 15:
+        time.sleep(0.1)
+    assert not [pid for pid, at in workers.items() if pid_alive(pid, at)]
+    assert port_is_free(port)
+
+
+def test_scheduler_does_not_outlive_a_killed_server(server_factory, settings):
+    server = server_factory(schedule__aggregate_minutes=60)
+    scheduler_pid = wait_for_scheduler(settings)
     os.kill(server.process.pid, signal.SIGKILL)  # the main process only, not its group
     server.process.wait()
     deadline = time.monotonic() + 30
-    while _alive(scheduler_pid) and time.monotonic() < deadline:
+    while pid_alive(scheduler_pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _alive(scheduler_pid)
+    assert not pid_alive(scheduler_pid)

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from collector.schemas import CONCEPT_TYPES, CONTEXTS, EVENT_TYPES, EventSchema
-from kpi.catalogue.load import LANGUAGES
+from collector.schemas import EventSchema
+from kpi.vocabulary import CONTEXTS, EVENT_CONCEPT_TYPES, EVENT_TYPES, LANGUAGES
 
 TODAY = datetime.now(UTC).date()
 FIELDS = ("event_id", "type", "occurred_at", "concept_uri", "esco_version", "language",
@@ -47,7 +47,7 @@ plausible = {
     "context": st.sampled_from(CONTEXTS + ("web",)),
     "count": st.integers(-2, 2_000_000),
     "label": st.text(max_size=210),
-    "concept_type": st.sampled_from(CONCEPT_TYPES + ("isco",)),
+    "concept_type": st.sampled_from(EVENT_CONCEPT_TYPES + ("isco",)),
     "comment": st.text(max_size=1010),
 }
 any_event = st.dictionaries(
@@ -84,7 +84,7 @@ def valid_events(draw) -> dict:
     if kind != "concept_used":
         item["label"] = draw(padding) + draw(safe_text) + draw(padding)
     if kind == "concept_proposed":
-        item["concept_type"] = draw(st.sampled_from(CONCEPT_TYPES))
+        item["concept_type"] = draw(st.sampled_from(EVENT_CONCEPT_TYPES))
     if kind in ("concept_proposed", "translation_feedback") and draw(st.booleans()):
         item["comment"] = draw(safe_text) + "\n" + draw(safe_text)
     for name, strategy in (("context", st.sampled_from(CONTEXTS)),

@@ -1,12 +1,9 @@
-"""Store down (DESIGN "Reliability"): 503 with Retry-After, nothing acknowledged, recovery
+"""Store down (docs/RELIABILITY.md): 503 with Retry-After, nothing acknowledged, recovery
 without a restart; /v1/health keeps answering."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import sqlite3
-import threading
 import time
 
 import pytest
@@ -16,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from kpi.store.db import events
 from tests.helpers import event, post
+from tests.support import TcpProxy
 
 BATCH = [event(f"sd-{i}") for i in range(5)]
 
@@ -72,68 +70,6 @@ def test_postgresql_table_lock_is_503_then_recovers(server_factory, engine, api_
     assert response.json()["accepted"] == 5
     assert stored_count(engine) == 5
     assert me(server.url, api_key).json()["accepted"] == 5
-
-
-class TcpProxy:
-    """A TCP forwarder that can be cut (the database "goes away") and restored on its port."""
-
-    def __init__(self, target: tuple[str, int]):
-        self.target = target
-        self.port = 0
-        self.listener: socket.socket | None = None
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self.port = listener.getsockname()[1]
-        self.listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def stop(self) -> None:
-        with self.lock:
-            if self.listener is not None:
-                # wakes the thread blocked in accept(); close() alone does not on Linux
-                with contextlib.suppress(OSError):
-                    self.listener.shutdown(socket.SHUT_RDWR)
-                self.listener.close()
-                self.listener = None
-            for sock in self.sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self.sockets.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self.lock:
-                self.sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

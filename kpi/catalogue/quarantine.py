@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, func, insert, select
 
-from kpi.catalogue.load import CatalogueIndex, version_key
+from kpi.catalogue.index import CatalogueIndex
+from kpi.catalogue.versions import version_key
 from kpi.store.db import events
 
 BATCH = 5000

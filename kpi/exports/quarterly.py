@@ -9,9 +9,7 @@ The same data gives byte-identical CSV files.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import re
@@ -20,13 +18,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from kpi.warehouse.indicators import Period, Result, query
+from kpi.exports.csvfile import render_csv, safe_text
 from kpi.settings import Settings
+from kpi.warehouse.indicators import Period, Result, query
 
 QUARTER = re.compile(r"(\d{4})-Q([1-4])")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ExportError(Exception):
@@ -54,14 +51,6 @@ class Thresholds:
 
     def hides_implementers(self, value: int | None) -> bool:
         return value is not None and 0 < value < self.min_implementers
-
-
-def safe_text(value: Any) -> str:
-    """A text cell that no spreadsheet runs as a formula."""
-    if value is None:
-        return ""
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def _number(value: float | None, digits: int) -> str:
@@ -171,7 +160,7 @@ def _feedback(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
 def _uptake(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
     header = ["dimension", "value", "active_implementers", "events", "usage",
               "events_per_implementer", "esco_versions"]
-    from kpi.catalogue.load import version_key
+    from kpi.catalogue.versions import version_key
 
     rows: Rows = []
     for dimension in ("country", "sector"):
@@ -216,18 +205,10 @@ FILES: dict[str, Callable[[Result, Thresholds], tuple[list[str], Rows]]] = {
 }
 
 
-def render_csv(header: list[str], rows: Rows) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")
-
-
 def export_quarter(settings: Settings, quarter: str, out: Path,
                    progress: Callable[[str, int, int], None] | None = None) -> ExportSummary:
     """Write `out/<quarter>/` with one CSV per indicator and manifest.json."""
-    from kpi.warehouse.published import open_reader
+    from kpi.warehouse.reader import open_reader
 
     period = parse_quarter(quarter)
     quarter = quarter.strip()
@@ -247,7 +228,7 @@ def export_quarter(settings: Settings, quarter: str, out: Path,
         for n, (name, build) in enumerate(FILES.items(), start=1):
             result = uptake if name == "implementer_uptake" else query(reader, name, period)
             header, rows = build(result, thresholds)
-            files[f"{name}.csv"] = render_csv(header, rows)
+            files[f"{name}.csv"] = render_csv(header, rows).encode("utf-8")
             row_counts[f"{name}.csv"] = len(rows)
             if progress:
                 progress("writing files", n, len(FILES))

@@ -18,20 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from kpi.store.db import api_keys, implementers, users
+from kpi.vocabulary import COUNTRIES, COUNTRY_CODE, SECTORS
 
-SECTORS = (
-    "pes",
-    "private_employment",
-    "job_portal",
-    "education_training",
-    "public_authority",
-    "other",
-)
 KEY_PREFIX = "esk_"
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
-# A few user-assigned and exceptional codes are accepted too: XK (Kosovo), EU, EL (Greece, as
-# Eurostat writes it) and UK appear in European statistics.
-_EXTRA_COUNTRIES = {"XK", "EU", "EL", "UK"}
 
 
 class RegistryError(Exception):
@@ -69,9 +58,9 @@ def _new_key() -> tuple[str, str]:
 
 def _check_country(country: str) -> str:
     code = country.strip().upper()
-    if not _COUNTRY.match(code):
+    if not COUNTRY_CODE.fullmatch(code):
         raise RegistryError(f"country must be a two-letter ISO 3166 code, got {country!r}")
-    if code not in _ISO_COUNTRIES and code not in _EXTRA_COUNTRIES:
+    if code not in COUNTRIES:
         raise RegistryError(f"country {country!r} is not an ISO 3166-1 alpha-2 code")
     return code
 
@@ -243,14 +232,3 @@ def check_user(engine: Engine, username: str, password: str) -> bool:
         return False
     return check_password_hash(stored, password)
 
-
-_ISO_COUNTRIES = set("""
-AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS
-BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE
-EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM
-HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC
-LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA
-NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW
-SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO
-TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
-""".split())

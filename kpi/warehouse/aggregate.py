@@ -34,7 +34,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from kpi.catalogue.load import normalise_label, version_key
+from kpi.catalogue.labels import normalise_label
+from kpi.catalogue.versions import version_key
 from kpi.settings import Settings
 from kpi.store.db import (
     aggregation_runs,
@@ -46,7 +47,8 @@ from kpi.store.db import (
     make_engine,
     outcome_counts,
 )
-from kpi.warehouse import published as warehouse
+from kpi.warehouse import models, private, published
+from kpi.warehouse.models import registered, transaction
 
 # Ids per read from the ingest store: bounded memory (a few hundred MB at most) and
 # DuckDB transactions of a useful size.
@@ -82,7 +84,7 @@ class RunSummary:
 def aggregation_lock(settings: Settings) -> Iterator[None]:
     """Hold the warehouse's exclusive lock, or raise AggregationBusy at once."""
     settings.warehouse_path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(settings.warehouse_path / warehouse.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(settings.warehouse_path / private.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -117,7 +119,7 @@ def run_aggregation(
         engine = make_engine(settings)
     try:
         with aggregation_lock(settings):
-            con = warehouse.connect_private(settings)
+            con = private.connect_private(settings)
             try:
                 summary = _run(con, settings, engine, progress, started, t0)
             finally:
@@ -142,7 +144,7 @@ def _run(
     started: datetime,
     t0: float,
 ) -> RunSummary:
-    previous = int(warehouse.get_meta(con, "watermark", "0") or 0)
+    previous = int(private.get_meta(con, "watermark", "0") or 0)
     # The mark first, the catalogue after: an event replayed from quarantine below the mark
     # was replayed after its catalogue version was loaded, so the copy below includes it.
     high = safe_high_water_mark(engine)
@@ -163,38 +165,30 @@ def _run(
     # sync() runs before the first batch is appended, while the first batches are being read
     for upper, batch in _batches(settings, engine, previous, high, before=sync):
         # The batch, the days it touches and the watermark that covers it: one transaction.
-        con.begin()
-        try:
+        with transaction(con):
             for table in batch:
                 _append_events(con, table)
-            warehouse.set_meta(con, "watermark", str(upper))
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
+            private.set_meta(con, "watermark", str(upper))
         read += sum(t.num_rows for t in batch)
         if progress:
             progress(upper - previous, high - previous)
     catalogue_copied = synced["catalogue"]
 
-    warehouse.assign_concept_keys(con)
-    manifest = warehouse.read_manifest(settings)
+    private.assign_concept_keys(con)
+    manifest = published.read_manifest(settings)
     # changed since last published, or never published (first run, crash before publishing)
-    dims = [d for d in warehouse.DIMENSIONS
-            if warehouse.get_meta(con, f"unpublished:{d}") == "1"
-            or d not in manifest.get("dimensions", {})]
-    dirty = con.execute("select count(*) from dirty_days").fetchone()[0]
+    dims = [d for d in published.DIMENSIONS
+            if private.unpublished(con, d) or d not in manifest.get("dimensions", {})]
+    dirty = len(models.run(con, "private/dirty_days").fetchall())
     # Nothing new, nothing published: the snapshot id (a cache key) stays the same.
     snapshot = int(manifest.get("seq", 0))
     if dirty or dims:
-        newest = con.execute(
-            "select version from cat_versions order by rank desc limit 1").fetchone()
-        snapshot = warehouse.publish(
+        newest = models.run(con, "private/newest_catalogue_version").fetchone()
+        snapshot = published.publish(
             con, settings, dims,
             extra={"watermark": high, "catalogue_version": newest[0] if newest else None},
         ).seq
-        for name in dims:
-            warehouse.set_meta(con, f"unpublished:{name}", "0")
+        private.mark_published(con, *dims)
         con.execute("checkpoint")
     finished = datetime.now(UTC)
     return RunSummary(
@@ -408,39 +402,12 @@ def _read_events(
 
 
 def _append_events(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> None:
-    con.register("_batch", batch)
-    try:
-        if "type" in batch.column_names:
-            con.execute("""
-                insert into events
-                select b.implementer_id::integer, b.type::varchar, b.day::date,
-                       b.concept_uri::varchar,
-                       case when b.type = 'concept_proposed' then b.concept_type::varchar
-                            else c.concept_type end,
-                       b.esco_version::varchar, b.language::varchar, b.context::varchar,
-                       b.label::varchar, b.label_norm::varchar,
-                       sum(b.count)::bigint, count(*)::bigint
-                from _batch as b
-                left join concept_info as c on c.uri = b.concept_uri::varchar
-                group by all
-            """)
-        else:
-            con.execute("""
-                insert into events
-                select b.implementer_id::integer, 'concept_used', b.day::date,
-                       b.concept_uri::varchar, any_value(c.concept_type),
-                       b.esco_version::varchar, b.language::varchar, b.context::varchar,
-                       null, null, sum(b.count)::bigint, count(*)::bigint
-                from _batch as b
-                left join concept_info as c on c.uri = b.concept_uri::varchar
-                group by b.implementer_id, b.day, b.concept_uri, b.esco_version, b.language,
-                         b.context
-            """)
-        con.execute("""
-            insert or ignore into dirty_days select distinct day::date from _batch
-        """)
-    finally:
-        con.unregister("_batch")
+    # concept_used events come with fewer columns (see _USED_COLUMNS)
+    model = "private/append_events" if "type" in batch.column_names else (
+        "private/append_used_events")
+    with registered(con, event_batch=batch):
+        models.run(con, model)
+        models.run(con, "private/mark_batch_days_dirty")
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,39 +423,28 @@ def _sync_catalogue(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
         }
     held = {
         row[0]: (row[1], row[2], int(row[3]), int(row[4]))
-        for row in con.execute(
-            "select version, loaded_at, source, concepts, labels from cat_versions").fetchall()
+        for row in models.run(con, "private/catalogue_versions").fetchall()
     }
     changed = [v for v in source if held.get(v) != source[v]]
     gone = [v for v in held if v not in source]
     if not changed and not gone:
         return False
-    con.begin()
-    try:
+    with transaction(con):
         for version in (*changed, *gone):
-            for table in ("cat_versions", "cat_concepts", "cat_labels"):
-                # table names are constants of this module; the version is bound
-                con.execute(f"delete from {table} where version = $v", {"v": version})
+            models.run(con, "private/forget_catalogue_version", {"version": version})
         with engine.connect() as conn:
             for version in changed:
                 _copy_version(con, conn, version)
-        ranks = sorted(source, key=version_key)
         for version in changed:
             loaded_at, src, n_concepts, n_labels = source[version]
-            con.execute(
-                "insert into cat_versions values ($v, 0, $loaded_at, $source, $c, $l)",
-                {"v": version, "loaded_at": loaded_at, "source": src, "c": n_concepts,
-                 "l": n_labels},
-            )
-        for rank, version in enumerate(ranks, start=1):
-            con.execute("update cat_versions set rank = $r where version = $v",
-                        {"r": rank, "v": version})
-        _rebuild_concept_info(con)
-        _mark_unpublished(con, *warehouse.CATALOGUE_DIMENSIONS)
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
+            models.run(con, "private/add_catalogue_version", {
+                "version": version, "loaded_at": loaded_at, "source": src,
+                "concepts": n_concepts, "labels": n_labels})
+        for rank, version in enumerate(sorted(source, key=version_key), start=1):
+            models.run(con, "private/rank_catalogue_version", {"version": version, "rank": rank})
+        models.run(con, "private/concept_info")
+        models.run(con, "private/fill_concept_types")
+        private.mark_unpublished(con, *published.CATALOGUE_DIMENSIONS)
     return True
 
 
@@ -499,11 +455,9 @@ def _copy_version(con: duckdb.DuckDBPyConnection, conn: Connection, version: str
     ).all()
     if rows:
         uri, ctype, status = (list(c) for c in zip(*rows, strict=True))
-        tbl = pa.table({"uri": uri, "concept_type": ctype, "status": status})
-        con.register("_cat", tbl)
-        con.execute("insert into cat_concepts select $v, uri, concept_type, status from _cat",
-                    {"v": version})
-        con.unregister("_cat")
+        version_concepts = pa.table({"uri": uri, "concept_type": ctype, "status": status})
+        with registered(con, version_concepts=version_concepts):
+            models.run(con, "private/copy_catalogue_concepts", {"version": version})
     cache: dict[str, str] = {}
     result = conn.execution_options(yield_per=100_000).execute(
         select(concept_labels.c.uri, concept_labels.c.language, concept_labels.c.kind,
@@ -517,61 +471,14 @@ def _copy_version(con: duckdb.DuckDBPyConnection, conn: Connection, version: str
             if n is None:
                 n = cache[text] = normalise_label(text)
             norm.append(n)
-        tbl = pa.table({"uri": uri, "language": lang, "kind": kind, "label": label,
-                        "label_norm": norm})
-        con.register("_lab", tbl)
-        con.execute(
-            "insert into cat_labels select $v, uri, language, kind, label, label_norm from _lab",
-            {"v": version},
-        )
-        con.unregister("_lab")
-
-
-def _rebuild_concept_info(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("delete from concept_info")
-    con.execute("""
-        insert into concept_info
-        with ranked as (
-            select c.uri, c.concept_type, c.status, c.version, v.rank,
-                   row_number() over (partition by c.uri order by v.rank desc) as rn
-            from cat_concepts as c
-            join cat_versions as v on v.version = c.version
-        ),
-        newest as (
-            select max(rank) as rank from cat_versions
-        )
-        select r.uri, r.concept_type,
-               case when r.rank = n.rank then r.status else 'absent' end,
-               r.version, r.rank = n.rank
-        from ranked as r
-        cross join newest as n
-        where r.rn = 1
-    """)
-    # Events aggregated before their concept's version was copied (cannot happen for accepted
-    # events, but a catalogue reloaded by hand could) get their type filled in.
-    con.execute("""
-        insert or ignore into dirty_days
-        select distinct e.day
-        from events as e
-        join concept_info as c on c.uri = e.concept_uri
-        where e.concept_type is null and e.type <> 'concept_proposed'
-    """)
-    con.execute("""
-        update events set concept_type = c.concept_type
-        from concept_info as c
-        where events.concept_uri = c.uri and events.concept_type is null
-          and events.type <> 'concept_proposed'
-    """)
+        version_labels = pa.table({"uri": uri, "language": lang, "kind": kind,
+                                   "label": label, "label_norm": norm})
+        with registered(con, version_labels=version_labels):
+            models.run(con, "private/copy_catalogue_labels", {"version": version})
 
 
 def _digest(rows: list[Any]) -> str:
     return hashlib.sha256(repr(sorted(map(tuple, rows), key=repr)).encode()).hexdigest()
-
-
-def _mark_unpublished(con: duckdb.DuckDBPyConnection, *dimensions: str) -> None:
-    # Set in the transaction that changes the data: a crash before publishing cannot lose it.
-    for name in dimensions:
-        warehouse.set_meta(con, f"unpublished:{name}", "1")
 
 
 def _sync_implementers(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
@@ -580,22 +487,18 @@ def _sync_implementers(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
         rows = conn.execute(select(implementers.c.id, implementers.c.name,
                                    implementers.c.country, implementers.c.sector)).all()
     digest = _digest(rows)
-    if warehouse.get_meta(con, "implementers_hash") == digest:
+    if private.get_meta(con, "implementers_hash") == digest:
         return False
-    tbl = pa.table({
+    store_implementers = pa.table({
         "id": pa.array([r.id for r in rows], pa.int32()),
         "name": pa.array([r.name for r in rows], pa.string()),
         "country": pa.array([r.country for r in rows], pa.string()),
         "sector": pa.array([r.sector for r in rows], pa.string()),
     })
-    con.begin()
-    con.execute("delete from implementers")
-    con.register("_imp", tbl)
-    con.execute("insert into implementers select * from _imp")
-    con.unregister("_imp")
-    warehouse.set_meta(con, "implementers_hash", digest)
-    _mark_unpublished(con, "implementers")
-    con.commit()
+    with transaction(con), registered(con, store_implementers=store_implementers):
+        models.run(con, "private/replace_implementers")
+        private.set_meta(con, "implementers_hash", digest)
+        private.mark_unpublished(con, "implementers")
     return True
 
 
@@ -616,7 +519,7 @@ def _sync_quality(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
                       events.c.quarantine_reason)
         ).all()
     digest = _digest([*counted, ("waiting",), *waiting])
-    if warehouse.get_meta(con, "quality_hash") == digest:
+    if private.get_meta(con, "quality_hash") == digest:
         return False
 
     def table(rows: list[Any], names: tuple[str, ...], types: tuple[pa.DataType, ...]):
@@ -624,43 +527,15 @@ def _sync_quality(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
         return pa.table({n: pa.array(list(c), t) for n, c, t in zip(names, cols, types,
                                                                     strict=True)})
 
-    oc = table(counted, ("day", "implementer_id", "outcome", "reason", "events"),
-               (pa.date32(), pa.int32(), pa.string(), pa.string(), pa.int64()))
-    q = table(waiting, ("day", "implementer_id", "reason", "n"),
-              (pa.date32(), pa.int32(), pa.string(), pa.int64()))
-    con.begin()
-    con.register("_oc", oc)
-    con.register("_q", q)
-    con.execute("delete from quality_daily")
-    # Quarantined: how many arrived (outcome_counts) and how many still wait for a catalogue
-    # that knows them (events), side by side; rejected events are not stored, only counted.
-    con.execute("""
-        insert into quality_daily
-        with counted as (
-            select day, implementer_id, outcome, coalesce(reason, '') as reason,
-                   sum(events)::bigint as events
-            from _oc
-            group by all
-        ),
-        waiting as (
-            select day, implementer_id, 'quarantined' as outcome,
-                   coalesce(reason, '') as reason, sum(n)::bigint as n
-            from _q
-            group by all
-        )
-        select coalesce(c.day, w.day), coalesce(c.implementer_id, w.implementer_id),
-               coalesce(c.outcome, w.outcome), coalesce(c.reason, w.reason),
-               coalesce(c.events, 0),
-               case when coalesce(c.outcome, w.outcome) = 'quarantined'
-                    then coalesce(w.n, 0) end
-        from counted as c
-        full join waiting as w
-          on w.day = c.day and w.implementer_id = c.implementer_id
-         and w.outcome = c.outcome and w.reason = c.reason
-    """)
-    con.unregister("_oc")
-    con.unregister("_q")
-    warehouse.set_meta(con, "quality_hash", digest)
-    _mark_unpublished(con, "quality_daily")
-    con.commit()
+    outcome_counters = table(
+        counted, ("day", "implementer_id", "outcome", "reason", "events"),
+        (pa.date32(), pa.int32(), pa.string(), pa.string(), pa.int64()))
+    still_waiting = table(
+        waiting, ("day", "implementer_id", "reason", "n"),
+        (pa.date32(), pa.int32(), pa.string(), pa.int64()))
+    with transaction(con), registered(con, outcome_counters=outcome_counters,
+                                      still_waiting=still_waiting):
+        models.run(con, "private/quality_daily")
+        private.set_meta(con, "quality_hash", digest)
+        private.mark_unpublished(con, "quality_daily")
     return True

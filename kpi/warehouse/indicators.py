@@ -18,15 +18,13 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import duckdb
 
-from kpi.catalogue.load import LANGUAGES
 from kpi.settings import Settings
-from kpi.store.registry import SECTORS
+from kpi.vocabulary import CONCEPT_TYPES, CONCEPT_URI, CONTEXTS, COUNTRY_CODE, LANGUAGES, SECTORS
+from kpi.warehouse import models
 
 INDICATORS: tuple[str, ...] = (
     "most_used_concepts",
@@ -39,13 +37,8 @@ INDICATORS: tuple[str, ...] = (
     "language_usage",
     "data_quality",
 )
-CONCEPT_TYPES = ("occupation", "skill", "qualification", "isco", "skill_group")
-CONTEXTS = ("job_vacancy", "cv", "search", "matching", "training", "statistics", "other")
 FILTERS = ("concept_type", "language", "country", "sector", "context", "implementer_id",
            "concept_uri")
-CONCEPT_URI_PREFIX = "http://data.europa.eu/esco/"
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
-_PARAM = re.compile(r"\$([a-z_]+)")
 
 
 @dataclass(frozen=True)
@@ -150,19 +143,16 @@ class Result:
 SUPPORT_QUERIES: tuple[str, ...] = ("usage_trend", "concept_detail")
 
 
-@cache
 def load_sql(name: str) -> str:
-    """The SQL text of an indicator (or a support query), from the `sql` package."""
+    """The SQL text of an indicator (or a support query): sql/<name>.sql."""
     if name not in INDICATORS and name not in SUPPORT_QUERIES:
         raise ValueError(f"unknown indicator {name!r}; one of: {', '.join(INDICATORS)}")
-    return resources.files("kpi.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+    return models.sql(name)
 
 
-@cache
 def parameters(name: str) -> frozenset[str]:
     """The `$named` parameters an indicator's SQL uses (comments excluded)."""
-    code = "\n".join(line.split("--", 1)[0] for line in load_sql(name).splitlines())
-    return frozenset(_PARAM.findall(code))
+    return models.parameters(load_sql(name))
 
 
 def applicable_filters(name: str) -> tuple[str, ...]:
@@ -186,10 +176,9 @@ def _check_filters(filters: dict[str, Any]) -> dict[str, Any]:
             clean[name] = int(value)
             continue
         if name == "concept_uri":
-            if (not isinstance(value, str) or not value.startswith(CONCEPT_URI_PREFIX)
-                    or len(value) > 300 or not value.isprintable()):
-                raise ValueError(f"concept_uri must be an ESCO concept URI starting with "
-                                 f"{CONCEPT_URI_PREFIX}, got {value!r:.80}")
+            if not isinstance(value, str) or not CONCEPT_URI.fullmatch(value):
+                raise ValueError(f"concept_uri must be an ESCO concept URI like "
+                                 f"http://data.europa.eu/esco/skill/<id>, got {value!r:.80}")
             clean[name] = value
             continue
         allowed = {"concept_type": CONCEPT_TYPES, "language": LANGUAGES, "sector": SECTORS,
@@ -198,7 +187,7 @@ def _check_filters(filters: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"{name} must be text, got {value!r}")
         if allowed is not None and value not in allowed:
             raise ValueError(f"{name} must be one of: {', '.join(allowed)} (got {value!r})")
-        if name == "country" and not _COUNTRY.match(value):
+        if name == "country" and not COUNTRY_CODE.fullmatch(value):
             raise ValueError(f"country must be a two-letter upper-case code, got {value!r}")
         clean[name] = value
     return clean
@@ -231,7 +220,7 @@ def query(
                   prev_end=previous.end, label_language=label_language or "en")
     params = {k: v for k, v in values.items() if k in parameters(name)}
     if isinstance(source, Settings):
-        from kpi.warehouse.published import shared_reader  # the warehouse is only needed here
+        from kpi.warehouse.reader import shared_reader  # the warehouse is only needed here
 
         con = shared_reader(source)
         try:

@@ -1,0 +1,216 @@
+"""The dashboard's callbacks: the URL and the filter controls in step, the page for a URL, CSV
+downloads, and clicks that open a concept or set a filter.
+
+The work is done by plain functions (sync_controls, render_page, download, click_href), which
+the tests call directly; register_callbacks wires them to the components of dashboard.layout.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from dashboard import PREFIX
+from dashboard.components import empty_state
+from dashboard.data import Data
+from dashboard.layout import CONTROLS
+from dashboard.pages import BY_PATH, PAGES
+from dashboard.state import (
+    FILTER_NAMES,
+    PRESETS,
+    FilterState,
+    clean_filter,
+    csv_filename,
+    parse_query,
+    to_query,
+)
+from kpi.exports.csvfile import table_csv
+from kpi.vocabulary import ESCO_URI_PREFIX, LANGUAGES
+
+log = logging.getLogger("esco_kpi.dashboard")
+
+
+def sync_controls(triggered: Any, search: str | None, values: tuple[Any, ...]
+                  ) -> tuple[Any, ...]:
+    """Keep the URL and the filter controls in step: (search, *control values, dates style).
+
+    On load and on back/forward the URL wins; when a control changes, the URL follows (the
+    concept chosen on the concept page stays).
+    """
+    if triggered is None or triggered == "url":
+        state = parse_query(search)
+    else:
+        given = dict(zip(CONTROLS, values, strict=True))
+        current = parse_query(search)
+        preset = given["period"] if given["period"] in PRESETS else "last30"
+        start, end = _as_date(given["start"]), _as_date(given["end"])
+        if preset == "custom" and not (start and end):
+            # switching to custom starts from the period shown so far
+            shown = current.period()
+            start, end = start or shown.start, end or shown.end
+        state = FilterState(
+            preset=preset, start=start if preset == "custom" else None,
+            end=end if preset == "custom" else None,
+            label_language=given["labels"] if given["labels"] in LANGUAGES else "en",
+            concept=current.concept,
+            **{n: clean_filter(n, given[n]) for n in FILTER_NAMES})
+    new_search = to_query(state)
+    period = state.period()
+    controls = (state.preset, period.start.isoformat(), period.end.isoformat(),
+                *[getattr(state, n) for n in FILTER_NAMES], state.label_language)
+    style = {} if state.preset == "custom" else {"display": "none"}
+    # the URL is only written when a control changed it: on load it stays as the user gave it
+    from_url = triggered is None or triggered == "url"
+    url_out = no_update if from_url or new_search == (search or "") else new_search
+    return (url_out, *controls, style)
+
+
+def _as_date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def page_for(pathname: str | None):
+    """The page module a path under /dashboard/ stands for (None: no such page)."""
+    if not (pathname or "").startswith(PREFIX):
+        return None
+    return BY_PATH.get(pathname[len(PREFIX):].strip("/"))
+
+
+def render_page(data: Data, pathname: str | None, search: str | None) -> tuple[Any, Any, Any]:
+    """The content, the period line and the menu for a URL."""
+    state = parse_query(search)
+    page = page_for(pathname)
+    menu = [dcc.Link(p.TITLE, href=f"{PREFIX}{p.PATH}{to_query(state.with_(concept=None))}",
+                     className="menu-link active" if p is page else "menu-link",
+                     id=f"menu-{p.PATH or 'overview'}") for p in PAGES]
+    period = state.period()
+    prev = period.previous()
+    info = (f"{period.start:%d %b %Y} – {period.end:%d %b %Y} ({period.days} days), "
+            f"compared with {prev.start:%d %b %Y} – {prev.end:%d %b %Y}")
+    if page is None:
+        return [empty_state("No such page.")], info, menu
+    try:
+        body = render_body(data, page, state)
+    except Exception:  # noqa: BLE001 - show the failure on the page, keep the app usable
+        log.exception("dashboard page %s failed", page.PATH)
+        body = [html.Div("This page could not be loaded; the error is in the server log.",
+                         className="error", role="alert")]
+    return [html.H1(page.TITLE if page.PATH != "concept" else "Concept", id="page-title"),
+            *body], info, menu
+
+
+def render_body(data: Data, page: Any, state: FilterState) -> list[Any]:
+    """A page's body for a state, from the memo when the same view was rendered before."""
+    return data.page(page.PATH, state, lambda: page.render(data, state))
+
+
+def download(data: Data, pathname: str | None, search: str | None, table: str
+             ) -> dict[str, Any] | None:
+    """The dcc.Download payload of one table of a page, as shown for this URL."""
+    page = page_for(pathname)
+    if page is None:
+        return None
+    state = parse_query(search)
+
+    def build() -> dict[str, Any] | None:
+        found = page.tables(data, state).get(table)
+        if found is None:
+            return None
+        return dcc.send_string(table_csv(found.columns, found.rows),
+                               csv_filename(table, state), type="text/csv")
+
+    return data.download(page.PATH, table, state, build)
+
+
+def concept_href(search: str | None, uri: str | None) -> str | None:
+    """The concept page of a URI, keeping the period and filters."""
+    if not uri or not isinstance(uri, str) or not uri.startswith(ESCO_URI_PREFIX):
+        return None
+    state = parse_query(search).with_(concept=uri)
+    if state.concept is None:  # not a well-formed concept URI
+        return None
+    return f"{PREFIX}concept{to_query(state)}"
+
+
+def click_href(pathname: str | None, search: str | None, target: Any) -> str | None:
+    """Where a click on a chart leads: a concept URI opens the concept; "country=DE" (or
+    another filter) sets that filter on the same page (click-to-filter)."""
+    if not isinstance(target, str):
+        return None
+    if target.startswith("http"):
+        return concept_href(search, target)
+    name, _, value = target.partition("=")
+    if name not in FILTER_NAMES or clean_filter(name, value) is None or page_for(pathname) is None:
+        return None
+    state = parse_query(search).with_(**{name: clean_filter(name, value)})
+    return f"{pathname}{to_query(state)}"
+
+
+def register_callbacks(app: Dash, data: Data) -> None:
+    """Wire the functions above to the components of dashboard.layout."""
+
+    @app.callback(
+        Output("url", "search"),
+        *[Output(f"f-{c}", "value") for c in CONTROLS],
+        Output("custom-dates", "style"),
+        Input("url", "search"),
+        *[Input(f"f-{c}", "value") for c in CONTROLS],
+    )
+    def sync(search: str | None, *values: Any) -> tuple[Any, ...]:
+        return sync_controls(ctx.triggered_id, search, values)
+
+    @app.callback(
+        Output("content", "children"),
+        Output("period-info", "children"),
+        Output("menu", "children"),
+        Input("url", "pathname"),
+        Input("url", "search"),
+    )
+    def content(pathname: str | None, search: str | None) -> tuple[Any, Any, Any]:
+        return render_page(data, pathname, search)
+
+    @app.callback(
+        Output("download", "data"),
+        Input({"type": "download", "table": ALL, "key": ALL}, "n_clicks"),
+        State("url", "pathname"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def on_download(clicks: list[int | None], pathname: str | None, search: str | None
+                    ) -> dict[str, Any]:
+        if not ctx.triggered_id or not any(clicks):
+            raise PreventUpdate
+        triggered = ctx.triggered[0].get("value") if ctx.triggered else None
+        if not triggered:
+            raise PreventUpdate
+        payload = download(data, pathname, search, ctx.triggered_id["table"])
+        if payload is None:
+            raise PreventUpdate
+        return payload
+
+    @app.callback(
+        Output("nav", "href"),
+        Input({"type": "grid", "table": ALL}, "selectedRows"),
+        Input({"type": "chart", "name": ALL}, "clickData"),
+        State("url", "pathname"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def on_click(_rows: list, _clicks: list, pathname: str | None, search: str | None) -> str:
+        value = ctx.triggered[0].get("value") if ctx.triggered else None
+        target = None
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            target = value[0].get("concept_uri")  # a grid row (selectedRows)
+        elif isinstance(value, dict) and value.get("points"):
+            target = value["points"][0].get("customdata")  # a bar's clickData
+        href = click_href(pathname, search, target)
+        if href is None:
+            raise PreventUpdate
+        return href

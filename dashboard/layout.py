@@ -1,0 +1,88 @@
+"""What every dashboard page is framed by: the header and menu, the filter bar, the footer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from dash import dcc, html
+from sqlalchemy import Engine
+
+from dashboard import ATTRIBUTION
+from dashboard.state import FILTER_NAMES, PRESETS
+from kpi.store.registry import list_implementers
+from kpi.vocabulary import CONCEPT_TYPES, CONTEXTS, LANGUAGES, SECTORS
+
+log = logging.getLogger("esco_kpi.dashboard")
+# The controls of the filter bar (ids f-<name>), in the order the callbacks list them.
+CONTROLS = ("period", "start", "end", *FILTER_NAMES, "labels")
+
+
+def _options(values: tuple[str, ...] | list[str], label=None) -> list[dict[str, str]]:
+    return [{"label": label(v) if label else v, "value": v} for v in values]
+
+
+def _countries(engine: Engine) -> list[str]:
+    try:
+        return sorted({i["country"] for i in list_implementers(engine)})
+    except Exception:  # noqa: BLE001 - the filter still works by URL if the store is down
+        log.warning("could not list countries for the filter", exc_info=True)
+        return []
+
+
+def filter_bar(countries: list[str]) -> html.Div:
+    """The period and the global filters (their values are set from the URL on load)."""
+    def dropdown(name: str, label: str, options: list[dict], clearable: bool = True,
+                 placeholder: str = "all") -> html.Div:
+        return html.Div(className="filter", children=[
+            html.Label(label, htmlFor=f"f-{name}"),
+            dcc.Dropdown(id=f"f-{name}", options=options, clearable=clearable,
+                         placeholder=placeholder, searchable=True),
+        ])
+
+    return html.Div(id="filters", className="filters", children=[
+        html.Div(className="filter period", children=[
+            html.Span("Period", className="filter-label"),
+            dcc.RadioItems(id="f-period", options=_options(tuple(PRESETS), PRESETS.get),
+                           value="last30", inline=True, className="presets"),
+        ]),
+        html.Div(id="custom-dates", className="filter custom-dates", children=[
+            html.Label("From", htmlFor="f-start"),
+            dcc.Input(id="f-start", type="date", debounce=True),
+            html.Label("to", htmlFor="f-end"),
+            dcc.Input(id="f-end", type="date", debounce=True),
+        ]),
+        dropdown("concept_type", "Concept type", _options(CONCEPT_TYPES)),
+        dropdown("language", "Language", _options(LANGUAGES)),
+        dropdown("country", "Country", _options(countries)),
+        dropdown("sector", "Sector", _options(SECTORS, lambda s: s.replace("_", " "))),
+        dropdown("context", "Context", _options(CONTEXTS, lambda s: s.replace("_", " "))),
+        dropdown("labels", "Label language", _options(LANGUAGES), clearable=False,
+                 placeholder="en"),
+    ])
+
+
+def shell(engine: Engine) -> Callable[[], html.Div]:
+    """The app's layout, built on every page load (the country list follows the registry):
+    the header with the menu and log-out button, the filter bar, the period line, the content
+    the callbacks fill, and the attribution."""
+
+    def layout() -> html.Div:
+        return html.Div(className="page", children=[
+            dcc.Location(id="url", refresh=False),
+            dcc.Location(id="nav", refresh="callback-nav"),
+            dcc.Download(id="download"),
+            html.Header(className="top", children=[
+                html.Div("ESCO KPI dashboard", className="brand"),
+                html.Nav(id="menu", className="menu"),
+                html.Form(action="/logout", method="POST", className="logout", children=[
+                    html.Button("Log out", type="submit", id="logout-button")]),
+            ]),
+            filter_bar(_countries(engine)),
+            html.Div(id="period-info", className="period-info"),
+            dcc.Loading(html.Main(id="content", className="content"), type="default",
+                        delay_show=150),
+            html.Footer(ATTRIBUTION, className="footer", id="attribution"),
+        ])
+
+    return layout

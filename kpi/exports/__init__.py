@@ -1,0 +1,1 @@
+"""Files for people outside the dashboard: the quarterly export, safe to publish."""

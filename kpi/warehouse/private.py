@@ -1,0 +1,101 @@
+"""The aggregator's private DuckDB database: what every rollup is recomputed from.
+
+DuckDB lets one process write a database file, and a file open for writing cannot be opened
+read-only by another process, so ``<warehouse>/aggregator.duckdb`` is the aggregator's alone:
+a copy of the accepted events, the catalogue and implementer copies, the watermark, and the
+days whose rollups changed but are not yet published. Its tables are in sql/private/schema.sql,
+its writers in sql/private/. Readers see what kpi.warehouse.published writes from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from kpi.settings import Settings
+from kpi.warehouse import models
+from kpi.warehouse.models import transaction
+
+# Bumped whenever the private tables change shape.
+FORMAT = "2"
+# Formats this version upgrades in place (see `_upgrade`): 1 had URIs in the rollups.
+UPGRADABLE = ("1",)
+PRIVATE_DB = "aggregator.duckdb"
+LOCK_FILE = "aggregate.lock"
+
+
+def private_path(settings: Settings) -> Path:
+    return settings.warehouse_path / PRIVATE_DB
+
+
+def connect_private(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """Open (and create) the aggregator's private database. Only the aggregator calls this."""
+    settings.warehouse_path.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(
+        str(private_path(settings)),
+        # Bounded memory: DuckDB spills to disk past the limit; the aggregator stays < 2 GB.
+        config={"memory_limit": "1GB", "preserve_insertion_order": False},
+    )
+    models.run(con, "private/schema")
+    models.install(con, "private")
+    held = get_meta(con, "format")
+    if held is None:
+        set_meta(con, "format", FORMAT)
+    elif held in UPGRADABLE:
+        _upgrade(con)
+    elif held != FORMAT:
+        con.close()
+        raise RuntimeError(
+            f"the warehouse in {settings.warehouse_path} has format {held}, this version "
+            f"writes {FORMAT}: move that folder away and run the aggregation to rebuild it"
+        )
+    return con
+
+
+def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a format-1 warehouse to this format: its rollups are rebuilt on the next run.
+
+    The private events are kept (the ingest store may no longer hold the oldest of them);
+    every day is marked dirty, so the next publish rewrites every rollup with concept keys.
+    """
+    with transaction(con):
+        models.run(con, "private/mark_all_days_dirty")
+        mark_unpublished(con, "concept_keys")
+        set_meta(con, "format", FORMAT)
+
+
+def assign_concept_keys(con: duckdb.DuckDBPyConnection) -> int:
+    """Give a key to every concept URI of the catalogue and of the dirty days' events that has
+    none yet; returns how many were added (and marks the concept_keys dimension unpublished).
+    """
+    with transaction(con):
+        added = int(models.run(con, "private/assign_concept_keys").fetchone()[0])
+        if added:
+            mark_unpublished(con, "concept_keys")
+    return added
+
+
+def get_meta(con: duckdb.DuckDBPyConnection, key: str, default: str | None = None) -> str | None:
+    row = models.run(con, "private/get_meta", {"key": key}).fetchone()
+    return row[0] if row else default
+
+
+def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
+    models.run(con, "private/set_meta", {"key": key, "value": value})
+
+
+def mark_unpublished(con: duckdb.DuckDBPyConnection, *dimensions: str) -> None:
+    """Have the next run publish these dimensions again. Call it in the transaction that
+    changes their data: a crash before publishing cannot lose the mark."""
+    for name in dimensions:
+        set_meta(con, f"unpublished:{name}", "1")
+
+
+def unpublished(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return get_meta(con, f"unpublished:{name}") == "1"
+
+
+def mark_published(con: duckdb.DuckDBPyConnection, *dimensions: str) -> None:
+    for name in dimensions:
+        set_meta(con, f"unpublished:{name}", "0")

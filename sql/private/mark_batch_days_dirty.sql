@@ -1,0 +1,4 @@
+-- mark_batch_days_dirty: the days of a batch (the registered Arrow table `event_batch`) are
+-- republished by this run.
+insert or ignore into dirty_days
+select distinct day::date from event_batch

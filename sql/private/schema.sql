@@ -1,0 +1,50 @@
+-- schema: the aggregator's private DuckDB database (aggregator.duckdb), created when missing.
+-- Only the aggregator opens this file; readers see what it publishes (see rollups/ and
+-- dimensions/). Bump kpi.warehouse.private.FORMAT when a table changes shape.
+
+-- Key-value state: format, watermark, hashes of copied sources, unpublished:<dimension> flags.
+create table if not exists meta (key varchar primary key, value varchar);
+
+-- Accepted ingest events, grouped per batch by every field the indicators need (no comments):
+-- count = sum of their `count`s, events = how many ingest events. Grouping a batch before it is
+-- stored makes the copy a fraction of the events it stands for. concept_type: the proposed
+-- concept's type for concept_proposed, else the catalogue's type of concept_uri. label_norm:
+-- kpi.catalogue's normalise_label(label), computed in Python.
+create table if not exists events (
+    implementer_id integer, type varchar, day date, concept_uri varchar,
+    concept_type varchar, esco_version varchar, language varchar, context varchar,
+    label varchar, label_norm varchar, count bigint, events bigint);
+
+-- A small integer per concept URI, assigned once and never changed: the rollups carry the key,
+-- not the 60-odd-character URI, which makes them a seventh of the size and the indicators'
+-- GROUP BYs several times faster. Published as the concept_keys dimension.
+create table if not exists concept_keys (uri varchar primary key, key integer not null);
+
+-- Days whose rollups changed since they were last published.
+create table if not exists dirty_days (day date primary key);
+
+-- The catalogue, copied from the ingest store per version; rank orders versions (1 = oldest).
+create table if not exists cat_versions (
+    version varchar primary key, rank integer, loaded_at varchar, source varchar,
+    concepts bigint, labels bigint);
+
+create table if not exists cat_concepts (
+    version varchar, uri varchar, concept_type varchar, status varchar);
+
+create table if not exists cat_labels (
+    version varchar, uri varchar, language varchar, kind varchar, label varchar,
+    label_norm varchar);
+
+-- Per URI: its type, status in the newest loaded version, and the newest version holding it
+-- (rebuilt by concept_info.sql whenever the catalogue changes).
+create table if not exists concept_info (
+    uri varchar primary key, concept_type varchar, status varchar,
+    current_version varchar, in_newest boolean);
+
+create table if not exists implementers (
+    id integer, name varchar, country varchar, sector varchar);
+
+-- Rejected and quarantined events per day of arrival (rebuilt by quality_daily.sql).
+create table if not exists quality_daily (
+    day date, implementer_id integer, outcome varchar, reason varchar, events bigint,
+    still_quarantined bigint);

@@ -1,0 +1,141 @@
+"""What the dashboard's tests share: a store with seeded, aggregated events (`world`), a
+dashboard on it (`app`), and helpers to log in and to look into rendered pages.
+
+A test module takes the fixtures in as attributes of its own (`world, app =
+dashboard_world.world, dashboard_world.app`), which is where pytest looks for them; `world` is
+module-scoped, so every module gets a store of its own per backend, and what one module sends
+or aggregates never changes what another one counts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, delete
+
+from dashboard import auth
+from dashboard.app import create_dashboard
+from dashboard.data import Data
+from kpi.settings import Settings
+from kpi.store.db import make_engine
+from kpi.store.registry import add_implementer, add_user
+from kpi.warehouse.aggregate import run_aggregation
+from tests.helpers import OCCUPATION, SKILL, days_ago, event
+from tests.support import fresh_store
+
+PASSWORD = "correct horse battery"
+HTML_LABEL = "<b>html</b><script>"
+
+
+def seed_events(send: Callable[[str, list[dict]], Any], key_a: str, key_b: str) -> None:
+    """A small, known mix of every event type, for two implementers (DE and FR)."""
+    send(key_a, [
+        event("a1", concept_uri=SKILL, language="de", count=5, context="job_vacancy"),
+        event("a2", concept_uri=OCCUPATION, language="en", count=3, occurred_at=days_ago(2)),
+        event("a3", type="label_added", concept_uri=SKILL, label=HTML_LABEL),
+        event("a4", type="translation_feedback", concept_uri=SKILL, language="de",
+              label="Gewindearten neu"),
+        event("a5", language="xx"),  # rejected
+        event("a6", concept_uri="http://data.europa.eu/esco/skill/not-in-catalogue"),
+    ])
+    send(key_b, [
+        event("b1", concept_uri=SKILL, language="fr", count=2, occurred_at=days_ago(1)),
+        event("b2", concept_uri=SKILL, language="fr", count=4, occurred_at=days_ago(45)),
+        event("b3", type="concept_proposed", concept_type="skill", concept_uri=SKILL,
+              label="quantum plumbing"),
+    ])
+
+
+@dataclass
+class World:
+    """A store with seeded, aggregated events and a dashboard user, shared by a module."""
+
+    settings: Settings
+    engine: Engine
+    send: Callable[[str, list[dict]], None]
+    key_a: str
+    key_b: str
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request, tmp_path_factory) -> Iterator[World]:
+    """Built once per backend and module: the first aggregation of a fresh warehouse alone
+    takes ~10 s (it copies the whole catalogue), far too slow to repeat for every test."""
+    from collector.app import create_app
+
+    folder = tmp_path_factory.mktemp("dashboard")
+    with fresh_store(request, request.param, folder, prefix="esco_kpi_d") as settings:
+        engine = make_engine(settings)
+        try:
+            key_a = add_implementer(engine, "Portal Alpha", "DE", "job_portal")[1]
+            key_b = add_implementer(engine, "Agency Beta", "FR", "pes")[1]
+            client = create_app(settings).test_client()
+
+            def send(key: str, events: list[dict]) -> None:
+                response = client.post("/v1/events", json={"events": events},
+                                       headers={"Authorization": f"Bearer {key}"})
+                assert response.status_code == 202, response.get_json()
+
+            seed_events(send, key_a, key_b)
+            run_aggregation(settings)
+            add_user(engine, "esco", PASSWORD)
+            yield World(settings, engine, send, key_a, key_b)
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture
+def app(world):
+    """A dashboard on the shared store; log-in counters and sessions are wiped afterwards."""
+    yield create_dashboard(world.settings)
+    with world.engine.begin() as conn:
+        conn.execute(delete(auth.login_failures))
+        conn.execute(delete(auth.sessions))
+
+
+def data_of(app) -> Data:
+    """The indicator access (and memo) of a dashboard."""
+    return app.extensions["esco_dashboard_data"]
+
+
+def csrf(client) -> str:
+    page = client.get("/login")
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))[1]
+
+
+def log_in(client, username: str = "esco", password: str = PASSWORD):
+    return client.post("/login", data={"username": username, "password": password,
+                                       "csrf_token": csrf(client)})
+
+
+def texts(component: Any) -> list[str]:
+    """Every string in a Dash component tree (children, and AG Grid row values)."""
+    out: list[str] = []
+    if isinstance(component, str):
+        return [component]
+    if isinstance(component, list | tuple):
+        for c in component:
+            out += texts(c)
+        return out
+    if hasattr(component, "to_plotly_json"):
+        props = component.to_plotly_json()["props"]
+        out += texts(props.get("children"))
+        for row in props.get("rowData") or []:
+            out += [v for v in row.values() if isinstance(v, str)]
+    return out
+
+
+def find(component: Any, predicate) -> list[Any]:
+    found = []
+    if isinstance(component, list | tuple):
+        for c in component:
+            found += find(c, predicate)
+    elif hasattr(component, "to_plotly_json"):
+        if predicate(component):
+            found.append(component)
+        found += find(getattr(component, "children", None), predicate)
+    return found

@@ -1,0 +1,202 @@
+"""What the dashboard keeps: indicator results and rendered pages memoised per period
+fingerprint, shared by the workers of a host, refreshed by exactly the runs that change them,
+and warmed up after each run."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from typing import Any
+
+from dashboard.app import create_dashboard
+from dashboard.callbacks import download, render_body
+from dashboard.data import (
+    QUALITY_INDICATORS,
+    QUALITY_PAGE,
+    WARM_PRESETS,
+    ResultCache,
+    Warmer,
+    shown_rows,
+)
+from dashboard.pages import BY_PATH, PAGES
+from dashboard.state import PRESETS, FilterState, csv_filename, to_query
+from kpi.warehouse.aggregate import run_aggregation
+from kpi.warehouse.indicators import INDICATORS, SUPPORT_QUERIES, Period, load_sql
+from kpi.warehouse.reader import period_fingerprint
+from tests import dashboard_world
+from tests.dashboard_world import data_of, find
+from tests.helpers import SKILL, days_ago, event
+
+# The shared fixtures (pytest looks for fixtures among a module's attributes).
+world, app = dashboard_world.world, dashboard_world.app
+
+
+def test_result_cache_keeps_objects_within_a_row_budget():
+    from kpi.warehouse.indicators import Result
+
+    cache = ResultCache(default_timeout=60, row_budget=10)
+    small, big = Result(("a",), [{"a": 1}] * 4), Result(("a",), [{"a": 2}] * 7)
+    cache.set("small", small)
+    assert cache.get("small") is small  # the object itself: no pickling on the way
+    cache.set("big", big)  # 11 rows > 10: the least recently used goes
+    assert cache.get("small") is None and cache.get("big") is big
+    cache.set("gone", small, timeout=-1)
+    assert cache.get("gone") is None
+    assert cache.clear() and cache.get("big") is None
+
+
+def test_rendered_pages_are_counted_by_the_grid_rows_they_show(app):
+    data = data_of(app)
+    state = FilterState(preset="this_quarter")
+    body = render_body(data, BY_PATH["concepts"], state)
+    grids = find(body, lambda c: isinstance(getattr(c, "rowData", None), list))
+    assert grids and shown_rows(body) == 1 + sum(len(g.rowData) for g in grids)
+    assert shown_rows([]) == 1
+
+
+def test_a_page_rendered_by_one_worker_is_served_by_the_others(world):
+    first, second = data_of(create_dashboard(world.settings)), data_of(
+        create_dashboard(world.settings))
+    state = FilterState(preset="this_quarter", country="DE")
+    body = render_body(first, BY_PATH["concepts"], state)
+
+    def render_again() -> Any:
+        raise AssertionError("rendered again in the second worker")
+
+    shared = second.page("concepts", state, render_again)
+    assert to_plotly(shared) == to_plotly(body)
+    # a CSV download likewise
+    payload = download(first, "/dashboard/concepts", to_query(state), "most_used_concepts")
+    assert payload and payload["filename"] == csv_filename("most_used_concepts", state)
+    assert second.download("concepts", "most_used_concepts", state, render_again) == payload
+    # a full disk (or any error writing the shared copy) only costs the sharing
+    second.pages.disk._path = "/proc/no-such-folder"
+    other = FilterState(preset="this_quarter", country="FR")
+    assert render_body(second, BY_PATH["concepts"], other) is render_body(
+        second, BY_PATH["concepts"], other)
+
+
+def to_plotly(body: Any) -> Any:
+    import plotly
+
+    return json.loads(json.dumps(body, cls=plotly.utils.PlotlyJSONEncoder))
+
+
+def test_workers_take_turns_to_warm_up_and_render_each_view_once(world, monkeypatch):
+    # nothing rendered yet on this host: no shared pages, two fresh workers
+    shutil.rmtree(world.settings.data_dir / "cache" / "pages", ignore_errors=True)
+    apps = [data_of(create_dashboard(world.settings)) for _ in range(2)]
+    calls: list[str] = []
+    for page in PAGES:
+        original = page.render
+
+        def counting(data, state, page=page, original=original):
+            calls.append(page.PATH)
+            return original(data, state)
+
+        monkeypatch.setattr(page, "render", counting)
+    lock = world.settings.data_dir / "cache" / "warm.lock"
+    warmers = [Warmer(data, lambda path, state, data=data: render_body(data, BY_PATH[path], state),
+                      [p.PATH for p in PAGES], interval=0.05, lock=lock) for data in apps]
+    for warmer in warmers:
+        warmer.start()
+    try:
+        for _ in range(400):
+            if all(w.rounds for w in warmers):
+                break
+            warmers[0].stopped.wait(0.05)
+        assert all(w.rounds == 1 for w in warmers)
+    finally:
+        for warmer in warmers:
+            warmer.stopped.set()
+            warmer.join(timeout=30)
+    assert sorted(calls) == sorted(p.PATH for p in PAGES for _ in WARM_PRESETS)
+
+
+def test_new_aggregation_refreshes_the_cache(app, world):
+    data = data_of(app)
+    before = BY_PATH[""].tables(data, FilterState())["kpi_summary"].rows[0]["current"]
+    world.send(world.key_a, [event("a9", concept_uri=SKILL, count=100)])
+    assert BY_PATH[""].tables(data, FilterState())["kpi_summary"].rows[0]["current"] == before
+    run_aggregation(world.settings)
+    after = BY_PATH[""].tables(data, FilterState())["kpi_summary"].rows[0]["current"]
+    assert after == before + 100
+
+
+def test_a_run_that_touches_only_today_keeps_other_periods_cached(app, world):
+    data = data_of(app)
+    last_quarter = FilterState(preset="last_quarter")
+    old = Period.custom(days_ago(400), days_ago(200))
+    month = FilterState().period()
+    before = (period_fingerprint(world.settings, old.start, old.end),
+              period_fingerprint(world.settings, month.start, month.end))
+    body = render_body(data, BY_PATH["concepts"], last_quarter)
+    assert render_body(data, BY_PATH["concepts"], last_quarter) is body  # memo
+    world.send(world.key_a, [event("fp1", concept_uri=SKILL, count=3)])
+    run_aggregation(world.settings)
+    assert period_fingerprint(world.settings, old.start, old.end) == before[0]
+    assert period_fingerprint(world.settings, month.start, month.end) != before[1]
+    assert render_body(data, BY_PATH["concepts"], last_quarter) is body  # today is not in it
+    fresh = render_body(data, BY_PATH["concepts"], FilterState())
+    assert render_body(data, BY_PATH["concepts"], FilterState()) is fresh
+
+
+def test_new_data_quality_counts_keep_every_other_page_cached(app, world):
+    data = data_of(app)
+    state = FilterState()
+    pages = {path: render_body(data, BY_PATH[path], state) for path in ("", "concepts", "quality")}
+    before = (data.fingerprint(state.period()), data.fingerprint(state.period(), quality=True))
+    # a rejected event and a duplicate: counted, nothing stored
+    world.send(world.key_a, [event("dq1", language="xx"),
+                             event("a1", concept_uri=SKILL, language="de", count=5,
+                                   context="job_vacancy")])
+    run_aggregation(world.settings)
+    assert data.fingerprint(state.period()) == before[0]
+    assert data.fingerprint(state.period(), quality=True) != before[1]
+    for path in ("", "concepts"):
+        assert render_body(data, BY_PATH[path], state) is pages[path]
+    assert render_body(data, BY_PATH["quality"], state) is not pages["quality"]
+
+
+def test_only_the_quality_indicators_read_the_quality_counters():
+    # Data.fingerprint leaves quality_daily out for everything else
+    for name in (*INDICATORS, *SUPPORT_QUERIES):
+        reads = re.search(r"\bquality_daily\b", load_sql(name)) is not None
+        assert reads == (name in QUALITY_INDICATORS), name
+    assert BY_PATH[QUALITY_PAGE].TITLE == "Data quality"
+
+
+def test_warmer_renders_every_default_view_after_each_run(world):
+    app = create_dashboard(world.settings)
+    data = data_of(app)
+    rendered: list[tuple[str, str]] = []
+
+    def render(path: str, state: FilterState) -> Any:
+        rendered.append((path, state.preset))
+        return render_body(data, BY_PATH[path], state)
+
+    warmer = Warmer(data, render, [p.PATH for p in PAGES], interval=0.05)
+    warmer.start()
+    try:
+        for _ in range(200):
+            if warmer.rounds:
+                break
+            warmer.stopped.wait(0.05)
+        assert warmer.rounds == 1
+        assert set(WARM_PRESETS) <= set(PRESETS)
+        assert sorted(rendered) == sorted((p.PATH, preset) for p in PAGES
+                                          for preset in WARM_PRESETS)
+        # what a visitor asks next comes from the memo
+        for p in PAGES:
+            assert render_body(data, p, FilterState()) is render_body(data, p, FilterState())
+        world.send(world.key_a, [event("warm1", concept_uri=SKILL)])
+        run_aggregation(world.settings)
+        for _ in range(200):
+            if warmer.rounds == 2:
+                break
+            warmer.stopped.wait(0.05)
+        assert warmer.rounds == 2  # a new snapshot: warmed again
+    finally:
+        warmer.stopped.set()
+        warmer.join(timeout=30)

@@ -1,0 +1,109 @@
+"""Every page against real data: the content follows the indicators, the period and the
+filters; empty states instead of errors; free text shown as text; the concept page."""
+
+from __future__ import annotations
+
+from dashboard.app import create_dashboard
+from dashboard.callbacks import concept_href, render_page
+from dashboard.components import NO_DATA
+from dashboard.pages import BY_PATH
+from dashboard.state import FilterState, to_query
+from kpi.warehouse.indicators import query
+from tests import dashboard_world
+from tests.dashboard_world import HTML_LABEL, data_of, find, texts
+from tests.helpers import SKILL
+
+# The shared fixtures (pytest looks for fixtures among a module's attributes).
+world, app = dashboard_world.world, dashboard_world.app
+
+
+def test_every_page_renders(app):
+    data = data_of(app)
+    for path in BY_PATH:
+        search = "?concept=" + SKILL if path == "concept" else ""
+        content, info, menu = render_page(data, f"/dashboard/{path}", search)
+        words = texts(content)
+        assert "This page could not be loaded" not in " ".join(words), path
+        assert len(menu) == 7 and "compared with" in info
+    content, _, _ = render_page(data, "/dashboard/nowhere", "")
+    assert "No such page." in texts(content)
+
+
+def test_overview_cards_follow_the_indicators_and_filters(app, world):
+    data = data_of(app)
+    rows = BY_PATH[""].tables(data, FilterState())["kpi_summary"].rows
+    figures = {r["kpi"]: (r["current"], r["previous"]) for r in rows}
+    period = FilterState().period()
+    usage = sum(r["usage"] for r in query(world.settings, "language_usage", period).rows)
+    assert figures["Concept uses"] == (usage, 4) == (10, 4)
+    assert figures["Active implementers"][0] == 2
+    assert figures["Countries"][0] == 2
+    assert figures["New candidate labels"][0] == 1
+    assert figures["Concept proposals"][0] == 1
+    assert figures["Translation feedback"][0] == 1
+    german = BY_PATH[""].tables(data, FilterState(country="FR"))["kpi_summary"].rows
+    assert german[0]["current"] == 2 and german[1]["current"] == 1
+    content, _, _ = render_page(data, "/dashboard/", "?country=FR")
+    assert "▼ -50.0 % vs previous period" in texts(content)  # FR: 2 uses, 4 the period before
+
+
+def test_pages_before_the_first_aggregation(settings, engine):
+    """A fresh install: every page answers, with empty states instead of errors."""
+    data = create_dashboard(settings).extensions["esco_dashboard_data"]
+    for path in BY_PATH:
+        search = "?concept=" + SKILL if path == "concept" else ""
+        words = texts(render_page(data, f"/dashboard/{path}", search)[0])
+        assert "This page could not be loaded" not in " ".join(words), path
+        assert path in ("", "concept") or NO_DATA in words, path
+
+
+def test_empty_period_says_so(app):
+    content, _, _ = render_page(data_of(app), "/dashboard/concepts",
+                                "?period=custom&start=2020-01-01&end=2020-01-31")
+    assert NO_DATA in texts(content)
+
+
+def test_labels_are_text_in_the_grid(app):
+    content, _, _ = render_page(data_of(app), "/dashboard/labels", "")
+    assert HTML_LABEL in texts(content)
+    grids = find(content, lambda c: type(c).__name__ == "AgGrid")
+    assert grids
+    for g in grids:
+        for col in g.columnDefs:
+            assert "cellRenderer" not in col  # the default renderer shows text, never HTML
+    assert not find(content, lambda c: getattr(c, "dangerously_allow_html", False))
+
+
+def test_concept_page_and_drill_down(app):
+    data = data_of(app)
+    href = concept_href("?country=DE", SKILL)
+    assert href == "/dashboard/concept?" + to_query(FilterState(country="DE",
+                                                                concept=SKILL))[1:]
+    assert concept_href("", "javascript:alert(1)") is None
+    t = BY_PATH["concept"].tables(data, FilterState(concept=SKILL))
+    assert {r["country"]: r["usage"] for r in t["concept_by_country"].rows} == {"DE": 5,
+                                                                              "FR": 2}
+    assert {r["language"] for r in t["concept_by_language"].rows} == {"de", "fr"}
+    assert sum(r["usage"] for r in t["concept_usage_trend"].rows) == 7
+    assert [r["label"] for r in t["concept_candidate_labels"].rows] == [HTML_LABEL]
+    assert [r["label"] for r in t["concept_proposals"].rows] == ["quantum plumbing"]
+    assert [r["suggested_label"] for r in t["concept_feedback"].rows] == ["Gewindearten neu"]
+    assert any(r["kind"] == "preferred" for r in t["concept_labels"].rows)
+
+
+def test_label_language(app):
+    data = data_of(app)
+    en = BY_PATH["concepts"].tables(data, FilterState())["most_used_concepts"].rows
+    de = BY_PATH["concepts"].tables(data, FilterState(label_language="de"))[
+        "most_used_concepts"].rows
+    assert [r["concept_uri"] for r in en] == [r["concept_uri"] for r in de]
+    assert [r["label"] for r in en] != [r["label"] for r in de]
+
+
+def test_small_shares_are_not_shown_as_zero():
+    from dashboard.components import fmt_number
+
+    assert fmt_number(2 / 18237, percent=True) == "0.01 %"
+    assert fmt_number(0.0, percent=True) == "0.0 %"
+    assert fmt_number(0.256, percent=True) == "25.6 %"
+    assert fmt_number(None, percent=True) == "–"
