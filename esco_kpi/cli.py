@@ -359,6 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         click.echo(f"esco-kpi: error: {exc.format_message()}", err=True)
         return exc.exit_code
+    except SystemExit:
+        # A server worker or the server leaving: on its way out, not an error to describe.
+        # (Testing it against _known_errors() would import half the core for nothing.)
+        raise
     except _known_errors() as exc:
         click.echo(f"esco-kpi: error: {exc}", err=True)
         return 1

@@ -1,4 +1,5 @@
-"""The ingestion API over HTTP against a real `esco-kpi serve` process (contract section 2)."""
+"""The ingestion API over HTTP against a real `esco-kpi serve` process: the contract that
+README.md documents ("Sending events")."""
 
 from __future__ import annotations
 

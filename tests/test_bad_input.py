@@ -1,10 +1,11 @@
-"""The bad-input corpus (DESIGN "Reliability"): every case over HTTP against a real server.
+"""The bad-input corpus (docs/RELIABILITY.md): every case over HTTP against a real server.
 
-Each case is one row of a table: the body bytes, extra headers, the status the contract
-(section 2) prescribes and what the answer must say. After every case the server must still
-answer /v1/health, and the store must hold exactly the rows the case should have added (none
-for every case that is refused). Labels that merely look dangerous (HTML, SQL, formulas,
-right-to-left text, combining characters) are data: accepted and stored byte-for-byte.
+Each case is one row of a table: the body bytes, extra headers, the status the contract (the
+ingestion API that README.md documents) prescribes and what the answer must say. After every
+case the server must still answer /v1/health, and the store must hold exactly the rows the
+case should have added (none for every case that is refused). Labels that merely look
+dangerous (HTML, SQL, formulas, right-to-left text, combining characters) are data: accepted
+and stored byte-for-byte.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`esco-kpi export --quarter YYYY-Qn`: one folder of CSV files per quarter, safe to publish.
 
-Disclosure control (contract section 5): free-text rows need `export_min_implementers`
+Disclosure control (README, "Indicators and exports"): free-text rows need `export_min_implementers`
 distinct implementers; counts below `export_min_count` become `<5`, implementer counts below
 `export_min_implementers` become `<3`; small countries and sectors fold into `other`; a figure
 derived from a suppressed one is left blank. Text cells never start a spreadsheet formula.
