@@ -23,6 +23,7 @@ from kpi.catalogue.load import load_bundled
 from kpi.settings import Settings
 from kpi.store.db import init_store, make_engine
 from kpi.store.registry import add_implementer
+from tests.dashboard_world import app, world  # noqa: F401 - the dashboard tests' fixtures
 from tests.support import (
     PG_ADMIN_URL,
     admin_sql,

@@ -1,10 +1,10 @@
 """What the dashboard's tests share: a store with seeded, aggregated events (`world`), a
 dashboard on it (`app`), and helpers to log in and to look into rendered pages.
 
-A test module takes the fixtures in as attributes of its own (`world, app =
-dashboard_world.world, dashboard_world.app`), which is where pytest looks for them; `world` is
-module-scoped, so every module gets a store of its own per backend, and what one module sends
-or aggregates never changes what another one counts.
+`world` and `app` are registered in tests/conftest.py: `world` is built once per backend for
+the whole session and shared by the modules that only read it (building one takes 15-80 s). A
+module that sends or aggregates more events takes a store of its own instead, by binding
+`world = dashboard_world.own_world`, so that what it adds never changes what another counts.
 """
 
 from __future__ import annotations
@@ -61,10 +61,10 @@ class World:
     key_b: str
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def world(request, tmp_path_factory) -> Iterator[World]:
-    """Built once per backend and module: the first aggregation of a fresh warehouse alone
-    takes ~10 s (it copies the whole catalogue), far too slow to repeat for every test."""
+def _build_world(request, tmp_path_factory) -> Iterator[World]:
+    """A store with the seeded events, aggregated, and the dashboard user. The first
+    aggregation of a fresh warehouse alone takes ~10 s (it copies the whole catalogue), far
+    too slow to repeat for every test."""
     from collector.app import create_app
 
     folder = tmp_path_factory.mktemp("dashboard")
@@ -86,6 +86,13 @@ def world(request, tmp_path_factory) -> Iterator[World]:
             yield World(settings, engine, send, key_a, key_b)
         finally:
             engine.dispose()
+
+
+BACKENDS = ["sqlite", "postgresql"]
+# One store per backend for the session (see the module's docstring) ...
+world = pytest.fixture(scope="session", params=BACKENDS, name="world")(_build_world)
+# ... or one per module, for a module that changes it.
+own_world = pytest.fixture(scope="module", params=BACKENDS, name="world")(_build_world)
 
 
 @pytest.fixture

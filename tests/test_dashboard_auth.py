@@ -9,11 +9,7 @@ import stat
 
 from dashboard import ATTRIBUTION, auth
 from dashboard.app import create_dashboard
-from tests import dashboard_world
 from tests.dashboard_world import PASSWORD, csrf, log_in
-
-# The shared fixtures (pytest looks for fixtures among a module's attributes).
-world, app = dashboard_world.world, dashboard_world.app
 
 DASH_ROUTES = ("_dash-layout", "_dash-dependencies", "_dash-component-suites/dash/dcc/dash_core"
                "_components.js", "assets/style.css", "_favicon.ico", "_reload-hash")

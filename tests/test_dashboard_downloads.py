@@ -12,11 +12,7 @@ from dashboard.callbacks import download
 from dashboard.state import FilterState, csv_filename
 from kpi.exports.csvfile import cell, safe_text, table_csv
 from kpi.warehouse.indicators import query
-from tests import dashboard_world
 from tests.dashboard_world import data_of
-
-# The shared fixtures (pytest looks for fixtures among a module's attributes).
-world, app = dashboard_world.world, dashboard_world.app
 
 
 def test_download_is_exactly_what_is_filtered(app, world):

@@ -28,8 +28,8 @@ from tests import dashboard_world
 from tests.dashboard_world import data_of, find
 from tests.helpers import SKILL, days_ago, event
 
-# The shared fixtures (pytest looks for fixtures among a module's attributes).
-world, app = dashboard_world.world, dashboard_world.app
+# These tests send and aggregate events: a store of their own, not the session's.
+world = dashboard_world.own_world
 
 
 def test_result_cache_keeps_objects_within_a_row_budget():

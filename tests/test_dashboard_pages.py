@@ -9,12 +9,8 @@ from dashboard.components import NO_DATA
 from dashboard.pages import BY_PATH
 from dashboard.state import FilterState, to_query
 from kpi.warehouse.indicators import query
-from tests import dashboard_world
 from tests.dashboard_world import HTML_LABEL, data_of, find, texts
 from tests.helpers import SKILL
-
-# The shared fixtures (pytest looks for fixtures among a module's attributes).
-world, app = dashboard_world.world, dashboard_world.app
 
 
 def test_every_page_renders(app):
