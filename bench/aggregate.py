@@ -42,6 +42,8 @@ from typing import Any
 # scripts started in this folder.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from kpi.vocabulary import SECTORS  # noqa: E402 - after the path above
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "RESULTS.md"
@@ -59,8 +61,6 @@ COUNTRIES = {  # country: (weight, languages its users write in)
     "AT": (2, ("de",)), "SE": (2, ("sv", "en")), "FI": (2, ("fi", "sv")),
     "IE": (2, ("en", "ga")), "PT": (2, ("pt",)), "CZ": (1, ("cs", "en")), "DK": (1, ("da",)),
 }
-SECTORS = ("pes", "private_employment", "job_portal", "education_training", "public_authority",
-           "other")
 CONTEXTS = {"job_vacancy": 40, "cv": 25, "search": 15, "matching": 10, "training": 5,
             "statistics": 3, "other": 2}
 ESCO_VERSIONS = {"1.2.0": 80, "1.1.2": 12, "1.1.1": 6, "1.0.9": 2}
