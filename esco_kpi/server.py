@@ -45,7 +45,7 @@ def build_wsgi_app(settings: Settings):
 
 
 # How long a stop signal gives the workers to quit before they are killed.
-QUICK_STOP_SECONDS = 2.0
+QUICK_STOP_SECONDS = 2  # whole seconds: gunicorn takes an int
 
 
 class _Arbiter(Arbiter):
@@ -162,7 +162,12 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
         # process that started the scheduler stops it.
         if os.getpid() == owner and scheduler is not None and scheduler.is_alive():
             scheduler.terminate()
-            scheduler.join(timeout=30)
+            scheduler.join(timeout=QUICK_STOP_SECONDS)
+            if scheduler.is_alive():
+                # deep in DuckDB, where no signal handler runs until the call returns; an
+                # aggregation is safe to kill at any moment (it resumes from its watermark)
+                scheduler.kill()
+                scheduler.join()
 
     options["on_exit"] = stop_scheduler
     # A forked worker must not think the scheduler is its child (multiprocessing joins
