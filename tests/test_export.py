@@ -131,7 +131,7 @@ def test_manifest_and_byte_identical_rerun(store, tmp_path):
     export_quarter(store.settings, "2026-Q3", tmp_path / "b")
     first, second = tmp_path / "a" / "2026-Q3", tmp_path / "b" / "2026-Q3"
     names = sorted(p.name for p in first.iterdir())
-    assert names == ["candidate_alt_labels.csv", "catalogue_coverage.csv",
+    assert names == ["candidate_alt_labels.csv", "catalogue_coverage.csv", "concept_trends.csv",
                      "implementer_uptake.csv", "language_usage.csv", "least_used_concepts.csv",
                      "manifest.json", "most_used_concepts.csv", "new_concept_proposals.csv",
                      "translation_feedback.csv"]

@@ -193,6 +193,31 @@ def _languages(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
     return header, rows
 
 
+def _trends(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
+    header = ["kind", "trend", "concept_uri", "label_en", "concept_type", "language", "label",
+              "previous_events", "current_events", "previous_usage", "current_usage",
+              "share_ratio", "p_value", "p_adjusted", "previous_implementers",
+              "current_implementers"]
+    rows: Rows = []
+    for r in result.rows:
+        carried = max(r["previous_implementers"], r["current_implementers"])
+        if r["kind"] != "concept" and carried < t.min_implementers:
+            continue  # free text: the rule of candidate_alt_labels and new_concept_proposals
+        counts = (r["previous_events"], r["current_events"], r["previous_usage"],
+                  r["current_usage"])
+        # the ratio and p-values are worked from the event counts: blank if one is hidden
+        blank = any(t.hides_count(c) for c in counts)
+        rows.append([
+            r["kind"], r["trend"], safe_text(r["concept_uri"]), safe_text(r["label_en"]),
+            safe_text(r["concept_type"]), safe_text(r["language"]), safe_text(r["label"]),
+            *(t.count(c) for c in counts),
+            "" if blank or r["share_ratio"] is None else _number(r["share_ratio"], 3),
+            "" if blank else f"{r['p_value']:.3g}", "" if blank else f"{r['p_adjusted']:.3g}",
+            t.implementers(r["previous_implementers"]), t.implementers(r["current_implementers"]),
+        ])
+    return header, rows
+
+
 FILES: dict[str, Callable[[Result, Thresholds], tuple[list[str], Rows]]] = {
     "most_used_concepts": _most_used,
     "least_used_concepts": _least_used,
@@ -202,6 +227,7 @@ FILES: dict[str, Callable[[Result, Thresholds], tuple[list[str], Rows]]] = {
     "translation_feedback": _feedback,
     "implementer_uptake": _uptake,
     "language_usage": _languages,
+    "concept_trends": _trends,
 }
 
 

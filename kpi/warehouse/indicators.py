@@ -7,9 +7,9 @@
 Every SQL file takes `$start` and `$end` (inclusive dates) and the optional filters it can
 apply (`$concept_type`, `$language`, `$country`, `$sector`, `$context`, for data_quality
 `$implementer_id`, for candidate_alt_labels and translation_feedback `$concept_uri`; NULL =
-all); most_used_concepts also `$prev_start`/`$prev_end` (filled in from `period.previous()`),
-and the concept indicators `$label_language`. Values are always bound as DuckDB parameters,
-never formatted into the SQL.
+all); most_used_concepts and concept_trends also `$prev_start`/`$prev_end` (filled in from
+`period.previous()`), and the concept indicators `$label_language`. Values are always bound as
+DuckDB parameters, never formatted into the SQL.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ INDICATORS: tuple[str, ...] = (
     "implementer_uptake",
     "language_usage",
     "data_quality",
+    "concept_trends",
 )
 FILTERS = ("concept_type", "language", "country", "sector", "context", "implementer_id",
            "concept_uri")

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from kpi.settings import Settings
-from kpi.warehouse import models
+from kpi.warehouse import models, statistics
 from kpi.warehouse.private import FORMAT
 from kpi.warehouse.published import (
     MANIFEST,
@@ -144,10 +144,13 @@ def open_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
             continue
         con.execute(f"create view {table} as {_empty_select(table)}")
     models.install(con, "macros")
+    statistics.install(con)
+    # min_implementers: how many implementers a trend needs (concept_trends), from the config
     con.execute(
         "create table reader_info as select $seq::bigint as seq, $watermark::bigint as watermark,"
-        " $version::varchar as catalogue_version",
+        " $version::varchar as catalogue_version, $min_implementers::integer as min_implementers",
         {"seq": int(manifest.get("seq", 0)), "watermark": int(manifest.get("watermark", 0)),
-         "version": manifest.get("catalogue_version")},
+         "version": manifest.get("catalogue_version"),
+         "min_implementers": settings["privacy.export_min_implementers"]},
     )
     return con
