@@ -35,7 +35,7 @@ from kpi.catalogue.load import load_bundled
 from kpi.settings import Settings
 from kpi.store.db import implementers, init_store, make_engine
 from kpi.store.registry import RegistryError, add_implementer, add_user, rotate_key, set_password
-from kpi.synthetic import DEMO_IMPLEMENTERS, TrafficGenerator, split_volume
+from kpi.synthetic import DEMO_IMPLEMENTERS, DEMO_TRENDS, TrafficGenerator, split_volume
 
 DEMO_USER = "demo"
 BATCH = 1000
@@ -247,7 +247,8 @@ def _run_demo(settings: Settings, config: str | None, events: int, port: int | N
         stop.check()
         wait_until_up(url, server, log)
         end = datetime.now(UTC).date()
-        generator = TrafficGenerator.from_catalogue(engine, end - timedelta(days=181), end)
+        generator = TrafficGenerator.from_catalogue(engine, end - timedelta(days=181), end,
+                                                      planted=DEMO_TRENDS)
         outcome = send_traffic(url, keys, generator, events, progress, stop.stopping)
         echo("Sent {total} events: {accepted} accepted, {duplicates} duplicates, "
              "{quarantined} quarantined, {rejected} rejected.".format(

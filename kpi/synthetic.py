@@ -4,6 +4,10 @@ Usage is Zipf-distributed over concepts; implementers differ by country, sector 
 portals add labels (some variants of ESCO's own, some new), propose concepts, send feedback on
 translations, send late and duplicate events, and now and then something invalid. Everything
 is seeded: the same seed gives the same events, with the same ids.
+
+The demo's traffic also carries planted trends (DEMO_TRENDS): a skill whose use rises in every
+country, an occupation whose use fades, and a proposal that spreads from portal to portal, so
+that the trend indicator has something true to find; everything else is stationary.
 """
 
 from __future__ import annotations
@@ -71,6 +75,68 @@ PROPOSALS = {
 UNKNOWN_CONCEPT = "http://data.europa.eu/esco/skill/00000000-0000-4000-8000-000000000000"
 
 
+@dataclass(frozen=True)
+class PlantedConcept:
+    """A concept that takes a changing share of every implementer's concept_used events."""
+
+    uri: str
+    share: float  # its share when the change begins
+    factor_per_30_days: float  # how the share changes every 30 days from then on
+    begins: float = 0.0  # when the change begins, as a fraction of the generated days
+
+    def share_on(self, day: int, days: int) -> float:
+        """The share on the day numbered `day` (0 = the first generated day) of `days`."""
+        since = max(0, day - int(self.begins * days))
+        return min(1.0, self.share * self.factor_per_30_days ** (since / 30))
+
+
+@dataclass(frozen=True)
+class SpreadingProposal:
+    """A proposed concept that one portal after another takes up, more often every month."""
+
+    label: str
+    language: str
+    concept_type: str
+    adopters: tuple[tuple[str, float], ...]  # (implementer name, from when: fraction of days)
+    per_day: float  # proposals a day from each adopter at the end of the generated days
+    factor_per_30_days: float
+
+    def probability(self, profile: Profile, day: int, days: int, events: int) -> float:
+        """The chance that one of `events` events of this implementer is this proposal."""
+        begins = dict(self.adopters).get(profile.name)
+        if begins is None or day < int(begins * days) or events == 0:
+            return 0.0
+        rate = self.per_day * self.factor_per_30_days ** ((day - (days - 1)) / 30)
+        return min(1.0, rate * days / events)
+
+
+@dataclass(frozen=True)
+class PlantedTrends:
+    concepts: tuple[PlantedConcept, ...] = ()
+    proposals: tuple[SpreadingProposal, ...] = ()
+
+
+DEMO_TRENDS = PlantedTrends(
+    concepts=(
+        # "mount photovoltaic panels": from 1 use in 5,000 to 1 in 150 over six months
+        PlantedConcept("http://data.europa.eu/esco/skill/08a5f6dd-d3dd-4371-9919-6d730f34499c",
+                       share=0.0002, factor_per_30_days=1.8),
+        # "typist": 1.5 % of all use for three months, then down by 40 % every month
+        PlantedConcept(
+            "http://data.europa.eu/esco/occupation/22f86890-f68b-402f-a711-3e6df4913271",
+            share=0.015, factor_per_30_days=0.6, begins=0.5),
+    ),
+    proposals=(
+        SpreadingProposal(
+            "green hydrogen systems", "en", "skill",
+            adopters=(("EU Skills Academy", 0.3), ("Careers Ireland Demo", 0.45),
+                      ("Talents Paris", 0.6), ("Werk Portaal NL", 0.75),
+                      ("Jobbörse Nord", 0.88)),
+            per_day=1.0, factor_per_30_days=1.7),
+    ),
+)
+
+
 def _strip_accents(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text)
                    if not unicodedata.combining(c))
@@ -80,9 +146,14 @@ class TrafficGenerator:
     """Generates wire-format events (dicts as a portal would POST them)."""
 
     def __init__(self, uris: list[str], labels: dict[tuple[str, str], list[str]],
-                 start: date, end: date, seed: int = 42, zipf_s: float = 1.1):
+                 start: date, end: date, seed: int = 42, zipf_s: float = 1.1,
+                 planted: PlantedTrends = PlantedTrends()):
         if not uris:
             raise ValueError("the catalogue is empty: run `esco-kpi init` first")
+        missing = [p.uri for p in planted.concepts if p.uri not in set(uris)]
+        if missing:
+            raise ValueError(f"planted concepts not in the catalogue: {', '.join(missing)}")
+        self.planted = planted
         self.seed = seed
         self.start, self.days = start, (end - start).days + 1
         self.labels = labels
@@ -94,7 +165,8 @@ class TrafficGenerator:
 
     @classmethod
     def from_catalogue(cls, engine: Engine, start: date, end: date, seed: int = 42,
-                       languages: tuple[str, ...] = ()) -> TrafficGenerator:
+                       languages: tuple[str, ...] = (),
+                       planted: PlantedTrends = PlantedTrends()) -> TrafficGenerator:
         """A generator over the newest loaded catalogue's occupations and skills."""
         version = current_version(engine)
         with engine.connect() as conn:
@@ -112,7 +184,7 @@ class TrafficGenerator:
             for uri, language, label in conn.execute(query.order_by(
                     concept_labels.c.uri, concept_labels.c.language, concept_labels.c.label)):
                 labels.setdefault((uri, language), []).append(label)
-        return cls(uris, labels, start, end, seed)
+        return cls(uris, labels, start, end, seed, planted=planted)
 
     def events(self, implementer: int, profile: Profile, n: int,
                bad_share: float = 0.01) -> Iterator[dict]:
@@ -123,18 +195,23 @@ class TrafficGenerator:
             event_id = f"syn-{self.seed}-{implementer}-{k}"
             language = rng.choice(profile.languages)
             # Later days see a little more use: uptake grows.
-            offset = int(self.days * (rng.random() ** 0.8))
-            day = self.start + timedelta(days=min(offset, self.days - 1))
+            offset = min(int(self.days * (rng.random() ** 0.8)), self.days - 1)
+            day = self.start + timedelta(days=offset)
             uri = rng.choices(self.uris, cum_weights=self.cum_weights)[0]
             roll = rng.random()
             event = {"event_id": event_id, "occurred_at": day.isoformat(), "language": language,
                      "context": rng.choices(contexts, context_w)[0]}
-            if roll < bad_share:
+            planted = self._planted_proposal(profile, offset, n, rng)
+            if planted is not None:
+                yield {**event, "type": "concept_proposed", "label": planted.label,
+                       "language": planted.language, "concept_type": planted.concept_type}
+            elif roll < bad_share:
                 yield self._bad(event, rng, uri)
             elif roll < bad_share + 0.003:
                 yield {**event, "type": "concept_used", "concept_uri": UNKNOWN_CONCEPT}
             elif roll < 0.90:
                 count = 1 if rng.random() < 0.8 else rng.randint(2, 50)
+                uri = self._planted_concept(offset, rng) or uri
                 yield {**event, "type": "concept_used", "concept_uri": uri, "count": count}
             elif roll < 0.96:
                 yield {**event, "type": "label_added", "concept_uri": uri,
@@ -155,6 +232,20 @@ class TrafficGenerator:
                     if language == "de" else (preferred[0] if preferred else "label").lower()
                 yield {**event, "type": "translation_feedback", "concept_uri": uri,
                        "label": suggestion[:200], "comment": "The wording is too literal."}
+
+    def _planted_concept(self, day: int, rng: random.Random) -> str | None:
+        for planted in self.planted.concepts:
+            if rng.random() < planted.share_on(day, self.days):
+                return planted.uri
+        return None
+
+    def _planted_proposal(self, profile: Profile, day: int, events: int,
+                          rng: random.Random) -> SpreadingProposal | None:
+        for planted in self.planted.proposals:
+            chance = planted.probability(profile, day, self.days, events)
+            if chance and rng.random() < chance:
+                return planted
+        return None
 
     def _label(self, uri: str, language: str, rng: random.Random) -> str:
         known = self.labels.get((uri, language))

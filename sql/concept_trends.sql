@@ -21,8 +21,8 @@
 -- 'emerging'); at least reader_info.min_implementers implementers carried it in the period
 -- where its use is larger; and the change still holds without the implementer whose own change
 -- is largest in its direction (its events and its volume taken out, the share still changes
--- 1.5-fold the same way and its p_value stays within the Benjamini-Hochberg cutoff): one
--- portal's surge is not a trend.
+-- 1.5-fold the same way and its p_value stays within the Benjamini-Hochberg threshold, 0.05 *
+-- discoveries / tested): one portal's surge is not a trend.
 --
 -- Columns: kind, trend ('rising', 'emerging' or 'falling'), concept_uri (null for proposals),
 -- concept_type, language (null for concepts), label (concepts: preferred label in
@@ -152,9 +152,12 @@ adjusted as (
     from ranked
 ),
 
--- the largest p-value that Benjamini-Hochberg still accepts (null: none)
+-- the Benjamini-Hochberg threshold: a p-value at most 0.05 * discoveries / tested is a
+-- discovery
 cutoff as (
-    select max(p_value) filter (where p_adjusted <= 0.05) as p_cutoff from adjusted
+    select 0.05 * count(*) filter (where p_adjusted <= 0.05) / any_value(tested_items)
+           as p_cutoff
+    from adjusted
 ),
 
 -- the candidates: significant, 1.5-fold, carried by enough implementers

@@ -18,15 +18,23 @@ import pyarrow as pa
 
 def binomial_p_values(k: np.ndarray, n: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Two-sided exact binomial p-values, element by element (1.0 where n is 0)."""
-    from scipy import stats  # imported on first use: most readers never run a test
+    # scipy.special, not scipy.stats: a third of the import time, for the same two tails
+    from scipy.special import bdtr, bdtrc
 
-    k = np.asarray(k, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
+    k = np.asarray(k, dtype=np.int64)
+    n = np.asarray(n, dtype=np.int64)
     q = np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
-    lower = stats.binom.cdf(k, n, q)
-    upper = stats.binom.sf(k - 1, n, q)
+    with np.errstate(invalid="ignore"):
+        lower = bdtr(k, n, q)  # P(X <= k)
+        # P(X >= k) = P(X > k - 1), and 1 for k = 0
+        upper = np.where(k > 0, bdtrc(np.maximum(k - 1, 0), n, q), 1.0)
     p = np.minimum(1.0, 2.0 * np.minimum(lower, upper))
     return np.where((n > 0) & np.isfinite(p), p, 1.0)
+
+
+def preload() -> None:
+    """Import what the functions need now, not in the first request that runs a test."""
+    import scipy.special  # noqa: F401
 
 
 def _binomial_p_value(k: pa.Array, n: pa.Array, q: pa.Array) -> pa.Array:
