@@ -118,13 +118,14 @@ class PlantedTrends:
 
 DEMO_TRENDS = PlantedTrends(
     concepts=(
-        # "mount photovoltaic panels": from 1 use in 5,000 to 1 in 150 over six months
+        # "mount photovoltaic panels": 1 use in 2,000 for three months, then three times as
+        # many every month
         PlantedConcept("http://data.europa.eu/esco/skill/08a5f6dd-d3dd-4371-9919-6d730f34499c",
-                       share=0.0002, factor_per_30_days=1.8),
-        # "typist": 1.5 % of all use for three months, then down by 40 % every month
+                       share=0.0005, factor_per_30_days=3.0, begins=0.5),
+        # "typist": 3 % of all use for three months, then down by 60 % every month
         PlantedConcept(
             "http://data.europa.eu/esco/occupation/22f86890-f68b-402f-a711-3e6df4913271",
-            share=0.015, factor_per_30_days=0.6, begins=0.5),
+            share=0.03, factor_per_30_days=0.4, begins=0.5),
     ),
     proposals=(
         SpreadingProposal(
@@ -132,7 +133,7 @@ DEMO_TRENDS = PlantedTrends(
             adopters=(("EU Skills Academy", 0.3), ("Careers Ireland Demo", 0.45),
                       ("Talents Paris", 0.6), ("Werk Portaal NL", 0.75),
                       ("Jobbörse Nord", 0.88)),
-            per_day=1.0, factor_per_30_days=1.7),
+            per_day=3.0, factor_per_30_days=2.5),
     ),
 )
 

@@ -9,20 +9,23 @@
 -- the same filters. The test counts events, not the sum of their `count`s: a count is a
 -- portal's own aggregate, not that many independent observations.
 --
--- The test: given an item's events in both periods together (n), under "its share did not
--- change" its events in the current period follow Binomial(n, q), q being the current period's
--- part of its kind's volume; p_value is the two-sided exact binomial test (the smaller tail,
--- doubled). Items with fewer than 10 events in both periods together are not tested (no such
--- item could reach significance); `tested` says how many were. p_adjusted: Benjamini-Hochberg
--- over every item tested, all kinds together.
+-- The test: given an item's events in both periods together (n), its events in the current
+-- period follow a binomial law whose rate says how its share changed. The null hypothesis is
+-- "the share changed less than 1.5-fold" (a test against a fold-change threshold, not against
+-- no change: filtering significant changes by their size afterwards would let noise through
+-- whenever many small real changes are significant). p_value is the two-sided exact test
+-- (fold_change_p_value): the events now are too many for a 1.5-fold rise or too few for a
+-- 1.5-fold fall. Items with fewer than 10 events in both periods together are not tested (no
+-- such item could reach significance); `tested` says how many were. p_adjusted:
+-- Benjamini-Hochberg over every item tested, all kinds together.
 --
--- A row is returned when the item is rising or falling: p_adjusted <= 0.05; the share changed
--- at least 1.5-fold (share_ratio >= 1.5 or <= 1/1.5; an item unseen in the previous period is
--- 'emerging'); at least reader_info.min_implementers implementers carried it in the period
--- where its use is larger; and the change still holds without the implementer whose own change
--- is largest in its direction (its events and its volume taken out, the share still changes
--- 1.5-fold the same way and its p_value stays within the Benjamini-Hochberg threshold, 0.05 *
--- discoveries / tested): one portal's surge is not a trend.
+-- A row is returned when the item is rising or falling: p_adjusted <= 0.05 (so its share changed
+-- more than 1.5-fold; an item unseen in the previous period is 'emerging'); at least
+-- reader_info.min_implementers implementers carried it in the period where its use is larger;
+-- and the change holds without any one implementer, so without the one that contributes most
+-- to it (its events and its volume taken out, the share still moves the same way and its
+-- p_value stays within the Benjamini-Hochberg threshold, 0.05 * discoveries / tested): one
+-- portal's surge, or its growth alone, is not a trend.
 --
 -- Columns: kind, trend ('rising', 'emerging' or 'falling'), concept_uri (null for proposals),
 -- concept_type, language (null for concepts), label (concepts: preferred label in
@@ -107,12 +110,7 @@ items as (
         sum(previous_usage) as previous_usage,
         sum(current_usage) as current_usage,
         count(*) filter (where previous_events > 0) as previous_implementers,
-        count(*) filter (where current_events > 0) as current_implementers,
-        -- the implementer whose own change is largest each way (ties: the lowest id)
-        arg_max(implementer_id, (current_events - previous_events, -implementer_id))
-            as top_riser,
-        arg_max(implementer_id, (previous_events - current_events, -implementer_id))
-            as top_faller
+        count(*) filter (where current_events > 0) as current_implementers
     from by_implementer
     group by all
 ),
@@ -122,9 +120,11 @@ tested as (
         i.*,
         v.previous_volume,
         v.current_volume,
-        binomial_p_value(
+        fold_change_p_value(
             i.current_events::bigint, (i.previous_events + i.current_events)::bigint,
-            v.current_volume / (v.previous_volume + v.current_volume)
+            -- the current period's part of the events if the share rose 1.5-fold, or fell so
+            1.5 * v.current_volume / (v.previous_volume + 1.5 * v.current_volume),
+            v.current_volume / (1.5 * v.previous_volume + v.current_volume)
         ) as p_value,
         -- rising: its share of the current period's volume is larger than of the previous
         i.current_events * v.previous_volume > i.previous_events * v.current_volume as rises
@@ -160,59 +160,61 @@ cutoff as (
     from adjusted
 ),
 
--- the candidates: significant, 1.5-fold, carried by enough implementers
+-- the discoveries carried by enough implementers
 candidates as (
-    select a.*, case when a.rises then a.top_riser else a.top_faller end as top_implementer
-    from adjusted as a
-    where a.p_adjusted <= 0.05
-      and case
-              when a.rises then
-                  a.previous_events = 0
-                  or a.current_events * a.previous_volume
-                      >= 1.5 * a.previous_events * a.current_volume
-              else a.previous_events * a.current_volume
-                      >= 1.5 * a.current_events * a.previous_volume
-          end
-      and case when a.rises then a.current_implementers else a.previous_implementers end
+    select *
+    from adjusted
+    where p_adjusted <= 0.05
+      and case when rises then current_implementers else previous_implementers end
           >= (select min_implementers from reader_info)
 ),
 
--- the same item with its top implementer's events and volume taken out
-without_top as (
+-- each candidate without each implementer of its kind in turn: its events and volume out
+without_one as (
     select
-        c.*,
+        c.kind, c.concept_key, c.concept_type, c.language, c.label_norm, c.rises,
         c.previous_events - coalesce(b.previous_events, 0) as previous_rest,
         c.current_events - coalesce(b.current_events, 0) as current_rest,
-        c.previous_volume - coalesce(iv.previous_volume, 0) as previous_volume_rest,
-        c.current_volume - coalesce(iv.current_volume, 0) as current_volume_rest
+        c.previous_volume - iv.previous_volume as previous_volume_rest,
+        c.current_volume - iv.current_volume as current_volume_rest
     from candidates as c
+    join implementer_volume as iv on iv.kind = c.kind
     left join by_implementer as b
-        on b.kind = c.kind and b.implementer_id = c.top_implementer
+        on b.kind = c.kind and b.implementer_id = iv.implementer_id
        and b.concept_key is not distinct from c.concept_key
        and b.concept_type is not distinct from c.concept_type
        and b.language is not distinct from c.language
        and b.label_norm is not distinct from c.label_norm
-    left join implementer_volume as iv
-        on iv.kind = c.kind and iv.implementer_id = c.top_implementer
+),
+
+without_one_tested as (
+    select
+        *,
+        previous_volume_rest > 0 and current_volume_rest > 0
+        and previous_rest + current_rest > 0
+        and (current_rest * previous_volume_rest > previous_rest * current_volume_rest) = rises
+        and fold_change_p_value(
+                current_rest::bigint, (previous_rest + current_rest)::bigint,
+                1.5 * current_volume_rest / (previous_volume_rest + 1.5 * current_volume_rest),
+                current_volume_rest / (1.5 * previous_volume_rest + current_volume_rest)
+            ) <= (select p_cutoff from cutoff) as holds
+    from without_one
 ),
 
 holding as (
-    select w.*
-    from without_top as w, cutoff
-    where w.previous_volume_rest > 0
-      and w.current_volume_rest > 0
-      and w.previous_rest + w.current_rest > 0
-      and binomial_p_value(
-              w.current_rest::bigint, (w.previous_rest + w.current_rest)::bigint,
-              w.current_volume_rest / (w.previous_volume_rest + w.current_volume_rest)
-          ) <= cutoff.p_cutoff
-      and case
-              when w.rises then
-                  w.current_rest * w.previous_volume_rest
-                      >= 1.5 * w.previous_rest * w.current_volume_rest
-              else w.previous_rest * w.current_volume_rest
-                      >= 1.5 * w.current_rest * w.previous_volume_rest
-          end
+    select c.*
+    from candidates as c
+    semi join (
+        select kind, concept_key, concept_type, language, label_norm
+        from without_one_tested
+        group by all
+        having bool_and(holds)
+    ) as h
+        on h.kind = c.kind
+       and h.concept_key is not distinct from c.concept_key
+       and h.concept_type is not distinct from c.concept_type
+       and h.language is not distinct from c.language
+       and h.label_norm is not distinct from c.label_norm
 ),
 
 -- the most used spelling of each label and proposal group (ties: most events, then

@@ -11,17 +11,27 @@ import numpy as np
 import pytest
 
 from kpi.warehouse.indicators import Period, query
-from kpi.warehouse.statistics import binomial_p_values
+from kpi.warehouse.statistics import fold_change_p_values
 from tests.kpi_fixtures import O1, O2, S1, S2, S3, S4, standard_store
 
 Q3 = Period.quarter("2026-Q3")
 PREVIOUS, CURRENT = "2026-05-15", "2026-08-15"  # a day in Q2 and in Q3
 
 
-def exact_two_sided(k: int, n: int, q: float) -> float:
-    """The smaller binomial tail, doubled: sums of exact terms."""
-    pmf = [math.comb(n, i) * q ** i * (1 - q) ** (n - i) for i in range(n + 1)]
-    return min(1.0, 2 * min(sum(pmf[:k + 1]), sum(pmf[k:])))
+def pmf(n: int, q: float) -> list[float]:
+    return [math.comb(n, i) * q ** i * (1 - q) ** (n - i) for i in range(n + 1)]
+
+
+def exact_two_sided(k: int, n: int, q_up: float, q_down: float) -> float:
+    """P(X >= k) at q_up or P(X <= k) at q_down, the smaller doubled: sums of exact terms."""
+    return min(1.0, 2 * min(sum(pmf(n, q_up)[k:]), sum(pmf(n, q_down)[:k + 1])))
+
+
+def fold_test(before: int, after: int, volume_before: int, volume_after: int) -> float:
+    """The p-value of "the share changed less than 1.5-fold", computed here."""
+    q_up = 1.5 * volume_after / (volume_before + 1.5 * volume_after)
+    q_down = volume_after / (1.5 * volume_before + volume_after)
+    return exact_two_sided(after, before + after, q_up, q_down)
 
 
 def benjamini_hochberg(p_values: dict[str, float]) -> dict[str, float]:
@@ -35,24 +45,28 @@ def benjamini_hochberg(p_values: dict[str, float]) -> dict[str, float]:
     return adjusted
 
 
-@pytest.mark.parametrize("k, n, q", [(0, 10, 0.5), (18, 20, 0.5), (3, 40, 0.3), (15, 15, 0.573),
-                                     (7, 9, 0.9), (50, 120, 0.41), (0, 0, 0.5)])
-def test_binomial_p_values_match_exact_sums(k, n, q):
-    got = binomial_p_values(np.array([k]), np.array([n]), np.array([q]))[0]
-    expected = 1.0 if n == 0 else exact_two_sided(k, n, q)
+@pytest.mark.parametrize("k, n, q_up, q_down", [
+    (0, 10, 0.5, 0.5), (18, 20, 0.5, 0.5), (3, 40, 0.3, 0.3), (15, 15, 0.573, 0.573),
+    (7, 9, 0.9, 0.9), (50, 120, 0.41, 0.41), (0, 0, 0.5, 0.5),  # the plain two-sided test
+    (18, 20, 0.6, 0.4), (2, 20, 0.6, 0.4), (10, 20, 0.6, 0.4), (60, 70, 0.75, 0.57),
+])
+def test_fold_change_p_values_match_exact_sums(k, n, q_up, q_down):
+    got = fold_change_p_values(np.array([k]), np.array([n]), np.array([q_up]),
+                               np.array([q_down]))[0]
+    expected = 1.0 if n == 0 else exact_two_sided(k, n, q_up, q_down)
     assert got == pytest.approx(expected, rel=1e-9, abs=1e-15)
 
 
 # Each item: {implementer: (events in Q2, events in Q3)}. Kinds: ("concept", uri),
 # ("label", uri, language, label), ("proposal", label).
 ITEMS: dict[tuple, dict[int, tuple[int, int]]] = {
-    ("concept", O1): {1: (4, 12), 2: (4, 12), 3: (4, 12)},  # rises 3-fold, three portals
+    ("concept", O1): {1: (10, 45), 2: (10, 45), 3: (10, 45)},  # rises, three portals
     ("concept", S1): {1: (25, 25), 2: (25, 25), 3: (25, 25), 4: (25, 25)},  # steady
-    ("concept", S2): {1: (10, 2), 2: (10, 2), 3: (10, 2)},  # falls
+    ("concept", S2): {1: (20, 2), 2: (20, 2), 3: (20, 2)},  # falls
     ("concept", S3): {1: (3, 40), 2: (3, 3), 3: (3, 3)},  # one portal's surge
-    ("concept", S4): {1: (0, 5), 2: (0, 5), 3: (0, 5)},  # new: emerging
+    ("concept", S4): {1: (0, 10), 2: (0, 10), 3: (0, 10)},  # new: emerging
     ("concept", O2): {1: (2, 3)},  # too few to test
-    ("label", O1, "de", "Softwareentwicklerin"): {1: (0, 10), 2: (0, 10), 3: (0, 10)},
+    ("label", O1, "de", "Softwareentwicklerin"): {1: (0, 15), 2: (0, 15), 3: (0, 15)},
     ("label", O1, "de", "Entwickler"): {1: (10, 10), 2: (10, 10)},
     ("label", O1, "de", "PROGRAMMIERER"): {1: (0, 30), 2: (0, 30), 3: (0, 30)},  # ESCO has it
     ("proposal", "prompt engineering"): {1: (2, 10), 2: (0, 10), 3: (0, 10), 4: (0, 10)},
@@ -95,8 +109,7 @@ def expected_tests() -> tuple[dict[tuple, float], dict[tuple, float]]:
     p_values = {}
     for item, (before, after) in totals.items():
         if before + after >= 10:
-            v_before, v_after = volume[item[0]]
-            p_values[item] = exact_two_sided(after, before + after, v_after / (v_before + v_after))
+            p_values[item] = fold_test(before, after, *volume[item[0]])
     return p_values, benjamini_hochberg(p_values)
 
 
@@ -132,12 +145,12 @@ def test_trends_match_independent_statistics(store):
         assert row["p_adjusted"] == pytest.approx(adjusted[item], rel=1e-9), item
         assert row["tested"] == len(p_values) == 9
     o1 = found[("concept", O1)]
-    assert (o1["previous_events"], o1["current_events"]) == (12, 36)
+    assert (o1["previous_events"], o1["current_events"]) == (30, 135)
     assert (o1["previous_implementers"], o1["current_implementers"]) == (3, 3)
     assert o1["label"] == o1["label_en"] == "software developer"
     assert o1["concept_type"] == "occupation"
-    # shares: 12 of 153 concept events before, 36 of 206 now (untested O2 counts in the volume)
-    assert o1["share_ratio"] == pytest.approx(round((36 / 206) / (12 / 153), 3))
+    # shares: 30 of 201 concept events before, 135 of 320 now (untested O2 counts in the volume)
+    assert o1["share_ratio"] == pytest.approx(round((135 / 320) / (30 / 201), 3))
     assert found[("concept", S4)]["share_ratio"] is None
     proposal = found[("proposal", "prompt engineering")]
     assert (proposal["concept_type"], proposal["language"], proposal["label_norm"]) == (
@@ -204,14 +217,34 @@ def test_quarterly_export_of_trends(store, tmp_path):
         "kind,trend,concept_uri,label_en,concept_type,language,label,previous_events,"
         "current_events,previous_usage,current_usage,share_ratio,p_value,p_adjusted,"
         "previous_implementers,current_implementers\n"
+        "concept,emerging,http://data.europa.eu/esco/skill/s4,use spreadsheets,skill,,"
+        "use spreadsheets,0,30,0,30,,5.54e-05,0.000166,0,3\n"
         # counts below 5 are hidden, and so is everything worked from them
         "proposal,rising,,,skill,en,prompt engineering,<5,40,<5,40,,,,<3,4\n"
         "label,emerging,http://data.europa.eu/esco/occupation/o1,software developer,occupation,"
-        "de,Softwareentwicklerin,0,30,0,30,,8.26e-05,0.000186,0,3\n"
-        "concept,emerging,http://data.europa.eu/esco/skill/s4,use spreadsheets,skill,,"
-        "use spreadsheets,0,15,0,15,,0.000482,0.000867,0,3\n"
+        "de,Softwareentwicklerin,0,45,0,45,,0.000451,0.00102,0,3\n"
         "concept,rising,http://data.europa.eu/esco/occupation/o1,software developer,occupation,,"
-        "software developer,12,36,12,36,2.228,0.0175,0.0225,3,3\n"
+        "software developer,30,135,30,135,2.827,0.00121,0.00218,3,3\n"
         "concept,falling,http://data.europa.eu/esco/skill/s2,manage budgets,skill,,"
-        "manage budgets,30,6,30,6,0.149,1.25e-06,5.62e-06,3,3\n"
+        "manage budgets,60,6,60,6,0.063,5.27e-13,4.74e-12,3,3\n"
     )
+
+
+def test_one_portals_growth_with_its_own_taste_is_not_a_trend(tmp_path):
+    """A portal that uses O1 much more than the others grows tenfold: O1's share of all use
+    rises twofold and S1's falls, significantly, but without that portal nothing changed."""
+    store = standard_store(tmp_path)
+    store.implementer(4, "ES", "pes")
+    counts = {(1, O1): (60, 600), (1, S1): (20, 200)}
+    for implementer in (2, 3, 4):
+        counts[(implementer, O1)] = (5, 5)
+        counts[(implementer, S1)] = (50, 50)
+    store.events(*[{"implementer_id": implementer, "day": day, "concept_uri": uri,
+                    "esco_version": "1.10.0"}
+                   for (implementer, uri), pair in counts.items()
+                   for day, n in zip((PREVIOUS, CURRENT), pair, strict=True) for _ in range(n)])
+    store.aggregate()
+    # both are discoveries: Benjamini-Hochberg over the two accepts p-values up to 0.025
+    assert fold_test(75, 615, 245, 965) < 0.025 and fold_test(170, 350, 245, 965) < 0.025
+    assert query(store.settings, "concept_trends", Q3).rows == []
+    store.engine.dispose()
