@@ -11,21 +11,22 @@
 --
 -- The test: given an item's events in both periods together (n), its events in the current
 -- period follow a binomial law whose rate says how its share changed. The null hypothesis is
--- "the share changed less than 1.5-fold" (a test against a fold-change threshold, not against
--- no change: filtering significant changes by their size afterwards would let noise through
--- whenever many small real changes are significant). p_value is the two-sided exact test
--- (fold_change_p_value): the events now are too many for a 1.5-fold rise or too few for a
--- 1.5-fold fall. Items with fewer than 10 events in both periods together are not tested (no
--- such item could reach significance); `tested` says how many were. p_adjusted:
--- Benjamini-Hochberg over every item tested, all kinds together.
+-- "the share changed less than 1.25-fold" (thresholds.tested_fold), a test against a
+-- fold-change threshold rather than against no change: when many items change a little for
+-- real (a portal with its own preferences grows), testing against no change makes them all
+-- discoveries, and Benjamini-Hochberg then lets noise through with them. p_value is the
+-- two-sided exact test (fold_change_p_value): the events now are too many for a 1.25-fold
+-- rise or too few for a 1.25-fold fall. Items with fewer than 10 events in both periods
+-- together are not tested (none could reach significance); `tested` says how many were.
+-- p_adjusted: Benjamini-Hochberg over every item tested, all kinds together.
 --
--- A row is returned when the item is rising or falling: p_adjusted <= 0.05 (so its share changed
--- more than 1.5-fold; an item unseen in the previous period is 'emerging'); at least
--- reader_info.min_implementers implementers carried it in the period where its use is larger;
--- and the change holds without any one implementer, so without the one that contributes most
--- to it (its events and its volume taken out, the share still moves the same way and its
--- p_value stays within the Benjamini-Hochberg threshold, 0.05 * discoveries / tested): one
--- portal's surge, or its growth alone, is not a trend.
+-- A row is returned when the item is rising or falling: p_adjusted <= 0.05; its share changed
+-- at least 1.5-fold (share_ratio >= 1.5 or <= 1/1.5; an item unseen in the previous period is
+-- 'emerging'); at least reader_info.min_implementers implementers carried it in the period
+-- where its use is larger; and the change holds without any one implementer, so without the
+-- one that contributes most to it (its events and its volume taken out, the share still moves
+-- the same way and its p_value stays within the Benjamini-Hochberg threshold, 0.05 *
+-- discoveries / tested): one portal's surge, or its growth alone, is not a trend.
 --
 -- Columns: kind, trend ('rising', 'emerging' or 'falling'), concept_uri (null for proposals),
 -- concept_type, language (null for concepts), label (concepts: preferred label in
@@ -37,6 +38,13 @@
 -- $label_language; filters (NULL = all): $concept_type, $language, $country, $sector, $context.
 
 with
+thresholds as (
+    select
+        1.25 as tested_fold,  -- the null hypothesis: the share changed less than this
+        1.5 as min_fold,  -- a trend changed at least this much
+        10 as min_tested_events  -- fewer events in both periods could never be significant
+),
+
 concept_rows as (
     select day, concept_key, implementer_id, events, usage
     from filtered_rows('usage_daily', $prev_start, $end,
@@ -122,15 +130,18 @@ tested as (
         v.current_volume,
         fold_change_p_value(
             i.current_events::bigint, (i.previous_events + i.current_events)::bigint,
-            -- the current period's part of the events if the share rose 1.5-fold, or fell so
-            1.5 * v.current_volume / (v.previous_volume + 1.5 * v.current_volume),
-            v.current_volume / (1.5 * v.previous_volume + v.current_volume)
+            -- the current period's part of the events if the share rose by the tested fold, or
+            -- fell so
+            t.tested_fold * v.current_volume
+                / (v.previous_volume + t.tested_fold * v.current_volume),
+            v.current_volume / (t.tested_fold * v.previous_volume + v.current_volume)
         ) as p_value,
         -- rising: its share of the current period's volume is larger than of the previous
         i.current_events * v.previous_volume > i.previous_events * v.current_volume as rises
     from items as i
     join volume as v using (kind)
-    where i.previous_events + i.current_events >= 10
+    cross join thresholds as t
+    where i.previous_events + i.current_events >= t.min_tested_events
 ),
 
 ranked as (
@@ -160,12 +171,19 @@ cutoff as (
     from adjusted
 ),
 
--- the discoveries carried by enough implementers
+-- the discoveries that changed at least min_fold, carried by enough implementers
 candidates as (
-    select *
-    from adjusted
-    where p_adjusted <= 0.05
-      and case when rises then current_implementers else previous_implementers end
+    select a.*
+    from adjusted as a
+    cross join thresholds as t
+    where a.p_adjusted <= 0.05
+      and case
+              when a.rises then a.current_events * a.previous_volume
+                                >= t.min_fold * a.previous_events * a.current_volume
+              else a.previous_events * a.current_volume
+                       >= t.min_fold * a.current_events * a.previous_volume
+          end
+      and case when a.rises then a.current_implementers else a.previous_implementers end
           >= (select min_implementers from reader_info)
 ),
 
@@ -195,10 +213,12 @@ without_one_tested as (
         and (current_rest * previous_volume_rest > previous_rest * current_volume_rest) = rises
         and fold_change_p_value(
                 current_rest::bigint, (previous_rest + current_rest)::bigint,
-                1.5 * current_volume_rest / (previous_volume_rest + 1.5 * current_volume_rest),
-                current_volume_rest / (1.5 * previous_volume_rest + current_volume_rest)
+                t.tested_fold * current_volume_rest
+                    / (previous_volume_rest + t.tested_fold * current_volume_rest),
+                current_volume_rest / (t.tested_fold * previous_volume_rest + current_volume_rest)
             ) <= (select p_cutoff from cutoff) as holds
     from without_one
+    cross join thresholds as t
 ),
 
 holding as (

@@ -1,5 +1,5 @@
 """concept_trends: the statistics checked against values computed here independently (exact
-binomial sums with math.comb, Benjamini-Hochberg by hand), on a small store with known trends,
+binomial sums, Benjamini-Hochberg by hand), on a small store with known trends,
 a one-portal surge, labels ESCO already has and the global filters."""
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ PREVIOUS, CURRENT = "2026-05-15", "2026-08-15"  # a day in Q2 and in Q3
 
 
 def pmf(n: int, q: float) -> list[float]:
-    return [math.comb(n, i) * q ** i * (1 - q) ** (n - i) for i in range(n + 1)]
+    """Binomial probabilities of 0..n (through log-gamma, so that large n do not overflow)."""
+    return [math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                     + i * math.log(q) + (n - i) * math.log1p(-q)) for i in range(n + 1)]
 
 
 def exact_two_sided(k: int, n: int, q_up: float, q_down: float) -> float:
@@ -28,9 +30,9 @@ def exact_two_sided(k: int, n: int, q_up: float, q_down: float) -> float:
 
 
 def fold_test(before: int, after: int, volume_before: int, volume_after: int) -> float:
-    """The p-value of "the share changed less than 1.5-fold", computed here."""
-    q_up = 1.5 * volume_after / (volume_before + 1.5 * volume_after)
-    q_down = volume_after / (1.5 * volume_before + volume_after)
+    """The p-value of "the share changed less than 1.25-fold", computed here."""
+    q_up = 1.25 * volume_after / (volume_before + 1.25 * volume_after)
+    q_down = volume_after / (1.25 * volume_before + volume_after)
     return exact_two_sided(after, before + after, q_up, q_down)
 
 
@@ -217,16 +219,16 @@ def test_quarterly_export_of_trends(store, tmp_path):
         "kind,trend,concept_uri,label_en,concept_type,language,label,previous_events,"
         "current_events,previous_usage,current_usage,share_ratio,p_value,p_adjusted,"
         "previous_implementers,current_implementers\n"
-        "concept,emerging,http://data.europa.eu/esco/skill/s4,use spreadsheets,skill,,"
-        "use spreadsheets,0,30,0,30,,5.54e-05,0.000166,0,3\n"
         # counts below 5 are hidden, and so is everything worked from them
         "proposal,rising,,,skill,en,prompt engineering,<5,40,<5,40,,,,<3,4\n"
-        "label,emerging,http://data.europa.eu/esco/occupation/o1,software developer,occupation,"
-        "de,Softwareentwicklerin,0,45,0,45,,0.000451,0.00102,0,3\n"
+        "concept,emerging,http://data.europa.eu/esco/skill/s4,use spreadsheets,skill,,"
+        "use spreadsheets,0,30,0,30,,9.92e-06,2.98e-05,0,3\n"
         "concept,rising,http://data.europa.eu/esco/occupation/o1,software developer,occupation,,"
-        "software developer,30,135,30,135,2.827,0.00121,0.00218,3,3\n"
+        "software developer,30,135,30,135,2.827,1.92e-05,4.32e-05,3,3\n"
+        "label,emerging,http://data.europa.eu/esco/occupation/o1,software developer,occupation,"
+        "de,Softwareentwicklerin,0,45,0,45,,0.0001,0.00018,0,3\n"
         "concept,falling,http://data.europa.eu/esco/skill/s2,manage budgets,skill,,"
-        "manage budgets,60,6,60,6,0.063,5.27e-13,4.74e-12,3,3\n"
+        "manage budgets,60,6,60,6,0.063,2.4e-15,2.16e-14,3,3\n"
     )
 
 
@@ -246,5 +248,25 @@ def test_one_portals_growth_with_its_own_taste_is_not_a_trend(tmp_path):
     store.aggregate()
     # both are discoveries: Benjamini-Hochberg over the two accepts p-values up to 0.025
     assert fold_test(75, 615, 245, 965) < 0.025 and fold_test(170, 350, 245, 965) < 0.025
+    assert query(store.settings, "concept_trends", Q3).rows == []
+    store.engine.dispose()
+
+
+def test_a_significant_change_under_one_and_a_half_fold_is_no_trend(tmp_path):
+    store = standard_store(tmp_path)
+    store.implementer(4, "ES", "pes")
+    counts = {}
+    for implementer in (1, 2, 3, 4):
+        counts[(implementer, S1)] = (1000, 1000)
+        counts[(implementer, S3)] = (200, 320)
+    store.events(*[{"implementer_id": implementer, "day": day, "concept_uri": uri,
+                    "esco_version": "1.10.0"}
+                   for (implementer, uri), pair in counts.items()
+                   for day, n in zip((PREVIOUS, CURRENT), pair, strict=True) for _ in range(n)])
+    store.aggregate()
+    # S3's share rose 1.45-fold (800 of 4,800 events, then 1,280 of 5,280): significant beyond
+    # 1.25-fold (Benjamini-Hochberg over the two items doubles the p-value at most)...
+    assert 2 * fold_test(800, 1280, 4800, 5280) < 0.05
+    # ...but less than the 1.5-fold a trend needs
     assert query(store.settings, "concept_trends", Q3).rows == []
     store.engine.dispose()
