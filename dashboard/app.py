@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from dash import Dash
-from flask import Flask
+from flask import Flask, render_template
 from flask_caching import Cache
 
-from dashboard import PREFIX, auth
+from dashboard import ATTRIBUTION, PREFIX, STATEMENT_PATH, auth
 from dashboard.callbacks import register_callbacks, render_body
 from dashboard.data import PAGE_ROW_BUDGET, Data, SharedPageCache, Warmer
 from dashboard.layout import shell
@@ -22,6 +22,24 @@ from kpi.settings import Settings
 from kpi.store.db import make_engine
 
 HERE = Path(__file__).parent
+# Dash's page, in English (lang: WCAG 3.1.1), without its Internet Explorer comment.
+INDEX = """<!DOCTYPE html>
+<html lang="en">
+    <head>
+        {%metas%}
+        <title>{%title%}</title>
+        {%favicon%}
+        {%css%}
+    </head>
+    <body>
+        {%app_entry%}
+        <footer>
+            {%config%}
+            {%scripts%}
+            {%renderer%}
+        </footer>
+    </body>
+</html>"""
 
 
 def create_dashboard(settings: Settings, warm_up: bool = False) -> Flask:
@@ -47,11 +65,18 @@ def create_dashboard(settings: Settings, warm_up: bool = False) -> Flask:
         server.extensions["esco_dashboard_warmer"] = warmer
 
     add_login_routes(server, engine)
+
+    @server.get(STATEMENT_PATH)
+    def accessibility() -> str:
+        """The accessibility statement (public, like the login form that links to it)."""
+        return render_template("accessibility.html", attribution=ATTRIBUTION)
+
     app = Dash(
         __name__, server=server, url_base_pathname=PREFIX, title="ESCO KPI dashboard",
         assets_folder=str(HERE / "assets"),
         suppress_callback_exceptions=True, update_title=None, serve_locally=True,
     )
+    app.index_string = INDEX
     app.layout = shell(engine)
     register_callbacks(app, data)
     # Dash registers its script bundles on the first request, after setting its "done" flag:

@@ -17,9 +17,13 @@ import dash_ag_grid as dag
 import plotly.graph_objects as go
 from dash import dcc, html
 
-# Okabe–Ito: distinguishable with the common colour-vision deficiencies.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-           "#000000")
+# Okabe–Ito: distinguishable with the common colour-vision deficiencies. The first
+# GRAPHIC_COLOURS reach 3:1 against the charts' white background (WCAG 1.4.11), so bars and
+# lines are drawn in those; orange, sky blue and yellow (about 2.3:1, 2.3:1 and 1.3:1) come
+# last, for fills that carry a dark outline or pattern as well.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#000000", "#E69F00", "#56B4E9",
+           "#F0E442")
+GRAPHIC_COLOURS = 5
 GRID_ROW_LIMIT = 1000
 SHORT_TABLE = 10
 NO_DATA = "No data for this period"
@@ -130,8 +134,8 @@ def grid(table_name: str, table: Table, clickable_concepts: bool = False) -> Any
     if len(table.rows) > GRID_ROW_LIMIT:
         note = [html.P(f"Showing the first {GRID_ROW_LIMIT:,} of {len(table.rows):,} rows; "
                        "the CSV has them all.", className="note")]
-    hint = [html.P("Click a row to open the concept.", className="note")] \
-        if clickable_concepts else []
+    hint = [html.P("Click a row, or move to it with the arrow keys and press Space, to open "
+                   "the concept.", className="note")] if clickable_concepts else []
     return html.Div([*note, *hint, dag.AgGrid(
         id={"type": "grid", "table": table_name},
         columnDefs=defs,
@@ -139,6 +143,9 @@ def grid(table_name: str, table: Table, clickable_concepts: bool = False) -> Any
         defaultColDef={"sortable": True, "filter": True, "resizable": True},
         dashGridOptions={
             "animateRows": False, "enableCellTextSelection": True, "ensureDomOrder": True,
+            # Tab leaves the grid (one stop for the header, one for the cells; arrow keys move
+            # inside): tabbing through every cell of 1,000 rows would hold the keyboard there
+            "tabToNextCell": {"function": "false"}, "tabToNextHeader": {"function": "false"},
             # short tables take the room they need, long ones scroll inside 420 px
             **({"domLayout": "autoHeight"} if len(rows) <= SHORT_TABLE else {}),
             **({"rowSelection": {"mode": "singleRow", "checkboxes": False,
@@ -159,13 +166,129 @@ def _layout(fig: go.Figure, height: int) -> go.Figure:
     return fig
 
 
-def graph(name: str, fig: go.Figure | None) -> Any:
-    if fig is None:
-        return empty_state()
+def graph(name: str, fig: go.Figure) -> dcc.Graph:
+    """The Plotly graph itself; pages show it through `chart`, which makes it accessible."""
     # an explicit height: a responsive graph otherwise takes its (unsized) container's height
     return dcc.Graph(id={"type": "chart", "name": name}, figure=fig, responsive=True,
                      style={"height": f"{fig.layout.height or 320}px"},
                      config={"displaylogo": False, "displayModeBar": False})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, date):
+        return f"{value:%d %b %Y}"
+    if _is_number(value):
+        return fmt_number(value)
+    return "–" if value is None else str(display_value(value))
+
+
+def describe(headers: Sequence[str], rows: Sequence[Sequence[Any]], noun: str = "bars") -> str:
+    """What a chart shows, in one or two sentences built from its data: a screen reader's
+    (and everyone's) summary of it.
+
+    The value is the first numeric column, what it belongs to the columns before it; a time
+    series (dates first) is summed up by its span, total and peak, categories by the highest
+    and lowest.
+    """
+    if not rows:
+        return NO_DATA + "."
+    at = next((i for i in range(1, len(headers))
+               if all(_is_number(r[i]) or r[i] is None for r in rows)), len(headers) - 1)
+    value_name = headers[at]
+
+    def label(row: Sequence[Any]) -> str:
+        return ", ".join(_cell_text(v) for v in row[:at])
+
+    values = [(r[at] or 0, r) for r in rows]
+    top = max(values, key=lambda v: v[0])
+    if isinstance(rows[0][0], date):
+        total = sum(v for v, _ in values)
+        return (f"{len(rows)} {headers[0]}s from {_cell_text(rows[0][0])} to "
+                f"{_cell_text(rows[-1][0])}; total {value_name} {fmt_number(total)}; "
+                f"highest on {label(top[1])} ({fmt_number(top[0])}).")
+    if len(rows) == 1:
+        return f"1 {noun.rstrip('s')}: {label(rows[0])}, {value_name} {fmt_number(top[0])}."
+    low = min(values, key=lambda v: v[0])
+    return (f"{len(rows)} {noun}. Highest {value_name}: {label(top[1])} "
+            f"({fmt_number(top[0])}); lowest: {label(low[1])} ({fmt_number(low[0])}).")
+
+
+def data_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]],
+               links: Sequence[str | None] | None = None, note: str | None = None
+               ) -> html.Details:
+    """A chart's data as an HTML table, folded under a "Data table" summary. `links`: per row,
+    where its first cell leads (what a click on its bar does), so the keyboard gets there too."""
+    body = []
+    for i, row in enumerate(rows):
+        cells = []
+        for j, value in enumerate(row):
+            text = _cell_text(value)
+            href = links[i] if links and j == 0 and i < len(links) else None
+            cells.append(html.Td(dcc.Link(text, href=href) if href else text,
+                                 className="number" if _is_number(value) else None))
+        body.append(html.Tr(cells))
+    caption = [title] + ([html.Span(f" ({note})", className="note")] if note else [])
+    return html.Details(className="chart-data", children=[
+        html.Summary(f"Data table: {title}"),
+        html.Table([html.Caption(caption),
+                    html.Thead(html.Tr([html.Th(h, scope="col") for h in headers])),
+                    html.Tbody(body)]),
+    ])
+
+
+def chart(name: str, fig: go.Figure | None, *, title: str, headers: Sequence[str],
+          rows: Sequence[Sequence[Any]], links: Sequence[str | None] | None = None,
+          link_note: str | None = None, summary: str | None = None, noun: str = "bars"
+          ) -> Any:
+    """Every chart of the dashboard: a figure with a visible title and a caption stating what
+    it shows (`describe`, unless `summary` is given), the Plotly graph as an image named by that
+    caption, and its data as an HTML table (`data_table`) under it. `rows` are the chart's
+    data, one per bar or point, in `headers`' order; `links` and `link_note` as in
+    `data_table`."""
+    if fig is None or not rows:
+        return empty_state()
+    caption_id = f"chart-{slug(name)}-caption"
+    return html.Figure(className="chart", id=f"chart-{slug(name)}", children=[
+        html.Figcaption(id=caption_id, children=[
+            html.Span(title, className="chart-title"), ". ",
+            html.Span(summary or describe(headers, rows, noun), className="chart-summary")]),
+        # the drawing is mouse-only (hover, click): to assistive technology it is one image,
+        # named by the caption; the table below carries the data and the links
+        html.Div(graph(name, fig), role="img", className="chart-image",
+                 **{"aria-labelledby": caption_id}),
+        data_table(title, headers, rows, links, link_note),
+    ])
+
+
+def bar_chart(name: str, title: str, labels: Sequence[str], values: Sequence[float], *,
+              label_name: str, value_name: str = "usage", uris: Sequence[str] | None = None,
+              links: Sequence[str | None] | None = None, link_note: str | None = None,
+              noun: str = "bars") -> Any:
+    """A horizontal bar chart (`hbar`) through `chart`: its table lists the bars top down."""
+    return chart(name, hbar(labels, values, uris=uris, value_name=value_name), title=title,
+                 headers=(label_name, value_name), rows=list(zip(labels, values, strict=True)),
+                 links=links, link_note=link_note, noun=noun)
+
+
+def trend_chart(name: str, title: str, grain: str, current: list[dict],
+                previous: list[dict] | None, value: str = "usage") -> Any:
+    """A trend (`trend_figure`) through `chart`: per bucket this period's value and, when
+    given, the previous period's (right-aligned, as drawn)."""
+    fig = trend_figure(grain, current, previous, value)
+    headers: tuple[str, ...] = (grain, value)
+    rows: list[tuple] = [(r["bucket"], r[value]) for r in current]
+    if previous:
+        n = min(len(previous), len(rows))
+        before: list[dict | None] = [None] * (len(rows) - n) + list(previous[-n:])
+        headers = (grain, f"{value} this period", f"previous period {grain}",
+                   f"{value} previous period")
+        rows = [(b, v, p["bucket"] if p else None, p[value] if p else None)
+                for (b, v), p in zip(rows, before, strict=True)]
+    return chart(name, fig, title=title, headers=headers, rows=rows)
 
 
 def hbar(labels: Sequence[str], values: Sequence[float], *, uris: Sequence[str] | None = None,

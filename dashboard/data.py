@@ -19,6 +19,7 @@ after an aggregation does not wait for the indicators.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import threading
 import time
@@ -52,6 +53,20 @@ PAGE_FILES = 300
 # Rendered page bodies kept per worker process, counted in grid rows (+1 per page): a shown
 # row is some hundreds of bytes, a grid at most 1,000 rows.
 PAGE_ROW_BUDGET = 40_000
+
+
+def _code_version() -> str:
+    """A digest of the dashboard's own code: part of every rendered page's and download's key,
+    so that pages kept on disk by an earlier version (other markup, other tables) are not
+    served after an upgrade."""
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for path in sorted([*here.glob("*.py"), *here.glob("pages/*.py")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+CODE_VERSION = _code_version()
 # What reads the data-quality counters (the quality_daily table): see Data.fingerprint.
 QUALITY_INDICATORS = frozenset({"data_quality"})
 QUALITY_PAGE = "quality"
@@ -249,8 +264,8 @@ class Data:
     def page(self, path: str, state: FilterState, render: Callable[[], Any]) -> Any:
         """A page body, rendered by `render` unless the same view was rendered before."""
         period = state.period()
-        return self._cached(self.pages, ("page", path, *_view(state, period)), period, render,
-                            quality=path == QUALITY_PAGE)
+        return self._cached(self.pages, ("page", CODE_VERSION, path, *_view(state, period)),
+                            period, render, quality=path == QUALITY_PAGE)
 
     def download(self, path: str, table: str, state: FilterState,
                  build: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
@@ -259,8 +274,8 @@ class Data:
         click need not compute the page's indicators again."""
         period = state.period()
         return self._cached(getattr(self.pages, "disk", None),
-                            ("csv", path, table, *_view(state, period)), period, build,
-                            quality=path == QUALITY_PAGE)
+                            ("csv", CODE_VERSION, path, table, *_view(state, period)), period,
+                            build, quality=path == QUALITY_PAGE)
 
     def indicator(self, name: str, period: Period, state: FilterState, **extra: Any) -> Result:
         """kpi.warehouse.indicators.query with the state's filters that the indicator can apply."""

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dash import dcc, html
 from sqlalchemy import Engine
 
-from dashboard import ATTRIBUTION
+from dashboard import ATTRIBUTION, STATEMENT_PATH
 from dashboard.state import FILTER_NAMES, PRESETS
 from kpi.store.registry import list_implementers
 from kpi.vocabulary import CONCEPT_TYPES, CONTEXTS, LANGUAGES, SECTORS
@@ -35,14 +35,16 @@ def filter_bar(countries: list[str]) -> html.Div:
     def dropdown(name: str, label: str, options: list[dict], clearable: bool = True,
                  placeholder: str = "all") -> html.Div:
         return html.Div(className="filter", children=[
-            html.Label(label, htmlFor=f"f-{name}"),
+            # the id lets the dropdown's button carry the label in its name (assets/a11y.js)
+            html.Label(label, htmlFor=f"f-{name}", id=f"f-{name}-label"),
             dcc.Dropdown(id=f"f-{name}", options=options, clearable=clearable,
                          placeholder=placeholder, searchable=True),
         ])
 
-    return html.Div(id="filters", className="filters", children=[
+    return html.Div(id="filters", className="filters", role="search",
+                    **{"aria-label": "Period and filters"}, children=[
         html.Div(className="filter period", children=[
-            html.Span("Period", className="filter-label"),
+            html.Span("Period", className="filter-label", id="f-period-label"),
             dcc.RadioItems(id="f-period", options=_options(tuple(PRESETS), PRESETS.get),
                            value="last30", inline=True, className="presets"),
         ]),
@@ -69,20 +71,29 @@ def shell(engine: Engine) -> Callable[[], html.Div]:
 
     def layout() -> html.Div:
         return html.Div(className="page", children=[
+            # the first thing Tab reaches: past the menu and the filters to the content
+            html.A("Skip to main content", href="#content", className="skip-link",
+                   id="skip-link"),
             dcc.Location(id="url", refresh=False),
             dcc.Location(id="nav", refresh="callback-nav"),
             dcc.Download(id="download"),
             html.Header(className="top", children=[
                 html.Div("ESCO KPI dashboard", className="brand"),
-                html.Nav(id="menu", className="menu"),
+                html.Nav(id="menu", className="menu", **{"aria-label": "Pages"}),
                 html.Form(action="/logout", method="POST", className="logout", children=[
                     html.Button("Log out", type="submit", id="logout-button")]),
             ]),
             filter_bar(_countries(engine)),
-            html.Div(id="period-info", className="period-info"),
-            dcc.Loading(html.Main(id="content", className="content"), type="default",
-                        delay_show=150),
-            html.Footer(ATTRIBUTION, className="footer", id="attribution"),
+            # a status: a screen reader announces the new period when it changes
+            html.Div(id="period-info", className="period-info", role="status"),
+            # tabIndex -1: the skip link moves the keyboard focus here, not only the view
+            dcc.Loading(html.Main(id="content", className="content", tabIndex="-1"),
+                        type="default", delay_show=150),
+            html.Footer(className="footer", children=[
+                html.Span(ATTRIBUTION, id="attribution"), " · ",
+                html.A("Accessibility statement", href=STATEMENT_PATH,
+                       id="accessibility-link"),
+            ]),
         ])
 
     return layout

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlencode
 
+from dashboard import PREFIX
 from kpi.vocabulary import CONCEPT_TYPES, CONCEPT_URI, CONTEXTS, COUNTRY_CODE, LANGUAGES, SECTORS
 from kpi.warehouse.indicators import Period
 
@@ -126,6 +127,20 @@ def to_query(state: FilterState) -> str:
     if state.concept:
         pairs.append(("concept", state.concept))
     return "?" + urlencode(pairs) if pairs else ""
+
+
+def target_href(state: FilterState, path: str, target: object) -> str | None:
+    """Where a chart's bar leads from page `path` (under /dashboard/), as a link: a concept
+    URI opens its concept page, "country=DE" (or another filter) sets that filter on the same
+    page; the period and the other filters stay. None for anything else."""
+    if not isinstance(target, str):
+        return None
+    if CONCEPT_URI.fullmatch(target):
+        return f"{PREFIX}concept{to_query(state.with_(concept=target))}"
+    name, _, value = target.partition("=")
+    if name not in FILTER_NAMES or clean_filter(name, value) is None:
+        return None
+    return f"{PREFIX}{path}{to_query(state.with_(**{name: clean_filter(name, value)}))}"
 
 
 def csv_filename(table: str, state: FilterState, now: date | None = None) -> str:

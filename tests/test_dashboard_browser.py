@@ -8,6 +8,7 @@ in CI (where .ci/run installs it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -38,8 +39,10 @@ CHROME_ARGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev
 WAIT = 30
 
 
-@pytest.fixture
-def browser(tmp_path) -> Iterator:
+@contextlib.contextmanager
+def chromium(downloads: Path) -> Iterator:
+    """A headless Chromium (selenium driver) saving downloads to `downloads`; skips (fails in
+    CI) without Chromium."""
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
     if missing:
         message = (f"Chromium is not installed ({', '.join(missing)} missing): "
@@ -58,8 +61,7 @@ def browser(tmp_path) -> Iterator:
     options.add_argument(f"--user-data-dir={profile}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
+    downloads.mkdir(parents=True, exist_ok=True)
     driver.execute_cdp_cmd("Browser.setDownloadBehavior",
                            {"behavior": "allow", "downloadPath": str(downloads)})
     driver.downloads = downloads
@@ -68,6 +70,12 @@ def browser(tmp_path) -> Iterator:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser(tmp_path) -> Iterator:
+    with chromium(tmp_path / "downloads") as driver:
+        yield driver
 
 
 def aggregate(settings) -> None:
@@ -139,7 +147,9 @@ def pick(driver, control: str, option: str) -> None:
     from selenium.webdriver.common.by import By
 
     click(driver, lambda d: by_id(d, f"f-{control}"), control)
-    click(driver, lambda d: next(e for e in d.find_elements(By.CSS_SELECTOR, "[role=option]")
+    # (the options are radio buttons: dashboard/assets/a11y.js drops Dash's option roles)
+    click(driver, lambda d: next(e for e in d.find_elements(By.CSS_SELECTOR,
+                                                            ".dash-dropdown-content label")
                                  if e.text == option), option)
 
 

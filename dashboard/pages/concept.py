@@ -6,9 +6,9 @@ from typing import Any
 
 from dash import html
 
-from dashboard.components import Table, empty_state, graph, grid, hbar, section, trend_figure
+from dashboard.components import Table, bar_chart, empty_state, grid, section, trend_chart
 from dashboard.data import Data
-from dashboard.state import FilterState
+from dashboard.state import FilterState, target_href
 
 TITLE = "Concept"
 PATH = "concept"
@@ -86,14 +86,21 @@ def render(data: Data, state: FilterState) -> list[Any]:
             html.P([html.Code(state.concept), " · ", status], className="note"),
         ]),
         section("Usage over time", "concept_usage_trend",
-                graph("concept_trend", trend_figure(grain, trend, None))),
+                trend_chart("concept_trend", f"Uses of {name} per {grain}", grain, trend, None)),
         html.Div(className="two-columns", children=[
-            section("By country", "concept_by_country", graph("concept_country", hbar(
+            section("By country", "concept_by_country", bar_chart(
+                "concept_country", f"Uses of {name} by country",
                 [r["country"] or "unknown" for r in country], [r["usage"] for r in country],
-                uris=[f"country={r['country']}" for r in country]))),
-            section("By language", "concept_by_language", graph("concept_language", hbar(
+                label_name="country", uris=[f"country={r['country']}" for r in country],
+                noun="countries", link_note="the links filter by that country",
+                links=[target_href(state, PATH, f"country={r['country']}") for r in country])),
+            section("By language", "concept_by_language", bar_chart(
+                "concept_language", f"Uses of {name} by language",
                 [r["language"] for r in language], [r["usage"] for r in language],
-                uris=[f"language={r['language']}" for r in language]))),
+                label_name="language", uris=[f"language={r['language']}" for r in language],
+                noun="languages", link_note="the links filter by that language",
+                links=[target_href(state, PATH, f"language={r['language']}")
+                       for r in language])),
         ]),
         section("Candidate labels from implementers", "concept_candidate_labels",
                 grid("concept_candidate_labels", t["concept_candidate_labels"])),

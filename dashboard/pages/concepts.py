@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboard.components import Table, graph, grid, hbar, section
+from dashboard.components import Table, bar_chart, grid, section
 from dashboard.data import Data
-from dashboard.state import FilterState
+from dashboard.state import FilterState, target_href
 
 TITLE = "Concepts"
 PATH = "concepts"
@@ -34,11 +34,15 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
 def render(data: Data, state: FilterState) -> list[Any]:
     t = tables(data, state)
     most = t["most_used_concepts"].rows[:TOP]
-    fig = hbar([r["label"] or r["concept_uri"] for r in most], [r["usage"] for r in most],
-               uris=[r["concept_uri"] for r in most])
+    uris = [r["concept_uri"] for r in most]
+    chart = bar_chart("most_used", f"Top {TOP} concepts by usage",
+                      [r["label"] or r["concept_uri"] for r in most], [r["usage"] for r in most],
+                      label_name="concept", uris=uris, noun="concepts",
+                      links=[target_href(state, PATH, u) for u in uris],
+                      link_note="the links open the concept")
     return [
-        section(f"Top {TOP} concepts", "most_used_concepts", graph("most_used", fig),
-                note="Click a bar to open the concept."),
+        section(f"Top {TOP} concepts", "most_used_concepts", chart,
+                note="Click a bar, or a concept in the data table, to open the concept."),
         section("Most used concepts", "most_used_concepts",
                 grid("most_used_concepts", t["most_used_concepts"], clickable_concepts=True)),
         section("Least used concepts", "least_used_concepts",

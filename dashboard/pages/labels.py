@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboard.components import Table, graph, grid, hbar, section
+from dashboard.components import Table, bar_chart, grid, section
 from dashboard.data import Data
-from dashboard.state import FilterState
+from dashboard.state import FilterState, target_href
 
 TITLE = "Labels"
 PATH = "labels"
@@ -23,12 +23,16 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
 def render(data: Data, state: FilterState) -> list[Any]:
     t = tables(data, state)["candidate_alt_labels"]
     top = t.rows[:15]
-    fig = hbar([f"{r['label']} → {r['label_concept'] or r['concept_uri']} ({r['language']})"
-                for r in top], [r["implementers"] for r in top],
-               uris=[r["concept_uri"] for r in top], value_name="implementers")
+    uris = [r["concept_uri"] for r in top]
+    chart = bar_chart(
+        "candidate_labels", "Candidate labels by number of implementers",
+        [f"{r['label']} → {r['label_concept'] or r['concept_uri']} ({r['language']})"
+         for r in top], [r["implementers"] for r in top],
+        label_name="label → concept (language)", value_name="implementers", uris=uris,
+        noun="labels", links=[target_href(state, PATH, u) for u in uris],
+        link_note="the links open the concept")
     return [
-        section("Labels most implementers added", "candidate_alt_labels",
-                graph("candidate_labels", fig)),
+        section("Labels most implementers added", "candidate_alt_labels", chart),
         section("Candidate alternative labels", "candidate_alt_labels",
                 grid("candidate_alt_labels", t, clickable_concepts=True),
                 note="Labels implementers gave a concept that the catalogue does not hold "

@@ -6,9 +6,9 @@ from typing import Any
 
 from dash import html
 
-from dashboard.components import Table, graph, hbar, kpi_card, section, trend_figure
+from dashboard.components import Table, bar_chart, kpi_card, section, trend_chart
 from dashboard.data import Data
-from dashboard.state import FilterState
+from dashboard.state import FilterState, target_href
 
 TITLE = "Overview"
 PATH = ""
@@ -89,19 +89,24 @@ def render(data: Data, state: FilterState) -> list[Any]:
              for (key, title), row in zip(CARDS, t["kpi_summary"].rows, strict=True)]
     trend = t["usage_trend"].rows
     grain = trend[0]["grain"] if trend else "day"
-    fig = trend_figure(
-        grain, trend,
-        [{"bucket": r["previous_bucket"], "usage": r["previous_usage"]} for r in trend
-         if r["previous_bucket"] is not None])
+    trend_chart_ = trend_chart(
+        "usage_trend", f"Concept uses per {grain}, this period and the previous one", grain,
+        trend, [{"bucket": r["previous_bucket"], "usage": r["previous_usage"]} for r in trend
+                if r["previous_bucket"] is not None])
     langs = t["language_usage"].rows
+    uris = [f"language={r['language']}" for r in langs]
     return [
         section("Key figures", "kpi_summary", html.Div(cards, className="kpi-cards"),
                 note="Change against the previous period of equal length."),
-        section("Usage trend", "usage_trend", graph("usage_trend", fig),
-                note=f"Concept uses per {grain}; the dashed line is the previous period."),
+        section("Usage trend", "usage_trend", trend_chart_,
+                note=f"Concept uses per {grain}; the dashed line with diamonds is the previous "
+                     "period."),
         section("Usage by language", "language_usage",
-                graph("language_usage", hbar([r["language"] for r in langs],
-                                             [r["usage"] for r in langs],
-                                             uris=[f"language={r['language']}" for r in langs])),
-                note="Click a bar to filter by that language."),
+                bar_chart("language_usage", "Concept uses by language",
+                          [r["language"] for r in langs], [r["usage"] for r in langs],
+                          label_name="language", uris=uris, noun="languages",
+                          links=[target_href(state, PATH, u) for u in uris],
+                          link_note="the links filter by that language"),
+                note="Click a bar, or a language in the data table, to filter by that "
+                     "language."),
     ]

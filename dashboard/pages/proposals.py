@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboard.components import Table, graph, grid, hbar, section
+from dashboard.components import Table, bar_chart, grid, section
 from dashboard.data import Data
 from dashboard.state import FilterState
 
@@ -23,9 +23,11 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
 def render(data: Data, state: FilterState) -> list[Any]:
     t = tables(data, state)["new_concept_proposals"]
     top = t.rows[:15]
-    fig = hbar([f"{r['label']} ({r['concept_type']}, {r['language']})" for r in top],
-               [r["implementers"] for r in top], value_name="implementers")
+    chart = bar_chart("proposals", "Proposed concepts by number of implementers",
+                      [f"{r['label']} ({r['concept_type']}, {r['language']})" for r in top],
+                      [r["implementers"] for r in top], label_name="proposal (type, language)",
+                      value_name="implementers", noun="proposals")
     return [
-        section("Most proposed concepts", "new_concept_proposals", graph("proposals", fig)),
+        section("Most proposed concepts", "new_concept_proposals", chart),
         section("Concept proposals", "new_concept_proposals", grid("new_concept_proposals", t)),
     ]

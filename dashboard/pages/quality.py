@@ -7,7 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from dashboard.components import PALETTE, Table, _layout, graph, grid, plotly_text, section
+from dashboard.components import PALETTE, Table, _layout, chart, grid, plotly_text, section
 from dashboard.data import Data
 from dashboard.state import FilterState
 
@@ -37,12 +37,18 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
     }
 
 
-def _figure(summary: list[dict]) -> go.Figure | None:
-    if not summary:
-        return None
+def _reasons(summary: list[dict]) -> list[tuple[str, str, int]]:
+    """Events per outcome and reason, most first: what the chart draws."""
     reasons: dict[tuple[str, str], int] = defaultdict(int)
     for s in summary:
         reasons[(s["outcome"], s["reason"])] += s["events"]
+    return sorted(((o, r, n) for (o, r), n in reasons.items()), key=lambda x: (-x[2], x[:2]))
+
+
+def _figure(summary: list[dict]) -> go.Figure | None:
+    if not summary:
+        return None
+    reasons = {(o, r): n for o, r, n in _reasons(summary)}
     fig = go.Figure()
     # outcome is told by the bar's pattern and the legend's words, not by colour alone
     for i, outcome in enumerate(("rejected", "quarantined")):
@@ -51,7 +57,7 @@ def _figure(summary: list[dict]) -> go.Figure | None:
         if items:
             fig.add_trace(go.Bar(
                 y=[plotly_text(f"{outcome}: {r}"[:70]) for r, _ in items], x=[n for _, n in items],
-                orientation="h", name=outcome, marker_color=PALETTE[i * 5],
+                orientation="h", name=outcome, marker_color=PALETTE[i],
                 marker_pattern_shape="" if i == 0 else "/", text=[f"{n:,}" for _, n in items],
                 textposition="outside", textangle=0, cliponaxis=False))
     fig.update_yaxes(automargin=True, type="category")
@@ -61,9 +67,12 @@ def _figure(summary: list[dict]) -> go.Figure | None:
 
 def render(data: Data, state: FilterState) -> list[Any]:
     t = tables(data, state)
+    summary = t["data_quality_summary"].rows
     return [
         section("Problems by reason", "data_quality_summary",
-                graph("quality_reasons", _figure(t["data_quality_summary"].rows)),
+                chart("quality_reasons", _figure(summary), title="Rejected and quarantined "
+                      "events by reason", headers=("outcome", "reason", "events"),
+                      rows=_reasons(summary), noun="reasons"),
                 note="By day of receipt. Rejected events were never stored; quarantined ones "
                      "wait for a catalogue that knows their concept or version."),
         section("By implementer and reason", "data_quality_summary",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from dashboard.components import Table, graph, grid, hbar, section
+from dashboard.components import Table, bar_chart, grid, section
 from dashboard.data import Data
-from dashboard.state import FilterState
+from dashboard.state import FilterState, target_href
 
 TITLE = "Translations"
 PATH = "translations"
@@ -32,11 +32,14 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
 def render(data: Data, state: FilterState) -> list[Any]:
     t = tables(data, state)
     by_lang = t["translation_feedback_by_language"].rows
-    fig = hbar([r["language"] for r in by_lang], [r["events"] for r in by_lang],
-               uris=[f"language={r['language']}" for r in by_lang], value_name="events")
+    uris = [f"language={r['language']}" for r in by_lang]
+    chart = bar_chart("feedback_by_language", "Translation feedback events by language",
+                      [r["language"] for r in by_lang], [r["events"] for r in by_lang],
+                      label_name="language", value_name="events", uris=uris, noun="languages",
+                      links=[target_href(state, PATH, u) for u in uris],
+                      link_note="the links filter by that language")
     return [
-        section("Feedback by language", "translation_feedback_by_language",
-                graph("feedback_by_language", fig)),
+        section("Feedback by language", "translation_feedback_by_language", chart),
         section("Translation feedback", "translation_feedback",
                 grid("translation_feedback", t["translation_feedback"],
                      clickable_concepts=True)),

@@ -6,9 +6,9 @@ from typing import Any
 
 from dash import html
 
-from dashboard.components import Table, graph, grid, hbar, section
+from dashboard.components import Table, bar_chart, grid, section
 from dashboard.data import Data
-from dashboard.state import FilterState
+from dashboard.state import FilterState, target_href
 
 TITLE = "Uptake"
 PATH = "uptake"
@@ -36,22 +36,24 @@ def render(data: Data, state: FilterState) -> list[Any]:
     by = {d: sorted((r for r in rows if r["dimension"] == d),
                     key=lambda r: (-r["active_implementers"], str(r["value"])))
           for d in ("country", "sector")}
+    def by_chart(dimension: str) -> Any:
+        found = by[dimension]
+        uris = [f"{dimension}={r['value']}" for r in found]
+        return bar_chart(
+            f"uptake_{dimension}", f"Active implementers by {dimension}",
+            [(r["value"] or "unknown").replace("_", " ") for r in found],
+            [r["active_implementers"] for r in found], label_name=dimension,
+            value_name="active implementers", uris=uris,
+            noun="countries" if dimension == "country" else "sectors",
+            links=[target_href(state, PATH, u) for u in uris],
+            link_note=f"the links filter by that {dimension}")
+
     return [
         html.Div(className="two-columns", children=[
-            section("Active implementers by country", "implementer_uptake",
-                    graph("uptake_country", hbar(
-                        [r["value"] or "unknown" for r in by["country"]],
-                        [r["active_implementers"] for r in by["country"]],
-                        uris=[f"country={r['value']}" for r in by["country"]],
-                        value_name="active implementers")),
-                    note="Click a bar to filter by that country."),
-            section("Active implementers by sector", "implementer_uptake",
-                    graph("uptake_sector", hbar(
-                        [(r["value"] or "unknown").replace("_", " ") for r in by["sector"]],
-                        [r["active_implementers"] for r in by["sector"]],
-                        uris=[f"sector={r['value']}" for r in by["sector"]],
-                        value_name="active implementers")),
-                    note="Click a bar to filter by that sector."),
+            section("Active implementers by country", "implementer_uptake", by_chart("country"),
+                    note="Click a bar, or a country in the data table, to filter by it."),
+            section("Active implementers by sector", "implementer_uptake", by_chart("sector"),
+                    note="Click a bar, or a sector in the data table, to filter by it."),
         ]),
         section("ESCO versions in use", "esco_versions", grid("esco_versions",
                                                               t["esco_versions"])),
