@@ -59,7 +59,7 @@ CURRENT = Period.custom("2026-09-01", "2026-09-30")
 PREVIOUS = CURRENT.previous()
 FOLDS = (1.25, 1.5, 2.0, 3.0)
 VOLUMES = (20, 50, 100, 300, 1000)
-PLANTED_PER_CELL = 5  # risers, and as many faders, per size and volume
+PLANTED_PER_CELL = 20  # risers, and as many faders, per size and volume
 
 
 @dataclass
