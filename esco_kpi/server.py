@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import requests
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+from gunicorn.config import KNOWN_SETTINGS
 
 from esco_kpi.scheduler import start_scheduler_process
 from kpi.logs import logging_config
@@ -105,6 +107,11 @@ def _freeze_startup_objects(_worker) -> None:
     # every full collection while serving, and not at exit, where that walk took more than a
     # second and held up every stop and restart.
     gc.freeze()
+    # SciPy (the trend test) takes about half a second to import: load it beside serving,
+    # not in the first request that shows trends, and not in the master before the fork.
+    from kpi.warehouse import statistics  # in the worker: numpy and pyarrow start threads
+
+    threading.Thread(target=statistics.preload, name="preload", daemon=True).start()
 
 
 def _child_exit(_server, worker) -> None:
@@ -128,7 +135,7 @@ def gunicorn_options(settings: Settings, host: str | None = None, port: int | No
     metrics_dir.mkdir(parents=True, exist_ok=True)
     # prometheus_client reads this at import time: set it before any worker imports it.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    return {
+    options = {
         "bind": f"{host or settings['server.host']}:{port or settings['server.port']}",
         "workers": workers or settings["server.workers"],
         "threads": settings["server.threads"],
@@ -144,6 +151,13 @@ def gunicorn_options(settings: Settings, host: str | None = None, port: int | No
         "post_worker_init": _freeze_startup_objects,
         "preload_app": False,
     }
+    if any(setting.name == "control_socket_disable" for setting in KNOWN_SETTINGS):
+        # gunicorn 25.1+ opens a control socket at one path per user ($XDG_RUNTIME_DIR or
+        # ~/.gunicorn/gunicorn.ctl) unless told not to: two instances on a host (several
+        # collectors, or a restart overlapping the old one) would take it from each other, and
+        # the first to stop would delete the other's. `serve` is run by signals, not by it.
+        options["control_socket_disable"] = True
+    return options
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None,

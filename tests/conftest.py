@@ -7,22 +7,25 @@ runs skip locally, and fail in CI, where one must run.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import Engine, func, select
 
 from esco_kpi.server import spawn_serve, wait_until_up
 from kpi.catalogue.load import load_bundled
 from kpi.settings import Settings
-from kpi.store.db import init_store, make_engine
-from kpi.store.registry import add_implementer
+from kpi.store.db import events, init_store, make_engine
+from kpi.store.registry import Implementer, add_implementer
 from tests.dashboard_world import app, world  # noqa: F401 - the dashboard tests' fixtures
 from tests.support import (
     PG_ADMIN_URL,
@@ -139,6 +142,56 @@ def start_server(config: Path, log: Path, workers: int = 2) -> Server:
         stop_process(process, signal.SIGKILL)
         raise
     return Server(url, process, config, log)
+
+
+@dataclass
+class Portal:
+    """An implementer of its own on a shared store, and its API key."""
+
+    implementer: Implementer
+    key: str
+    engine: Engine
+
+    def stored(self) -> int:
+        """How many of this implementer's events the store holds."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(events).where(
+                events.c.implementer_id == self.implementer.id)).scalar_one()
+
+
+@dataclass
+class SharedServer:
+    """A server, its store's settings and an engine on that store, shared by the tests of a
+    module: each test sends as an implementer of its own (`portal()`), so that it never meets
+    another test's events."""
+
+    server: Server
+    settings: Settings
+    engine: Engine
+    _portals: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def portal(self, country: str = "DE", sector: str = "job_portal") -> Portal:
+        """A new implementer ("Portal Alpha N") and its key."""
+        implementer, key = add_implementer(self.engine, f"Portal Alpha {next(self._portals)}",
+                                           country, sector)
+        return Portal(implementer, key, self.engine)
+
+
+@contextlib.contextmanager
+def shared_server(request, backend: str, folder: Path, workers: int = 2, **overrides
+                  ) -> Iterator[SharedServer]:
+    """A fresh store of `backend` under `folder` and a server on it, stopped on exit: for a
+    module-scoped fixture (`server_factory` starts servers for one test). Starting a server
+    takes seconds; a module whose tests only send and read answers needs one per backend."""
+    with fresh_store(request, backend, folder) as settings:
+        config = write_config(settings, folder, **overrides)
+        server = start_server(config, folder / "server.log", workers)
+        engine = make_engine(settings)
+        try:
+            yield SharedServer(server, settings, engine)
+        finally:
+            engine.dispose()
+            server.stop()
 
 
 @pytest.fixture

@@ -1,9 +1,17 @@
 """The ingestion API over HTTP against a real `esco-kpi serve` process: the contract that
-README.md documents ("Sending events")."""
+README.md documents ("Sending events").
+
+Starting a server takes seconds, so one server per backend serves every test of the module
+that only needs a server with the default settings: each of those tests sends with an
+implementer of its own (`portal`) and counts only that implementer's events. The tests that
+need other settings, a whole store's figures or a stopped server start one of their own
+(`server_factory`, on the fresh store of `settings`).
+"""
 
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -13,7 +21,31 @@ from sqlalchemy import func, select
 
 from kpi.store.db import events
 from kpi.store.registry import add_implementer, revoke_implementer, rotate_key
+from tests.conftest import Portal, Server, SharedServer, shared_server
 from tests.helpers import OCCUPATION, SKILL, days_ago, event, post
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def backend(request) -> str:
+    """Module-scoped here, so that the shared server below is started once per backend."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def shared(request, backend, tmp_path_factory) -> Iterator[SharedServer]:
+    with shared_server(request, backend, tmp_path_factory.mktemp("contract")) as shared:
+        yield shared
+
+
+@pytest.fixture
+def server(shared) -> Server:
+    """The shared server (no test of this module stops it)."""
+    return shared.server
+
+
+@pytest.fixture
+def portal(shared) -> Portal:
+    return shared.portal()
 
 
 def stored_count(engine) -> int:
@@ -38,7 +70,8 @@ def test_openapi_is_valid_and_built_from_the_schemas(server):
         "202", "400", "401", "413", "415", "429", "503"}
 
 
-def test_accepted_then_resend_is_all_duplicates(server, engine, api_key):
+def test_accepted_then_resend_is_all_duplicates(server, portal):
+    api_key = portal.key
     batch = [event("a-1"), event("a-2", type="label_added", label="Datenbankpflege"),
              event("a-3", type="concept_proposed", concept_uri=None, concept_type="skill",
                    label="prompt engineering", comment="LLM prompting")]
@@ -49,10 +82,11 @@ def test_accepted_then_resend_is_all_duplicates(server, engine, api_key):
     again = post(server.url, api_key, batch)
     assert again.status_code == 202
     assert again.json()["duplicates"] == 3 and again.json()["accepted"] == 0
-    assert stored_count(engine) == 3
+    assert portal.stored() == 3
 
 
-def test_four_outcomes_and_reasons_in_one_request(server, engine, api_key):
+def test_four_outcomes_and_reasons_in_one_request(server, portal):
+    api_key = portal.key
     post(server.url, api_key, [event("dup-1")])
     batch = [
         event("ok-1", language="de-AT", concept_uri=OCCUPATION.replace("http:", "https:") + "/"),
@@ -71,20 +105,22 @@ def test_four_outcomes_and_reasons_in_one_request(server, engine, api_key):
     assert body["errors"][1]["reasons"]["language"][0].startswith("Must be one of: bg, cs")
     assert "concept_uri" in body["errors"][0]["reasons"]
     assert "esco_version" in body["errors"][2]["reasons"]
-    with engine.connect() as conn:
-        row = conn.execute(select(events).where(events.c.event_id == "ok-1")).mappings().one()
+    with portal.engine.connect() as conn:
+        row = conn.execute(select(events).where(
+            events.c.implementer_id == portal.implementer.id, events.c.event_id == "ok-1"
+        )).mappings().one()
     assert row["language"] == "de" and row["concept_uri"] == OCCUPATION
 
 
-def test_every_event_rejected_is_400_with_summary(server, engine, api_key):
-    response = post(server.url, api_key, [event("x", type="nope"), {"event_id": "y"}])
+def test_every_event_rejected_is_400_with_summary(server, portal):
+    response = post(server.url, portal.key, [event("x", type="nope"), {"event_id": "y"}])
     assert response.status_code == 400
     body = response.json()
     assert body["rejected"] == 2 and body["accepted"] == 0
     assert body["errors"][0]["reasons"] == {"type": ["Must be one of: concept_used, label_added, "
                                                      "concept_proposed, translation_feedback."]}
     assert set(body["errors"][1]["reasons"]) == {"type", "occurred_at", "language"}
-    assert stored_count(engine) == 0
+    assert portal.stored() == 0
 
 
 @pytest.mark.parametrize(("fields", "field", "start"), [
@@ -110,14 +146,15 @@ def test_every_event_rejected_is_400_with_summary(server, engine, api_key):
     ({"type": "label_added"}, "label", "Missing data for required field for type label_added"),
     ({"type": "label_added", "label": "bad\x07bell"}, "label", "Must not contain control"),
 ])
-def test_rejection_reasons(server, api_key, fields, field, start):
-    response = post(server.url, api_key, [event("r-1", **fields), event("fine")])
+def test_rejection_reasons(server, portal, fields, field, start):
+    response = post(server.url, portal.key, [event("r-1", **fields), event("fine")])
     assert response.status_code == 202
     reasons = response.json()["errors"][0]["reasons"]
     assert reasons[field][0].startswith(start), reasons
 
 
-def test_ndjson_and_gzip(server, engine, api_key):
+def test_ndjson_and_gzip(server, portal):
+    api_key = portal.key
     lines = b"\n".join(orjson.dumps(event(f"n-{i}")) for i in range(5)) + b"\n\n"
     response = post(server.url, api_key, body=lines, content_type="application/x-ndjson",
                     gzip_body=True)
@@ -127,14 +164,15 @@ def test_ndjson_and_gzip(server, engine, api_key):
     response = post(server.url, api_key, body=broken, content_type="application/x-ndjson")
     assert response.status_code == 202
     assert response.json()["errors"][0]["index"] == 1
-    assert stored_count(engine) == 6
+    assert portal.stored() == 6
 
 
-def test_dry_run_answers_alike_and_stores_nothing(server, engine, api_key):
+def test_dry_run_answers_alike_and_stores_nothing(server, portal):
+    api_key = portal.key
     post(server.url, api_key, [event("d-1")])
     batch = [event("d-1"), event("d-2"), event("d-3", language="zz")]
     dry = post(server.url, api_key, batch, params={"dry_run": "true"})
-    assert stored_count(engine) == 1
+    assert portal.stored() == 1
     real = post(server.url, api_key, batch)
     assert dry.status_code == real.status_code == 202
     assert dry.json() == real.json()
@@ -147,9 +185,10 @@ def test_401_for_missing_or_unknown_key(server, key):
     assert "error" in response.json()
 
 
-def test_revoked_key_fails_on_next_request_and_rotation_keeps_old_key(server, engine):
+def test_revoked_key_fails_on_next_request_and_rotation_keeps_old_key(server, shared):
     from datetime import timedelta
 
+    engine = shared.engine
     imp, key = add_implementer(engine, "Portal Rotate", "FR", "pes")
     new_key = rotate_key(engine, imp.id, timedelta(hours=1))
     assert post(server.url, key, [event("r1")]).status_code == 202
@@ -159,7 +198,8 @@ def test_revoked_key_fails_on_next_request_and_rotation_keeps_old_key(server, en
     assert post(server.url, key, [event("r4")]).status_code == 401
 
 
-def test_body_shape_errors_are_400(server, api_key):
+def test_body_shape_errors_are_400(server, portal):
+    api_key = portal.key
     cases = [b"{", b"[]", b'{"events": {}}', b'{"events": []}', b'{"events": [1], "x": 2}',
              b'\xff\xfe{"events": []}', b'{"events": [{"count": NaN}]}']
     for body in cases:
@@ -169,7 +209,9 @@ def test_body_shape_errors_are_400(server, api_key):
 
 
 def test_limits_are_413(server_factory, api_key):
-    server = server_factory(ingest__max_events_per_request=10, ingest__max_body_bytes=20_000)
+    # of its own, for its limits; one worker is enough (and starts sooner)
+    server = server_factory(workers=1, ingest__max_events_per_request=10,
+                            ingest__max_body_bytes=20_000)
     too_many = post(server.url, api_key, [event(f"m-{i}") for i in range(11)])
     assert too_many.status_code == 413
     big = post(server.url, api_key, body=b'{"events": [' + b" " * 30_000 + b"]}")
@@ -181,14 +223,16 @@ def test_limits_are_413(server_factory, api_key):
     assert requests.get(f"{server.url}/v1/health", timeout=5).status_code == 200
 
 
-def test_415_for_other_types_and_encodings(server, api_key):
+def test_415_for_other_types_and_encodings(server, portal):
+    api_key = portal.key
     assert post(server.url, api_key, [event("t")], content_type="text/plain").status_code == 415
     response = post(server.url, api_key, [event("t")], headers={"Content-Encoding": "br"})
     assert response.status_code == 415
 
 
 def test_429_with_retry_after_and_nothing_stored(server_factory, engine, api_key):
-    server = server_factory(ingest__rate_limit_events_per_minute=60,
+    # of its own, for its limits; test_security holds the limit across workers
+    server = server_factory(workers=1, ingest__rate_limit_events_per_minute=60,
                             ingest__max_events_per_request=50)
     assert post(server.url, api_key, [event(f"b-{i}") for i in range(50)]).status_code == 202
     # a dry run takes no tokens
@@ -199,19 +243,23 @@ def test_429_with_retry_after_and_nothing_stored(server_factory, engine, api_key
     assert stored_count(engine) == 50
 
 
-def test_me_reports_last_30_days(server, api_key):
+def test_me_reports_last_30_days(server, portal):
+    api_key = portal.key
     post(server.url, api_key, [event("m-1"), event("m-2", language="xx"),
                                event("m-3", user="x")])
     post(server.url, api_key, [event("m-1")])
     me = requests.get(f"{server.url}/v1/me", headers={"Authorization": f"Bearer {api_key}"},
                       timeout=5).json()
-    assert me == {"id": 1, "name": "Portal Alpha", "country": "DE", "sector": "job_portal",
+    assert me == {"id": portal.implementer.id, "name": portal.implementer.name,
+                  "country": "DE", "sector": "job_portal",
                   "accepted": 1, "duplicates": 1, "quarantined": 0, "rejected": 2,
                   "rejected_by_reason": {"language: not an allowed value": 1,
                                          "unknown field": 1}}
 
 
-def test_metrics_in_prometheus_format(server, api_key):
+def test_metrics_in_prometheus_format(server_factory, api_key):
+    # of its own: the backlog counts the whole store; two workers, whose metrics add up
+    server = server_factory()
     post(server.url, api_key, [event("p-1"), event("p-2", language="xx")])
     text = requests.get(f"{server.url}/metrics", timeout=5).text
     assert 'esco_kpi_events_total{outcome="accepted"}' in text
@@ -219,12 +267,13 @@ def test_metrics_in_prometheus_format(server, api_key):
     assert "esco_kpi_aggregation_backlog_events 1" in text
 
 
-def test_skill_uri_accepted_as_is(server, api_key):
-    response = post(server.url, api_key, [event("s-1", concept_uri=SKILL, count=1_000_000)])
+def test_skill_uri_accepted_as_is(server, portal):
+    response = post(server.url, portal.key, [event("s-1", concept_uri=SKILL, count=1_000_000)])
     assert response.json()["accepted"] == 1
 
 
-def test_logs_hold_no_addresses_keys_or_labels(server, api_key):
+def test_logs_hold_no_addresses_keys_or_labels(server_factory, api_key):
+    server = server_factory(workers=1)  # of its own: the test stops it
     post(server.url, api_key, [event("l-1", type="label_added", label="Zierfischpflege"),
                                event("l-2", type="label_added", label="mail x@example.org")],
          headers={"User-Agent": "PortalBot/1.0 (secret-agent)", "X-Forwarded-For": "203.0.113.9"})

@@ -6,6 +6,9 @@ case the server must still answer /v1/health, and the store must hold exactly th
 case should have added (none for every case that is refused). Labels that merely look
 dangerous (HTML, SQL, formulas, right-to-left text, combining characters) are data: accepted
 and stored byte-for-byte.
+
+One server per backend serves the whole module (starting one takes seconds): each test sends
+as an implementer of its own and counts what the store gains while it runs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import struct
 import sys
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +31,7 @@ import requests
 from sqlalchemy import func, select
 
 from kpi.store.db import events
+from tests.conftest import Portal, Server, SharedServer, shared_server
 from tests.helpers import SKILL, event
 
 MB = 1 << 20
@@ -418,9 +423,11 @@ def stored_count(engine) -> int:
         return conn.execute(select(func.count()).select_from(events)).scalar_one()
 
 
-def stored_row(engine, event_id: str) -> dict | None:
-    with engine.connect() as conn:
-        row = conn.execute(select(events).where(events.c.event_id == event_id)).mappings().first()
+def stored_row(portal: Portal, event_id: str) -> dict | None:
+    with portal.engine.connect() as conn:
+        row = conn.execute(select(events).where(
+            events.c.implementer_id == portal.implementer.id, events.c.event_id == event_id
+        )).mappings().first()
     return dict(row) if row else None
 
 
@@ -434,7 +441,8 @@ def send(url: str, key: str, case: Case, data: Any = None) -> requests.Response:
                          headers=headers, timeout=30)
 
 
-def problems_with(case: Case, response: requests.Response, engine, added: int) -> list[str]:
+def problems_with(case: Case, response: requests.Response, portal: Portal, added: int
+                  ) -> list[str]:
     """What is wrong with the answer to `case` (empty when all is as the contract says)."""
     found = []
     if response.status_code != case.status:
@@ -457,7 +465,7 @@ def problems_with(case: Case, response: requests.Response, engine, added: int) -
     if added != case.stores:
         found.append(f"stored {added} rows, expected {case.stores}")
     for event_id, columns in case.rows.items():
-        row = stored_row(engine, event_id)
+        row = stored_row(portal, event_id)
         if row is None:
             found.append(f"{event_id} not stored")
             continue
@@ -468,15 +476,15 @@ def problems_with(case: Case, response: requests.Response, engine, added: int) -
     return found
 
 
-def run_cases(server, engine, api_key, cases: list[Case]) -> None:
+def run_cases(server, engine, portal: Portal, cases: list[Case]) -> None:
     failures = []
     expected_total = stored_count(engine)
     for case in cases:
         before = stored_count(engine)
-        response = send(server.url, api_key, case)
+        response = send(server.url, portal.key, case)
         added = stored_count(engine) - before
         expected_total += case.stores
-        problems = problems_with(case, response, engine, added)
+        problems = problems_with(case, response, portal, added)
         health = requests.get(f"{server.url}/v1/health", timeout=5)
         if health.status_code != 200:
             problems.append(f"server down afterwards: /v1/health {health.status_code}")
@@ -487,57 +495,87 @@ def run_cases(server, engine, api_key, cases: list[Case]) -> None:
     assert server.process.poll() is None
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def backend(request) -> str:
+    """Module-scoped here, so that the shared server below is started once per backend."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def shared(request, backend, tmp_path_factory) -> Iterator[SharedServer]:
+    with shared_server(request, backend, tmp_path_factory.mktemp("bad-input")) as shared:
+        yield shared
+
+
+@pytest.fixture
+def server(shared) -> Server:
+    return shared.server
+
+
+@pytest.fixture
+def engine(shared):
+    """An engine on the shared store: counts are taken before and after each request."""
+    return shared.engine
+
+
+@pytest.fixture
+def portal(shared) -> Portal:
+    return shared.portal()
+
+
 def test_case_names_are_unique():
     names = [case.name for case in CASES + BIG_CASES]
     assert len(names) == len(set(names))
 
 
-def test_bad_input_corpus(server, engine, api_key):
+def test_bad_input_corpus(server, engine, portal):
     cases = CASES
     if datetime.now(UTC).date() != TODAY:
         # Midnight (UTC) passed since the cases were built: build them again for the new day.
         cases = importlib.reload(sys.modules[__name__]).CASES
-    run_cases(server, engine, api_key, cases)
+    run_cases(server, engine, portal, cases)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_big_bodies_and_event_counts(server, engine, api_key):
-    run_cases(server, engine, api_key, BIG_CASES)
+def test_big_bodies_and_event_counts(server, engine, portal):
+    run_cases(server, engine, portal, BIG_CASES)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_chunked_bodies_without_content_length(server, engine, api_key):
+def test_chunked_bodies_without_content_length(server, engine, portal):
     """No Content-Length (chunked transfer): the cap is enforced while reading."""
 
     def chunks(data: bytes, size: int = 64 * 1024):
         for start in range(0, len(data), size):
             yield data[start:start + size]
 
+    before = stored_count(engine)
     small = Case("chunked-ok", body(event("ch-1"), event("ch-2")), 202, summary=(2, 0, 0, 0))
-    response = send(server.url, api_key, small, data=chunks(small.body))
-    assert problems_with(small, response, engine, stored_count(engine)) == []
+    response = send(server.url, portal.key, small, data=chunks(small.body))
+    assert problems_with(small, response, portal, stored_count(engine) - before) == []
     big = Case("chunked-over-limit", b'{"events": [' + b" " * 6_000_000 + b"]}", 413,
                error="body larger than")
-    response = send(server.url, api_key, big, data=chunks(big.body))
+    response = send(server.url, portal.key, big, data=chunks(big.body))
     assert response.status_code == 413
     assert big.error in response.json()["error"]
     assert requests.get(f"{server.url}/v1/health", timeout=5).status_code == 200
-    assert stored_count(engine) == 2
+    assert stored_count(engine) - before == 2
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_gzip_bomb_is_refused_quickly(server, engine, api_key):
+def test_gzip_bomb_is_refused_quickly(server, engine, portal):
     bomb = gzip_bomb(1024)
     assert len(bomb) < 2 * MB  # a 1 GiB (and a bit) body in about 1 MB
     case = Case("gzip-bomb", bomb, 413, error="after decompression",
                 headers={"Content-Encoding": "gzip"})
+    before = stored_count(engine)
     started = time.perf_counter()
-    response = send(server.url, api_key, case)
+    response = send(server.url, portal.key, case)
     elapsed = time.perf_counter() - started
-    assert problems_with(case, response, engine, 0) == []
+    assert problems_with(case, response, portal, 0) == []
     assert elapsed < 2.0, f"the bomb took {elapsed:.2f} s to refuse"
     assert requests.get(f"{server.url}/v1/health", timeout=5).status_code == 200
-    assert stored_count(engine) == 0
+    assert stored_count(engine) == before
 
 
 def test_gzip_bomb_helper_builds_valid_gzip():
@@ -547,19 +585,19 @@ def test_gzip_bomb_helper_builds_valid_gzip():
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_very_long_key_is_401(server, engine, api_key):
+def test_very_long_key_is_401(server, engine, portal):
     case = Case("auth-key-10000", body(event("au-long")), 401, error="unknown or revoked",
                 auth="Bearer esk_" + "k" * 10_000)
-    response = send(server.url, api_key, case)
-    assert problems_with(case, response, engine, 0) == []
+    response = send(server.url, portal.key, case)
+    assert problems_with(case, response, portal, 0) == []
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_occurred_at_at_the_edge_of_the_calendar_is_rejected_not_500(server, engine, api_key):
+def test_occurred_at_at_the_edge_of_the_calendar_is_rejected_not_500(server, engine, portal):
     cases = [
         rejected("occurred-year-10000-utc", event("oa-x1", occurred_at="9999-12-31T23:00:00-05:00"),
                  "occurred_at", "Not a valid RFC 3339"),
         rejected("occurred-year-0-utc", event("oa-x2", occurred_at="0001-01-01T00:30:00+01:00"),
                  "occurred_at", "Not a valid RFC 3339"),
     ]
-    run_cases(server, engine, api_key, cases)
+    run_cases(server, engine, portal, cases)
