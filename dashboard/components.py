@@ -348,3 +348,64 @@ def trend_figure(grain: str, current: list[dict], previous: list[dict] | None,
         ))
     fig.update_yaxes(title_text=f"{value} per {grain}", rangemode="tozero")
     return _layout(fig, 320)
+
+
+# Rising and falling told apart by more than colour: solid lines with upward triangles against
+# dashed lines with downward ones (and the words of the section titles and tables).
+DIRECTION_STYLES = {
+    "rising": {"colour": PALETTE[0], "dash": "solid", "symbol": "triangle-up", "arrow": "▲"},
+    "falling": {"colour": PALETTE[1], "dash": "dash", "symbol": "triangle-down", "arrow": "▼"},
+}
+SLOPE_ENDS = ("previous period", "this period")
+
+
+def slope_figure(labels: Sequence[str], previous: Sequence[float], current: Sequence[float],
+                 *, direction: str, hover: Sequence[str], targets: Sequence[str | None],
+                 value_name: str = "events") -> go.Figure | None:
+    """A slope chart: one line per item from the previous period's value to this period's,
+    labelled with the item at its right end, drawn in `direction`'s style (DIRECTION_STYLES).
+
+    `hover`: per item, its hover text (Plotly markup: escape free text with plotly_text);
+    `targets`: what a click on each line opens (a concept URI), as for `hbar`.
+    """
+    if not labels:
+        return None
+    style = DIRECTION_STYLES[direction]
+    height = max(240, 26 * len(labels) + 100)
+    fig = go.Figure()
+    for i, (before, after, text, target) in enumerate(
+            zip(previous, current, hover, targets, strict=True)):
+        fig.add_trace(go.Scatter(
+            x=list(SLOPE_ENDS), y=[before, after], mode="lines+markers",
+            line={"color": style["colour"], "dash": style["dash"], "width": 2},
+            marker={"symbol": style["symbol"], "size": 10, "color": style["colour"]},
+            hovertext=[text, text], hovertemplate="%{hovertext}<extra></extra>",
+            customdata=[target, target] if target else None,
+            name=direction, legendgroup=direction, showlegend=i == 0,
+        ))
+    # the labels as annotations, spread apart where lines end close together (in the lines'
+    # order, so each stays beside its own); the y axis is fixed so that the spacing holds
+    top = max(*previous, *current, 1) * 1.08
+    plot_pixels = height - 90  # without the margins, the x ticks and the legend
+    for _ in range(2):
+        spots = _spread(list(current), gap=top * 16 / plot_pixels)
+        top = max(top, max(spots) * 1.04)
+    for label, spot in zip(labels, spots, strict=True):
+        fig.add_annotation(x=SLOPE_ENDS[1], y=spot, text=plotly_text(_short(label, 40)),
+                           showarrow=False, xanchor="left", xshift=10,
+                           font={"color": "#333333"})
+    # room on the right for the labels at the lines' ends
+    fig.update_xaxes(type="category", range=[-0.15, 2.4], showgrid=False)
+    fig.update_yaxes(title_text=value_name, range=[0, top])
+    return _layout(fig, height)
+
+
+def _spread(values: list[float], gap: float) -> list[float]:
+    """Positions for labels at `values`: in the same order, at least `gap` apart, each as low
+    as it can be but not below its value."""
+    spots = list(values)
+    last = float("-inf")
+    for i in sorted(range(len(values)), key=lambda i: values[i]):
+        spots[i] = max(float(values[i]), last + gap)
+        last = spots[i]
+    return spots

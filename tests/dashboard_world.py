@@ -5,6 +5,10 @@ dashboard on it (`app`), and helpers to log in and to look into rendered pages.
 the whole session and shared by the modules that only read it (building one takes 15-80 s). A
 module that sends or aggregates more events takes a store of its own instead, by binding
 `world = dashboard_world.own_world`, so that what it adds never changes what another counts.
+
+`world` has two implementers, fewer than a trend needs, so its pages flag nothing; a module
+that shows trends binds `trend_world` (tests/test_trends.py's store: known rising, emerging
+and falling items in TREND_PERIOD, about 2 s to build).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from kpi.store.db import make_engine
 from kpi.store.registry import add_implementer, add_user
 from kpi.warehouse.aggregate import run_aggregation
 from tests.helpers import OCCUPATION, SKILL, days_ago, event
+from tests.kpi_fixtures import Store, standard_store
 from tests.support import fresh_store
 
 PASSWORD = "correct horse battery"
@@ -93,6 +98,25 @@ BACKENDS = ["sqlite", "postgresql"]
 world = pytest.fixture(scope="session", params=BACKENDS, name="world")(_build_world)
 # ... or one per module, for a module that changes it.
 own_world = pytest.fixture(scope="module", params=BACKENDS, name="world")(_build_world)
+
+
+# The period tests/test_trends.py's store has trends in (2026-Q3 against Q2), as a URL query.
+TREND_PERIOD = "?period=custom&start=2026-07-01&end=2026-09-30"
+
+
+@pytest.fixture(scope="module")
+def trend_world(tmp_path_factory) -> Iterator[Store]:
+    """tests/test_trends.py's store (SQLite) with the dashboard user: 2 rising or emerging
+    concepts, 1 falling, 1 emerging candidate label and 1 rising proposal in TREND_PERIOD."""
+    from tests.test_trends import seed
+
+    store = standard_store(tmp_path_factory.mktemp("trends"))
+    try:
+        seed(store)
+        add_user(store.engine, "esco", PASSWORD)
+        yield store
+    finally:
+        store.engine.dispose()
 
 
 @pytest.fixture

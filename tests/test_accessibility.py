@@ -8,13 +8,15 @@ walk then uses the dashboard without a mouse: the skip link, a filter, a concept
 table, a download, with a visible focus at every step.
 
 One Chromium and one dashboard (served from a thread) for the module, on the session's shared
-`world`.
+`world`; the rising and falling sections, which `world` has no data for, are checked on a
+second dashboard on `trend_world`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from typing import Any
 
@@ -25,9 +27,12 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from dashboard import auth
 from dashboard.app import create_dashboard
 from dashboard.state import FilterState, csv_filename
-from tests.dashboard_world import PASSWORD
+from tests import dashboard_world
+from tests.dashboard_world import PASSWORD, TREND_PERIOD
 from tests.helpers import SKILL
 from tests.test_dashboard_browser import by_id, chromium, click, loaded, wait_for
+
+trend_world = dashboard_world.trend_world
 
 
 def in_browser(test):
@@ -55,10 +60,10 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def site(world) -> Iterator[str]:
-    """The dashboard on the shared world, served from a thread on a free port."""
-    server = make_server("127.0.0.1", 0, create_dashboard(world.settings), threaded=True,
+@contextmanager
+def serve(settings) -> Iterator[str]:
+    """A dashboard on `settings`' store, served from a thread on a free port."""
+    server = make_server("127.0.0.1", 0, create_dashboard(settings), threaded=True,
                          request_handler=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -67,9 +72,16 @@ def site(world) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(10)
-        with world.engine.begin() as conn:
-            conn.execute(delete(auth.login_failures))
-            conn.execute(delete(auth.sessions))
+
+
+@pytest.fixture(scope="module")
+def site(world) -> Iterator[str]:
+    """The dashboard on the shared world."""
+    with serve(world.settings) as url:
+        yield url
+    with world.engine.begin() as conn:
+        conn.execute(delete(auth.login_failures))
+        conn.execute(delete(auth.sessions))
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +110,12 @@ def report(found: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def log_in(driver, site: str) -> None:
+def log_in(driver, site: str, then: str = "Overview") -> None:
     driver.get(f"{site}/login")
     by_id(driver, "username").send_keys("esco")
     by_id(driver, "password").send_keys(PASSWORD)
     by_id(driver, "login-button").click()
-    loaded(driver, "Overview")
+    loaded(driver, then)
 
 
 def goto(driver, path: str, title: str) -> None:
@@ -202,6 +214,27 @@ def test_no_axe_violation_on_any_page_in_any_state(site, browser):
     wait_for(browser, lambda d: "No such page." in by_id(d, "content").text, "the unknown page")
     check("unknown page")
     assert not found, "axe-core found WCAG 2.1 A/AA violations:\n" + report(found)
+
+
+@in_browser
+def test_no_axe_violation_with_rising_and_falling_items(browser, trend_world):
+    """The trend sections with rows, which the shared world has none of: the Overview (every
+    kind; the slope charts with their data tables open). Their states without rows are the
+    shared world's, checked above."""
+    with serve(trend_world.settings) as trend_site:
+        browser.delete_all_cookies()
+        # the login form leads back to the page asked for
+        browser.get(f"{trend_site}/dashboard/{TREND_PERIOD}")
+        by_id(browser, "username").send_keys("esco")
+        by_id(browser, "password").send_keys(PASSWORD)
+        by_id(browser, "login-button").click()
+        loaded(browser, "Overview")
+        wait_for(browser, lambda d: by_id(d, "chart-trends-falling"), "the trends")
+        open_tables(browser)
+        violations = axe(browser)
+        browser.delete_all_cookies()
+    assert not violations, ("axe-core found WCAG 2.1 A/AA violations:\n"
+                            + report({"Overview, trends": violations}))
 
 
 FOCUS = """

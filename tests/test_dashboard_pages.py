@@ -96,6 +96,16 @@ def test_label_language(app):
     assert [r["label"] for r in en] != [r["label"] for r in de]
 
 
+def test_the_shared_world_flags_no_trend(app):
+    """Two implementers are fewer than a trend needs: the trend sections say nothing was
+    flagged (tests/test_dashboard_trends.py shows trends on a store of its own)."""
+    for path, kind in (("", "concept, label or proposal"), ("concepts", "concept"),
+                       ("labels", "candidate label"), ("proposals", "proposal")):
+        content, _, _ = render_page(data_of(app), f"/dashboard/{path}", "")
+        assert (f"No {kind} was flagged as rising or falling against the previous 30 days."
+                in texts(content)), path
+
+
 def test_small_shares_are_not_shown_as_zero():
     from dashboard.components import fmt_number
 

@@ -1,4 +1,5 @@
-"""Concepts: the most and least used concepts, and catalogue coverage by type."""
+"""Concepts: the most and least used concepts, those rising or falling, and catalogue coverage
+by type."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 from dashboard.components import Table, bar_chart, grid, section
 from dashboard.data import Data
 from dashboard.state import FilterState, target_href
+from dashboard.trends import TABLE as TRENDS
+from dashboard.trends import trend_sections, trend_table
 
 TITLE = "Concepts"
 PATH = "concepts"
@@ -28,6 +31,7 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
             "Least used concepts", least.columns, least.rows,
             grid_columns=("label", "concept_type", "usage", "implementers", "events")),
         "catalogue_coverage": Table("Catalogue coverage", coverage.columns, coverage.rows),
+        TRENDS: trend_table(data, state, ("concept",)),
     }
 
 
@@ -43,6 +47,7 @@ def render(data: Data, state: FilterState) -> list[Any]:
     return [
         section(f"Top {TOP} concepts", "most_used_concepts", chart,
                 note="Click a bar, or a concept in the data table, to open the concept."),
+        *trend_sections(data, state, t[TRENDS], PATH, "concepts", "concept"),
         section("Most used concepts", "most_used_concepts",
                 grid("most_used_concepts", t["most_used_concepts"], clickable_concepts=True)),
         section("Least used concepts", "least_used_concepts",

@@ -1,4 +1,5 @@
-"""Labels: candidate alternative labels per concept and language."""
+"""Labels: candidate alternative labels per concept and language, and those rising or
+falling."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 from dashboard.components import Table, bar_chart, grid, section
 from dashboard.data import Data
 from dashboard.state import FilterState, target_href
+from dashboard.trends import TABLE as TRENDS
+from dashboard.trends import trend_sections, trend_table
 
 TITLE = "Labels"
 PATH = "labels"
@@ -17,11 +20,13 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
     return {"candidate_alt_labels": Table(
         "Candidate alternative labels", r.columns, r.rows,
         grid_columns=("label", "label_concept", "language", "implementers", "usage",
-                      "spellings", "verdict"))}
+                      "spellings", "verdict")),
+        TRENDS: trend_table(data, state, ("label",))}
 
 
 def render(data: Data, state: FilterState) -> list[Any]:
-    t = tables(data, state)["candidate_alt_labels"]
+    all_tables = tables(data, state)
+    t = all_tables["candidate_alt_labels"]
     top = t.rows[:15]
     uris = [r["concept_uri"] for r in top]
     chart = bar_chart(
@@ -32,6 +37,8 @@ def render(data: Data, state: FilterState) -> list[Any]:
         noun="labels", links=[target_href(state, PATH, u) for u in uris],
         link_note="the links open the concept")
     return [
+        *trend_sections(data, state, all_tables[TRENDS], PATH, "candidate labels",
+                        "candidate label"),
         section("Labels most implementers added", "candidate_alt_labels", chart),
         section("Candidate alternative labels", "candidate_alt_labels",
                 grid("candidate_alt_labels", t, clickable_concepts=True),

@@ -1,4 +1,5 @@
-"""Overview: the KPI cards with their change against the previous period, and the trend."""
+"""Overview: the KPI cards with their change against the previous period, the usage trend, and
+the concepts, candidate labels and proposals rising or falling."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from dash import html
 from dashboard.components import Table, bar_chart, kpi_card, section, trend_chart
 from dashboard.data import Data
 from dashboard.state import FilterState, target_href
+from dashboard.trends import TABLE as TRENDS
+from dashboard.trends import trend_sections, trend_table
 
 TITLE = "Overview"
 PATH = ""
@@ -74,6 +77,7 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
                                              "implementers", "concepts", "previous_bucket",
                                              "previous_usage"), trend_rows),
         "language_usage": Table("Usage by language", langs.columns, langs.rows),
+        TRENDS: trend_table(data, state, ("concept", "label", "proposal")),
     }
 
 
@@ -101,6 +105,8 @@ def render(data: Data, state: FilterState) -> list[Any]:
         section("Usage trend", "usage_trend", trend_chart_,
                 note=f"Concept uses per {grain}; the dashed line with diamonds is the previous "
                      "period."),
+        *trend_sections(data, state, t[TRENDS], PATH, "concepts, labels and proposals",
+                        "concept, label or proposal", with_kind=True),
         section("Usage by language", "language_usage",
                 bar_chart("language_usage", "Concept uses by language",
                           [r["language"] for r in langs], [r["usage"] for r in langs],

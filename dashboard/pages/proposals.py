@@ -1,4 +1,5 @@
-"""Proposals: new concepts that implementers proposed, grouped by label, type and language."""
+"""Proposals: new concepts that implementers proposed, grouped by label, type and language, and
+those rising or falling."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 from dashboard.components import Table, bar_chart, grid, section
 from dashboard.data import Data
 from dashboard.state import FilterState
+from dashboard.trends import TABLE as TRENDS
+from dashboard.trends import trend_sections, trend_table
 
 TITLE = "Proposals"
 PATH = "proposals"
@@ -17,17 +20,20 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
     return {"new_concept_proposals": Table(
         "Concept proposals", r.columns, r.rows,
         grid_columns=("label", "concept_type", "language", "implementers", "events",
-                      "spellings", "broader_labels_en"))}
+                      "spellings", "broader_labels_en")),
+        TRENDS: trend_table(data, state, ("proposal",))}
 
 
 def render(data: Data, state: FilterState) -> list[Any]:
-    t = tables(data, state)["new_concept_proposals"]
+    all_tables = tables(data, state)
+    t = all_tables["new_concept_proposals"]
     top = t.rows[:15]
     chart = bar_chart("proposals", "Proposed concepts by number of implementers",
                       [f"{r['label']} ({r['concept_type']}, {r['language']})" for r in top],
                       [r["implementers"] for r in top], label_name="proposal (type, language)",
                       value_name="implementers", noun="proposals")
     return [
+        *trend_sections(data, state, all_tables[TRENDS], PATH, "proposals", "proposal"),
         section("Most proposed concepts", "new_concept_proposals", chart),
         section("Concept proposals", "new_concept_proposals", grid("new_concept_proposals", t)),
     ]
