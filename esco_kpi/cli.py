@@ -210,8 +210,10 @@ def user() -> None:
 @user.command("add")
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="read the password from stdin")
+@click.option("--role", type=click.Choice(["viewer", "reviewer"]), default="viewer",
+              show_default=True, help="a reviewer also decides on review items")
 @click.pass_context
-def user_add(ctx: click.Context, name: str, password_stdin: bool) -> None:
+def user_add(ctx: click.Context, name: str, password_stdin: bool, role: str) -> None:
     """Add a dashboard user (asks for the password, or reads it from stdin)."""
     from kpi.store.registry import add_user
 
@@ -221,8 +223,8 @@ def user_add(ctx: click.Context, name: str, password_stdin: bool) -> None:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != password:
             raise Failure("the passwords differ")
-    add_user(_engine(ctx), name, password)
-    click.echo(f"User {name} added.")
+    add_user(_engine(ctx), name, password, role=role)
+    click.echo(f"User {name} added ({role}).")
 
 
 @cli.group()
@@ -237,13 +239,19 @@ def catalogue() -> None:
 @click.pass_context
 def catalogue_load(ctx: click.Context, path: Path, version: str, replace: bool) -> None:
     """Load an ESCO release in ESCO's own CSV download format."""
-    from kpi.catalogue.load import load_catalogue
+    from kpi.catalogue.load import current_version, load_catalogue
 
-    loaded = load_catalogue(_engine(ctx), path, version,
+    engine = _engine(ctx)
+    loaded = load_catalogue(engine, path, version,
                             progress=_progress("catalogue"), replace=replace)
     click.echo(f"Loaded ESCO {loaded.version}: {loaded.concepts} concepts, {loaded.labels} "
                f"labels in {len(loaded.languages)} languages ({', '.join(loaded.languages)}) "
                f"from {loaded.files} files in {loaded.seconds:.1f} s.")
+    if current_version(engine) == loaded.version:
+        # a release newer than every other: which review items does it hold?
+        from kpi.review.reconcile import reconcile
+
+        click.echo(reconcile(_settings(ctx), engine).sentence())
 
 
 @catalogue.command("list")
@@ -254,6 +262,114 @@ def catalogue_list(ctx: click.Context) -> None:
 
     for version in versions(_engine(ctx)):
         click.echo(version)
+
+
+@cli.group()
+def review() -> None:
+    """The review loop: decide on implementers' suggestions and hand them over."""
+
+
+def _item_line(item) -> str:
+    where = item.concept_uri or item.concept_type or ""
+    release = f"  in {item.in_release}" if item.in_release else ""
+    grown = "  (grown since decided)" if item.grown_since_decision else ""
+    return (f"{item.item_id}  {item.kind:11}  {item.status:8}  {item.language}  "
+            f"{item.implementers:>4}  {item.events:>6}  {item.label[:40]:40}  {where}"
+            f"{release}{grown}")
+
+
+@review.command("list")
+@click.option("--kind", type=click.Choice(["label", "proposal", "translation"]))
+@click.option("--status", type=click.Choice(
+    ["open", "accepted", "rejected", "deferred", "released", "covered"]))
+@click.option("--language", help="two-letter language code, e.g. de")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON list")
+@click.pass_context
+def review_list(ctx: click.Context, kind: str | None, status: str | None,
+                language: str | None, as_json: bool) -> None:
+    """Review items by evidence (implementers, then events), with their statuses."""
+    from kpi.review.decisions import list_items
+
+    items = list_items(_settings(ctx), _engine(ctx), kind=kind, status=status,
+                       language=language)
+    if as_json:
+        click.echo(json.dumps([i.public() for i in items], indent=2, ensure_ascii=False))
+        return
+    if not items:
+        click.echo("No review items (they appear once suggestions are aggregated).")
+        return
+    click.echo(f"{'item':18}  {'kind':11}  {'status':8}  la  impl  events  "
+               f"{'label':40}  concept")
+    for item in items:
+        click.echo(_item_line(item))
+
+
+@review.command("decide")
+@click.argument("item_ids", nargs=-1, required=True)
+@click.option("--decision", required=True,
+              type=click.Choice(["accept", "reject", "defer", "reopen"]))
+@click.option("--by", "by", required=True, help="the reviewer's user name")
+@click.option("--reason", type=click.Choice(["out_of_scope", "too_specific",
+                                             "brand_or_product", "duplicate",
+                                             "wrong_language", "not_a_label", "other"]),
+              help="why (a rejection needs one)")
+@click.option("--note", help="free text kept with the decision")
+@click.pass_context
+def review_decide(ctx: click.Context, item_ids: tuple[str, ...], decision: str, by: str,
+                  reason: str | None, note: str | None) -> None:
+    """Decide on review items; every decision is kept in the audit trail."""
+    from kpi.review.decisions import decide
+
+    items = decide(_settings(ctx), _engine(ctx), item_ids, decision, by, reason=reason,
+                   note=note)
+    for item in items:
+        click.echo(f"{item.item_id}: {item.status} ({item.label})")
+
+
+@review.command("export")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="folder for changes.csv, changes.ttl and manifest.json")
+@click.option("--status", type=click.Choice(
+    ["open", "accepted", "rejected", "deferred", "released", "covered"]),
+    default="accepted", show_default=True)
+@click.pass_context
+def review_export(ctx: click.Context, out: Path, status: str) -> None:
+    """Hand over the decided items: changes.csv, changes.ttl (SKOS) and manifest.json."""
+    from kpi.review.handover import export_changes
+
+    summary = export_changes(_settings(ctx), _engine(ctx), out, status)
+    click.echo(f"Wrote {summary.items} {status} items ({summary.triples} triples) to "
+               f"{summary.folder}")
+
+
+@review.command("reconcile")
+@click.pass_context
+def review_reconcile(ctx: click.Context) -> None:
+    """Mark the items that the newest loaded ESCO release holds: released or covered."""
+    from kpi.review.reconcile import reconcile
+
+    click.echo(reconcile(_settings(ctx), _engine(ctx)).sentence())
+
+
+@review.command("summary")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON list")
+@click.pass_context
+def review_summary_command(ctx: click.Context, as_json: bool) -> None:
+    """Items per kind, language and status; median days to decision and to release."""
+    from kpi.review.summary import review_summary
+
+    rows = review_summary(_settings(ctx), _engine(ctx))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'kind':11}  la  {'open':>5}  {'acc':>5}  {'rej':>5}  {'def':>5}  "
+               f"{'rel':>5}  {'cov':>5}  days to decision / release")
+    for row in rows:
+        days = " / ".join("-" if row[k] is None else f"{row[k]:g}"
+                          for k in ("days_to_decision", "days_to_release"))
+        click.echo(f"{row['kind']:11}  {row['language']}  {row['open']:>5}  "
+                   f"{row['accepted']:>5}  {row['rejected']:>5}  {row['deferred']:>5}  "
+                   f"{row['released']:>5}  {row['covered']:>5}  {days}")
 
 
 @cli.command()
@@ -335,11 +451,12 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from kpi.catalogue.files import CatalogueError
     from kpi.exports.quarterly import ExportError
     from kpi.operations.backup import BackupError
+    from kpi.review import ReviewError
     from kpi.store.registry import RegistryError
     from kpi.warehouse.aggregate import AggregationBusy
 
     return (Failure, ConfigError, RegistryError, CatalogueError, ExportError, AggregationBusy,
-            BackupError, ValueError)
+            BackupError, ReviewError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,14 @@ from esco_kpi.server import spawn_serve, wait_until_up
 from kpi.catalogue.load import load_bundled
 from kpi.settings import Settings
 from kpi.store.db import implementers, init_store, make_engine
-from kpi.store.registry import RegistryError, add_implementer, add_user, rotate_key, set_password
+from kpi.store.registry import (
+    RegistryError,
+    add_implementer,
+    add_user,
+    rotate_key,
+    set_password,
+    set_role,
+)
 from kpi.synthetic import DEMO_IMPLEMENTERS, DEMO_TRENDS, TrafficGenerator, split_volume
 
 DEMO_USER = "demo"
@@ -134,9 +141,10 @@ def _demo_keys(engine) -> list[str]:
 def _demo_password(engine) -> str:
     password = secrets.token_urlsafe(9)
     try:
-        add_user(engine, DEMO_USER, password)
+        add_user(engine, DEMO_USER, password, role="reviewer")
     except RegistryError:
         set_password(engine, DEMO_USER, password)
+        set_role(engine, DEMO_USER, "reviewer")  # a store from before the review loop
     return password
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from collector.app import create_app
 from kpi.store.db import api_keys
-from kpi.store.registry import authenticate, check_user
+from kpi.store.registry import authenticate, check_user, user_role
 from tests.conftest import write_config
 from tests.helpers import days_ago, event
 from tests.support import ProcessTree, default_signals, free_port, port_is_free
@@ -87,6 +87,11 @@ def test_user_add_from_stdin(config, engine):
     assert result.returncode == 0, result.stderr
     assert check_user(engine, "analyst", "s3cret-pass")
     assert not check_user(engine, "analyst", "wrong-pass")
+    assert user_role(engine, "analyst") == "viewer"  # by default
+    editor = run(config, "user", "add", "editor", "--password-stdin", "--role", "reviewer",
+                 stdin="s3cret-pass\n")
+    assert editor.returncode == 0, editor.stderr
+    assert user_role(engine, "editor") == "reviewer"
     again = run(config, "user", "add", "analyst", "--password-stdin", stdin="another-pass\n")
     one_line_error(again, "already exists")
     short = run(config, "user", "add", "bob", "--password-stdin", stdin="short\n")
@@ -104,6 +109,7 @@ def test_user_add_from_stdin(config, engine):
     (("catalogue", "load", "/no/such/folder", "--version", "1.3.0"), "/no/such/folder"),
     (("catalogue", "load", ".", "--version", "one"), "version"),
     (("frobnicate",), "No such command 'frobnicate'"),
+    (("user", "add", "x", "--role", "admin"), "Invalid value for '--role'"),
 ])
 def test_errors_are_one_line(config, args, text):
     one_line_error(run(config, *args), text)

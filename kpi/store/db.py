@@ -23,9 +23,12 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     text,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import CreateColumn
 
 from kpi.settings import Settings
 
@@ -63,6 +66,9 @@ users = Table(
     Column("username", String(100), nullable=False, unique=True),
     Column("password_hash", String(300), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # viewer | reviewer (kpi.store.registry.ROLES); added after the first release, see
+    # ADDED_COLUMNS
+    Column("role", String(16), nullable=False, server_default="viewer"),
 )
 
 catalogue_versions = Table(
@@ -173,6 +179,70 @@ dashboard_sessions = Table(
 )
 
 
+# The review loop's audit trail (kpi.review): every decision on a review item, appended and
+# never changed; an item's status is its latest row. Update, delete and truncate are refused by
+# triggers (APPEND_ONLY_TRIGGERS), so that the trail holds even against a hand-written query.
+review_decisions = Table(
+    "review_decisions", metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("item_id", String(40), nullable=False),
+    Column("kind", String(12), nullable=False),  # label | proposal | translation
+    Column("decision", String(10), nullable=False),  # accept | reject | defer | reopen | ...
+    Column("status", String(10), nullable=False),  # the item's status from this row on
+    Column("decided_by", String(100), nullable=False),  # a reviewer, or "system"
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("reason", String(20)),
+    Column("note", Text),
+    Column("in_release", String(20)),
+    Column("released_as", String(200)),
+    # the item's key and the evidence the decision saw
+    Column("concept_uri", String(200)),
+    Column("concept_type", String(16)),
+    Column("language", String(2), nullable=False),
+    Column("label_norm", Text, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("implementers", Integer, nullable=False),
+    Column("events", BigInteger, nullable=False),
+    Column("evidence", Text, nullable=False),  # JSON: countries, days seen, spellings, ...
+    Index("ix_review_decisions_item", "item_id", "id"),
+    # ids only grow, even on SQLite: the latest row of an item is its highest id
+    sqlite_autoincrement=True,
+)
+
+# Columns added to a table after stores with that table existed: init_store adds them to an
+# older store (ALTER TABLE ... ADD COLUMN, with the column's server default for the rows
+# already there). Append here when a table gains a column; never remove an entry.
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("users", "role"),
+)
+
+_APPEND_ONLY_MESSAGE = "review_decisions is append-only"
+APPEND_ONLY_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "sqlite": (
+        "create trigger if not exists review_decisions_no_update before update on "
+        f"review_decisions begin select raise(abort, '{_APPEND_ONLY_MESSAGE}'); end",
+        "create trigger if not exists review_decisions_no_delete before delete on "
+        f"review_decisions begin select raise(abort, '{_APPEND_ONLY_MESSAGE}'); end",
+    ),
+    "postgresql": (
+        "create or replace function review_decisions_append_only() returns trigger "
+        "language plpgsql as $$ begin "
+        f"raise exception '{_APPEND_ONLY_MESSAGE}'; end $$",
+        "create trigger review_decisions_no_change before update or delete on "
+        "review_decisions for each row execute function review_decisions_append_only()",
+        "create trigger review_decisions_no_truncate before truncate on review_decisions "
+        "for each statement execute function review_decisions_append_only()",
+    ),
+}
+# How init_store tells the triggers are in place, with one cheap query.
+_TRIGGERS_PRESENT = {
+    "sqlite": "select count(*) from sqlite_master where type = 'trigger' "
+              "and name in ('review_decisions_no_update', 'review_decisions_no_delete')",
+    "postgresql": "select count(*) from pg_trigger where tgrelid = 'review_decisions'::regclass "
+                  "and tgname in ('review_decisions_no_change', 'review_decisions_no_truncate')",
+}
+
+
 def make_engine(settings: Settings, **kwargs) -> Engine:
     """An engine for the ingest store, tuned for durability."""
     url = make_url(settings.database_url)
@@ -221,5 +291,48 @@ def store_error(exc: BaseException) -> str:
 
 
 def init_store(engine: Engine) -> None:
-    """Create every table that is missing; safe to run twice."""
+    """Create every table that is missing, add the columns of ADDED_COLUMNS that an older
+    store lacks, and make the audit trail append-only; safe to run twice."""
     metadata.create_all(engine)
+    _add_missing_columns(engine)
+    _ensure_append_only(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Bring an older store's tables up to this version's columns (see ADDED_COLUMNS)."""
+    inspector = inspect(engine)
+    present = {table: {c["name"] for c in inspector.get_columns(table)}
+               for table in {t for t, _ in ADDED_COLUMNS}}
+    for table, column in ADDED_COLUMNS:
+        if column in present[table]:
+            continue
+        ddl = CreateColumn(metadata.tables[table].c[column]).compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as conn:
+                # names from the constant ADDED_COLUMNS and the table definitions above
+                conn.exec_driver_sql(f"alter table {table} add column {ddl}")
+        except SQLAlchemyError:
+            # another process (a worker starting at the same time) may have added it first
+            inspector = inspect(engine)
+            if column not in {c["name"] for c in inspector.get_columns(table)}:
+                raise
+
+
+def _ensure_append_only(engine: Engine) -> None:
+    """Create the triggers that refuse to change or delete audit rows, unless present."""
+    dialect = engine.dialect.name
+    statements = APPEND_ONLY_TRIGGERS.get(dialect)
+    if statements is None:
+        return
+    expected = 2
+    with engine.connect() as conn:
+        if conn.exec_driver_sql(_TRIGGERS_PRESENT[dialect]).scalar_one() == expected:
+            return
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+    except SQLAlchemyError:
+        with engine.connect() as conn:  # created meanwhile by another process?
+            if conn.exec_driver_sql(_TRIGGERS_PRESENT[dialect]).scalar_one() != expected:
+                raise

@@ -21,6 +21,8 @@ from kpi.store.db import api_keys, implementers, users
 from kpi.vocabulary import COUNTRIES, COUNTRY_CODE, SECTORS
 
 KEY_PREFIX = "esk_"
+# A viewer reads the dashboard; a reviewer also decides on review items (kpi.review).
+ROLES: tuple[str, ...] = ("viewer", "reviewer")
 
 
 class RegistryError(Exception):
@@ -196,20 +198,39 @@ def _touch(engine: Engine, key_id: int, now: datetime) -> None:
         pass
 
 
-def add_user(engine: Engine, username: str, password: str) -> None:
-    """A dashboard user; the password is stored as a scrypt hash."""
+def add_user(engine: Engine, username: str, password: str, role: str = "viewer") -> None:
+    """A dashboard user with a role (ROLES); the password is stored as a scrypt hash."""
     username = username.strip()
     if not re.fullmatch(r"[A-Za-z0-9._@-]{1,100}", username):
         raise RegistryError("user name must be 1 to 100 letters, digits or . _ @ -")
+    if role not in ROLES:
+        raise RegistryError(f"role must be one of: {', '.join(ROLES)}; got {role!r}")
     if len(password) < 8:
         raise RegistryError("password must have at least 8 characters")
     try:
         with engine.begin() as conn:
             conn.execute(insert(users).values(
                 username=username, password_hash=generate_password_hash(password),
-                created_at=utcnow()))
+                created_at=utcnow(), role=role))
     except IntegrityError:
         raise RegistryError(f"a user named {username!r} already exists") from None
+
+
+def user_role(engine: Engine, username: str) -> str | None:
+    """The role of a user (one of ROLES), or None when there is no such user."""
+    with engine.connect() as conn:
+        return conn.execute(select(users.c.role).where(users.c.username == username)).scalar()
+
+
+def set_role(engine: Engine, username: str, role: str) -> None:
+    """Give an existing user another role."""
+    if role not in ROLES:
+        raise RegistryError(f"role must be one of: {', '.join(ROLES)}; got {role!r}")
+    with engine.begin() as conn:
+        changed = conn.execute(update(users).where(users.c.username == username)
+                               .values(role=role)).rowcount
+    if not changed:
+        raise RegistryError(f"no user named {username!r}")
 
 
 def set_password(engine: Engine, username: str, password: str) -> None:

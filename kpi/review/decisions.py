@@ -1,0 +1,265 @@
+"""Decisions on review items: the audit trail in the ingest store, and the statuses it gives.
+
+Every decision is a new row of `review_decisions` (kpi.store.db): who, when, what, why, and the
+evidence the decision saw. Rows are never changed or deleted (triggers refuse it); an item's
+status is its latest row, with two rules read from the evidence:
+
+- a deferred item reopens (status `open`) once more implementers sent it than when it was
+  deferred;
+- a rejected item stays rejected, but is marked `grown_since_decision` once more implementers
+  sent it than when it was rejected.
+
+Statuses: open, accepted, rejected, deferred, released (accepted, and the newest loaded
+release holds it) and covered (never accepted, but the newest release holds it anyway); the
+last two are written by kpi.review.reconcile as the user `system`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, text
+
+from kpi.review import ReviewError
+from kpi.review.items import KINDS, Item, evidence
+from kpi.settings import Settings
+from kpi.store.db import review_decisions
+from kpi.store.registry import user_role
+from kpi.vocabulary import LANGUAGES
+
+STATUSES: tuple[str, ...] = ("open", "accepted", "rejected", "deferred", "released", "covered")
+# What a reviewer can decide, and the status each decision gives.
+DECISIONS: dict[str, str] = {
+    "accept": "accepted", "reject": "rejected", "defer": "deferred", "reopen": "open",
+}
+# What reconciliation writes (as SYSTEM_USER).
+SYSTEM_DECISIONS: dict[str, str] = {"release": "released", "cover": "covered"}
+REASONS: tuple[str, ...] = ("out_of_scope", "too_specific", "brand_or_product", "duplicate",
+                            "wrong_language", "not_a_label", "other")
+SYSTEM_USER = "system"
+MAX_NOTE = 2000
+_FINAL = ("released", "covered")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the audit trail's write lock from its start: two decisions on
+    one item (two reviewers, or a reviewer and reconciliation) are taken one after the other,
+    each seeing the other's row."""
+    if engine.dialect.name == "sqlite":
+        # BEGIN IMMEDIATE (see kpi.store.db): the write lock up front
+        with engine.connect().execution_options(write=True) as conn, conn.begin():
+            yield conn
+        return
+    with engine.begin() as conn:
+        # conflicts with itself, not with readers
+        conn.execute(text("lock table review_decisions in share row exclusive mode"))
+        yield conn
+
+
+def latest_rows(conn: Connection, item_ids: Iterable[str] | None = None
+                ) -> dict[str, dict[str, Any]]:
+    """The latest audit row of each item (of `item_ids`, or of every decided item)."""
+    newest = select(func.max(review_decisions.c.id)).group_by(review_decisions.c.item_id)
+    if item_ids is not None:
+        ids = sorted(set(item_ids))
+        if not ids:
+            return {}
+        newest = newest.where(review_decisions.c.item_id.in_(ids))
+    rows = conn.execute(select(review_decisions).where(review_decisions.c.id.in_(newest))
+                        ).mappings().all()
+    return {row["item_id"]: dict(row) for row in rows}
+
+
+def latest_human_rows(conn: Connection, item_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The latest decision a reviewer (not reconciliation) made on each of `item_ids`."""
+    ids = sorted(set(item_ids))
+    if not ids:
+        return {}
+    newest = (select(func.max(review_decisions.c.id))
+              .where(review_decisions.c.item_id.in_(ids),
+                     review_decisions.c.decided_by != SYSTEM_USER)
+              .group_by(review_decisions.c.item_id))
+    rows = conn.execute(select(review_decisions).where(review_decisions.c.id.in_(newest))
+                        ).mappings().all()
+    return {row["item_id"]: dict(row) for row in rows}
+
+
+def status_of(latest: dict[str, Any] | None, implementers: int) -> tuple[str, bool]:
+    """(status, grown_since_decision) of an item from its latest audit row and how many
+    implementers sent it so far."""
+    if latest is None:
+        return "open", False
+    status = latest["status"]
+    grown = implementers > int(latest["implementers"])
+    if status == "deferred" and grown:
+        return "open", False
+    return status, status == "rejected" and grown
+
+
+def _stored_item(row: dict[str, Any]) -> Item:
+    """An item that the warehouse no longer holds (rebuilt from events that retention had
+    deleted), from the evidence its latest decision saw."""
+    extra = json.loads(row["evidence"])
+    return Item(
+        item_id=row["item_id"], kind=row["kind"], concept_uri=row["concept_uri"],
+        concept_type=row["concept_type"], language=row["language"], label=row["label"],
+        label_norm=row["label_norm"], implementers=int(row["implementers"]),
+        events=int(row["events"]), first_seen=_day(extra.get("first_seen")),
+        last_seen=_day(extra.get("last_seen")), spellings=int(extra.get("spellings", 1)),
+        countries=int(extra.get("countries", 0)), usage=int(extra.get("usage", 0)),
+        broader_uris=list(extra.get("broader_uris") or []),
+        current_label=extra.get("current_label"))
+
+
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def apply_status(item: Item, latest: dict[str, Any] | None) -> Item:
+    """Fill in an item's status, growth flag and release from its latest audit row."""
+    item.status, item.grown_since_decision = status_of(latest, item.implementers)
+    if latest is not None and item.status in _FINAL:
+        item.in_release = latest["in_release"]
+        item.released_as = latest["released_as"]
+    return item
+
+
+def list_items(settings: Settings, engine: Engine, *, kind: str | None = None,
+               status: str | None = None, language: str | None = None) -> list[Item]:
+    """Review items with their statuses, by evidence (implementers, then events).
+
+    A label already among its concept's catalogue labels is no candidate, unless a decision
+    names it (it was a candidate once, and a release took it in).
+    """
+    if kind is not None and kind not in KINDS:
+        raise ReviewError(f"kind must be one of: {', '.join(KINDS)}; got {kind!r}")
+    if status is not None and status not in STATUSES:
+        raise ReviewError(f"status must be one of: {', '.join(STATUSES)}; got {status!r}")
+    if language is not None and language not in LANGUAGES:
+        raise ReviewError(f"language must be one of: {', '.join(LANGUAGES)}; got {language!r}")
+    found = evidence(settings, kind, language)
+    with engine.connect() as conn:
+        latest = latest_rows(conn)
+    items = []
+    seen = set()
+    for item in found:
+        seen.add(item.item_id)
+        if item.in_catalogue and item.item_id not in latest:
+            continue
+        items.append(apply_status(item, latest.get(item.item_id)))
+    for item_id, row in latest.items():
+        if item_id in seen or (kind and row["kind"] != kind) or (
+                language and row["language"] != language):
+            continue
+        items.append(apply_status(_stored_item(row), row))
+    if status is not None:
+        items = [i for i in items if i.status == status]
+    items.sort(key=lambda i: (-i.implementers, -i.events, i.item_id))
+    return items
+
+
+def audit_row(item: Item, decision: str, status: str, by: str, at: datetime, *,
+              reason: str | None = None, note: str | None = None,
+              in_release: str | None = None, released_as: str | None = None
+              ) -> dict[str, Any]:
+    """The values of one audit row: the decision and the evidence it saw."""
+    return {
+        "item_id": item.item_id, "kind": item.kind, "decision": decision, "status": status,
+        "decided_by": by, "decided_at": at, "reason": reason, "note": note,
+        "in_release": in_release, "released_as": released_as,
+        "concept_uri": item.concept_uri, "concept_type": item.concept_type,
+        "language": item.language, "label_norm": item.label_norm, "label": item.label,
+        "implementers": item.implementers, "events": item.events,
+        "evidence": json.dumps(item.evidence(), sort_keys=True, ensure_ascii=False),
+    }
+
+
+def _check_reviewer(engine: Engine, by: str) -> None:
+    if by == SYSTEM_USER:
+        raise ReviewError(f"the user name {SYSTEM_USER!r} is kept for reconciliation")
+    role = user_role(engine, by)
+    if role is None:
+        raise ReviewError(f"no user named {by!r}; add one with `esco-kpi user add {by} "
+                          f"--role reviewer`")
+    if role != "reviewer":
+        raise ReviewError(f"user {by!r} is a {role}, not a reviewer: only reviewers decide")
+
+
+def _check_decision(decision: str, reason: str | None, note: str | None) -> None:
+    if decision not in DECISIONS:
+        raise ReviewError(f"decision must be one of: {', '.join(DECISIONS)}; got {decision!r}")
+    if decision == "reject":
+        if not reason:
+            raise ReviewError(f"a rejection needs a reason: one of {', '.join(REASONS)}")
+        if reason not in REASONS:
+            raise ReviewError(f"reason must be one of: {', '.join(REASONS)}; got {reason!r}")
+    elif reason:
+        raise ReviewError("a reason is given with --decision reject only (use --note)")
+    if note is not None and len(note) > MAX_NOTE:
+        raise ReviewError(f"a note has at most {MAX_NOTE} characters")
+
+
+def _refusal(item: Item, current: str, decision: str) -> str | None:
+    """Why `decision` cannot follow `current`, or None."""
+    target = DECISIONS[decision]
+    if current == target:
+        return f"{item.item_id} is already {current}"
+    if current in _FINAL and decision != "reopen":
+        return f"{item.item_id} is {current}; reopen it first"
+    return None
+
+
+def decide(settings: Settings, engine: Engine, item_ids: Sequence[str], decision: str, by: str,
+           *, reason: str | None = None, note: str | None = None) -> list[Item]:
+    """Record one decision on each of `item_ids` by the reviewer `by`, all or none.
+
+    The evidence is read first; each item's current status is read again under the audit
+    trail's write lock, and the rows (decision and evidence) are written in that transaction.
+    Returns the items with their new status.
+    """
+    _check_decision(decision, reason, note)
+    _check_reviewer(engine, by)
+    wanted = list(dict.fromkeys(item_ids))
+    if not wanted:
+        raise ReviewError("name at least one item id")
+    known = {i.item_id: i for i in list_items(settings, engine)}
+    unknown = [i for i in wanted if i not in known]
+    if unknown:
+        raise ReviewError(f"no review item {unknown[0]!r} (see `esco-kpi review list`)")
+    note = note.strip() if note and note.strip() else None
+    now = utcnow()
+    decided = []
+    with writing(engine) as conn:
+        latest = latest_rows(conn, wanted)
+        rows = []
+        for item_id in wanted:
+            item = known[item_id]
+            current, _ = status_of(latest.get(item_id), item.implementers)
+            refusal = _refusal(item, current, decision)
+            if refusal:
+                raise ReviewError(refusal)
+            status = DECISIONS[decision]
+            rows.append(audit_row(item, decision, status, by, now, reason=reason, note=note))
+            item.status, item.grown_since_decision = status, False
+            item.in_release = item.released_as = None
+            decided.append(item)
+        conn.execute(insert(review_decisions), rows)
+    return decided
+
+
+def trail(engine: Engine, item_id: str | None = None) -> list[dict[str, Any]]:
+    """The audit rows (of one item, or all), oldest first."""
+    query = select(review_decisions).order_by(review_decisions.c.id)
+    if item_id is not None:
+        query = query.where(review_decisions.c.item_id == item_id)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings().all()]

@@ -1,0 +1,119 @@
+"""Review items: one per suggestion group, with a stable id and its evidence over all time.
+
+A group is the key under which the indicators group a suggestion: a candidate label by
+(concept, language, label_norm), a proposal by (concept_type, language, label_norm), a
+translation suggestion by (concept, language, label_norm). The item id is a hash of the kind and
+that key, so it is the same across aggregations, periods, restarts and warehouse rebuilds
+(concept URIs, never the warehouse's integer concept keys).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from kpi.settings import Settings
+from kpi.warehouse import models
+
+KINDS: tuple[str, ...] = ("label", "proposal", "translation")
+_PREFIX = {"label": "L", "proposal": "P", "translation": "T"}
+# 16 hex digits (64 bits): a collision among a million items has odds of about 1 in 30 million.
+_HASH_DIGITS = 16
+# The keys of `review list --json` and of the hand-over's item columns, in order.
+PUBLIC_FIELDS: tuple[str, ...] = (
+    "item_id", "kind", "status", "concept_uri", "concept_type", "language", "label",
+    "implementers", "events", "first_seen", "last_seen", "in_release", "released_as",
+)
+
+
+def item_id(kind: str, concept: str | None, language: str, label_norm: str) -> str:
+    """The id of a group: kind prefix and a hash of the group key.
+
+    `concept` is the concept URI for labels and translations, the concept type for proposals.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of: {', '.join(KINDS)}; got {kind!r}")
+    # the unit separator cannot occur in a URI, a language code or a normalised label
+    key = "\x1f".join((kind, concept or "", language, label_norm))
+    return f"{_PREFIX[kind]}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:_HASH_DIGITS]}"
+
+
+@dataclass
+class Item:
+    """A review item: its key, its evidence and (once kpi.review.decisions filled it in) its
+    status and latest decision."""
+
+    item_id: str
+    kind: str
+    concept_uri: str | None
+    concept_type: str | None
+    language: str
+    label: str
+    label_norm: str
+    implementers: int
+    events: int
+    first_seen: date | None
+    last_seen: date | None
+    spellings: int = 1
+    countries: int = 0
+    usage: int = 0
+    broader_uris: list[str] = field(default_factory=list)
+    current_label: str | None = None
+    in_catalogue: bool = False
+    status: str = "open"
+    grown_since_decision: bool = False
+    in_release: str | None = None
+    released_as: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The fields of PUBLIC_FIELDS (dates as ISO text) and grown_since_decision."""
+        out = {name: getattr(self, name) for name in PUBLIC_FIELDS}
+        for name in ("first_seen", "last_seen"):
+            if isinstance(out[name], date):
+                out[name] = out[name].isoformat()
+        out["grown_since_decision"] = self.grown_since_decision
+        return out
+
+    def evidence(self) -> dict[str, Any]:
+        """What an audit row keeps of the evidence beyond its own columns (JSON-ready)."""
+        return {
+            "countries": self.countries,
+            "spellings": self.spellings,
+            "usage": self.usage,
+            "first_seen": self.first_seen.isoformat() if self.first_seen else None,
+            "last_seen": self.last_seen.isoformat() if self.last_seen else None,
+            "broader_uris": list(self.broader_uris),
+            "current_label": self.current_label,
+        }
+
+
+def evidence(settings: Settings, kind: str | None = None, language: str | None = None
+             ) -> list[Item]:
+    """Every suggestion group of the published warehouse as an Item (status still "open"),
+    by evidence: implementers, then events. Runs sql/review_items.sql on a fresh reader."""
+    from kpi.warehouse.reader import open_reader  # the warehouse is only needed here
+
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of: {', '.join(KINDS)}; got {kind!r}")
+    con = open_reader(settings)
+    try:
+        cur = models.run(con, "review_items", {"kind": kind, "language": language})
+        columns = [d[0] for d in cur.description]
+        rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        con.close()
+    items = []
+    for row in rows:
+        concept = row["concept_type"] if row["kind"] == "proposal" else row["concept_uri"]
+        items.append(Item(
+            item_id=item_id(row["kind"], concept, row["language"], row["label_norm"]),
+            kind=row["kind"], concept_uri=row["concept_uri"], concept_type=row["concept_type"],
+            language=row["language"], label=row["label"], label_norm=row["label_norm"],
+            implementers=int(row["implementers"]), events=int(row["events"]),
+            first_seen=row["first_seen"], last_seen=row["last_seen"],
+            spellings=int(row["spellings"]), countries=int(row["countries"]),
+            usage=int(row["usage"]), broader_uris=list(row["broader_uris"] or []),
+            current_label=row["current_label"], in_catalogue=bool(row["in_catalogue"])))
+    return items
