@@ -16,7 +16,7 @@ from dashboard.callbacks import register_callbacks, render_body
 from dashboard.data import PAGE_ROW_BUDGET, Data, SharedPageCache, Warmer
 from dashboard.layout import shell
 from dashboard.login import add_login_routes, configure_sessions
-from dashboard.pages import BY_PATH, PAGES
+from dashboard.pages import BY_PATH, WARMED
 from dashboard.security import add_security_headers
 from kpi.settings import Settings
 from kpi.store.db import make_engine
@@ -56,11 +56,12 @@ def create_dashboard(settings: Settings, warm_up: bool = False) -> Flask:
     server.extensions["esco_store"] = engine
     cache = Cache(server, config={"CACHE_TYPE": "dashboard.data.ResultCache"})
     pages = SharedPageCache(settings.data_dir / "cache" / "pages", row_budget=PAGE_ROW_BUDGET)
-    data = Data(settings, cache, pages)
+    data = Data(settings, cache, pages, store=engine)
     server.extensions["esco_dashboard_data"] = data
     if warm_up:
         warmer = Warmer(data, lambda path, state: render_body(data, BY_PATH[path], state),
-                        [p.PATH for p in PAGES], lock=settings.data_dir / "cache" / "warm.lock")
+                        [p.PATH for p in WARMED],
+                        lock=settings.data_dir / "cache" / "warm.lock")
         warmer.start()
         server.extensions["esco_dashboard_warmer"] = warmer
 

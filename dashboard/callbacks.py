@@ -19,6 +19,7 @@ from dashboard.components import empty_state
 from dashboard.data import Data
 from dashboard.layout import CONTROLS
 from dashboard.pages import BY_PATH, PAGES
+from dashboard.review import register_review_callbacks
 from dashboard.state import (
     FILTER_NAMES,
     PRESETS,
@@ -56,7 +57,7 @@ def sync_controls(triggered: Any, search: str | None, values: tuple[Any, ...]
             preset=preset, start=start if preset == "custom" else None,
             end=end if preset == "custom" else None,
             label_language=given["labels"] if given["labels"] in LANGUAGES else "en",
-            concept=current.concept,
+            concept=current.concept, kind=current.kind, status=current.status,
             **{n: clean_filter(n, given[n]) for n in FILTER_NAMES})
     new_search = to_query(state)
     period = state.period()
@@ -87,7 +88,9 @@ def render_page(data: Data, pathname: str | None, search: str | None) -> tuple[A
     """The content, the period line and the menu for a URL."""
     state = parse_query(search)
     page = page_for(pathname)
-    menu = [dcc.Link(p.TITLE, href=f"{PREFIX}{p.PATH}{to_query(state.with_(concept=None))}",
+    # the menu keeps the period and the global filters, not one page's own choices
+    shared = state.with_(concept=None, kind=None, status=None)
+    menu = [dcc.Link(p.TITLE, href=f"{PREFIX}{p.PATH}{to_query(shared)}",
                      className="menu-link active" if p is page else "menu-link",
                      id=f"menu-{p.PATH or 'overview'}") for p in PAGES]
     period = state.period()
@@ -107,7 +110,11 @@ def render_page(data: Data, pathname: str | None, search: str | None) -> tuple[A
 
 
 def render_body(data: Data, page: Any, state: FilterState) -> list[Any]:
-    """A page's body for a state, from the memo when the same view was rendered before."""
+    """A page's body for a state, from the memo when the same view was rendered before (a
+    LIVE page, which shows the ingest store's decisions and the user's role, is never
+    memoised)."""
+    if getattr(page, "LIVE", False):
+        return page.render(data, state)
     return data.page(page.PATH, state, lambda: page.render(data, state))
 
 
@@ -126,6 +133,8 @@ def download(data: Data, pathname: str | None, search: str | None, table: str
         return dcc.send_string(table_csv(found.columns, found.rows),
                                csv_filename(table, state), type="text/csv")
 
+    if getattr(page, "LIVE", False):
+        return build()
     return data.download(page.PATH, table, state, build)
 
 
@@ -154,7 +163,9 @@ def click_href(pathname: str | None, search: str | None, target: Any) -> str | N
 
 
 def register_callbacks(app: Dash, data: Data) -> None:
-    """Wire the functions above to the components of dashboard.layout."""
+    """Wire the functions above to the components of dashboard.layout (and the Review
+    page's own controls: dashboard.review)."""
+    register_review_callbacks(app, data)
 
     @app.callback(
         Output("url", "search"),

@@ -33,9 +33,11 @@ from typing import Any
 
 from flask_caching import Cache
 from flask_caching.backends.base import BaseCache
+from sqlalchemy import Engine
 
 from dashboard.state import FilterState, today
 from kpi.settings import Settings
+from kpi.store.db import make_engine
 from kpi.warehouse import indicators
 from kpi.warehouse.indicators import Period, Result, run_support_query
 from kpi.warehouse.reader import period_fingerprint, shared_reader, snapshot_id
@@ -231,6 +233,14 @@ class Data:
     settings: Settings
     cache: Cache | None = None
     pages: SharedPageCache | ResultCache | None = None
+    # the ingest store (users, review decisions); made from the settings when not given
+    store: Engine | None = None
+
+    def engine(self) -> Engine:
+        """The ingest store's engine."""
+        if self.store is None:
+            self.store = make_engine(self.settings)
+        return self.store
 
     def snapshot(self) -> int:
         return snapshot_id(self.settings)

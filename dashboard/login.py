@@ -15,7 +15,17 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-from flask import Flask, Response, g, jsonify, redirect, render_template, request, session
+from flask import (
+    Flask,
+    Response,
+    g,
+    has_request_context,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+)
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import Engine
 
@@ -44,10 +54,28 @@ def configure_sessions(server: Flask, data_dir: Path) -> None:
     )
 
 
-def _csrf_token() -> str:
+def csrf_token() -> str:
+    """The session's CSRF token (made on first use): the login form sends it, and so do the
+    Review page's decisions (dashboard.review)."""
     if "csrf" not in session:
         session["csrf"] = secrets.token_urlsafe(32)
     return session["csrf"]
+
+
+def csrf_ok(sent: object) -> bool:
+    """Whether `sent` is the session's CSRF token."""
+    expected = session.get("csrf")
+    return bool(isinstance(sent, str) and expected
+                and hmac.compare_digest(sent.encode(), expected.encode()))
+
+
+def session_username(engine: Engine) -> str | None:
+    """The user of the request's live session; None outside a request or without one."""
+    if not has_request_context():
+        return None
+    if "user" not in g:
+        g.user = auth.session_user(engine, session.get("sid"))
+    return g.user
 
 
 def _safe_next(target: str | None) -> str:
@@ -60,13 +88,16 @@ def _safe_next(target: str | None) -> str:
 def _login_form(message: str | None = None, status: int = 200, username: str = "",
                 target: str = PREFIX) -> Response:
     html_text = render_template(
-        "login.html", message=message, csrf_token=_csrf_token(), username=username,
+        "login.html", message=message, csrf_token=csrf_token(), username=username,
         next=_safe_next(target), attribution=ATTRIBUTION)
     return Response(html_text, status=status, content_type="text/html; charset=utf-8")
 
 
 def _same_origin() -> bool:
-    """A state-changing request whose Origin (if sent) is this site."""
+    """A state-changing request whose Origin (if sent) is this site, and that the browser
+    (if it says so in Sec-Fetch-Site) did not send from another site."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
     origin = request.headers.get("Origin")
     if not origin or origin == "null":
         return origin is None
@@ -78,9 +109,7 @@ def add_login_routes(server: Flask, engine: Engine) -> None:
     """The guard (before every request), /, /login (form and post) and /logout."""
 
     def current_user() -> str | None:
-        if "user" not in g:
-            g.user = auth.session_user(engine, session.get("sid"))
-        return g.user
+        return session_username(engine)
 
     @server.before_request
     def guard() -> Response | None:
@@ -121,9 +150,7 @@ def add_login_routes(server: Flask, engine: Engine) -> None:
         username = request.form.get("username", "").strip()[:100]
         password = request.form.get("password", "")
         target = request.form.get("next", PREFIX)
-        sent = request.form.get("csrf_token", "")
-        expected = session.get("csrf")
-        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        if not csrf_ok(request.form.get("csrf_token", "")):
             return _login_form("The form expired. Please log in again.", 400, username, target)
         lock = auth.check_lock(engine, username)
         if lock is not None:

@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlencode
 
 from dashboard import PREFIX
+from kpi.review.decisions import STATUSES
+from kpi.review.items import KINDS
 from kpi.vocabulary import CONCEPT_TYPES, CONCEPT_URI, CONTEXTS, COUNTRY_CODE, LANGUAGES, SECTORS
 from kpi.warehouse.indicators import Period
 
@@ -25,6 +27,8 @@ PRESETS: dict[str, str] = {
 DEFAULT_PRESET = "last30"
 # The global filters, in the order they appear in the URL and in file names.
 FILTER_NAMES = ("concept_type", "language", "country", "sector", "context")
+# The Review page's own filters, after the global ones in the URL and in file names.
+REVIEW_FILTERS = ("kind", "status")
 _ALLOWED: dict[str, tuple[str, ...]] = {
     "concept_type": CONCEPT_TYPES,
     "language": LANGUAGES,
@@ -52,6 +56,9 @@ class FilterState:
     context: str | None = None
     label_language: str = "en"
     concept: str | None = None  # the concept page's concept URI
+    # the Review page's own filters (URL keys `kind` and `status`); None means all
+    kind: str | None = None
+    status: str | None = None
 
     def period(self, now: date | None = None) -> Period:
         """The inclusive range of days the preset stands for (relative to `now`)."""
@@ -106,7 +113,9 @@ def parse_query(search: str | None) -> FilterState:
         start = end = None
     label_language = args.get("labels", "en")
     concept = args.get("concept")
+    kind, status = args.get("kind"), args.get("status")
     return FilterState(
+        kind=kind if kind in KINDS else None, status=status if status in STATUSES else None,
         preset=preset, start=start, end=end,
         label_language=label_language if label_language in LANGUAGES else "en",
         concept=concept if concept and CONCEPT_URI.fullmatch(concept) else None,
@@ -126,6 +135,7 @@ def to_query(state: FilterState) -> str:
         pairs.append(("labels", state.label_language))
     if state.concept:
         pairs.append(("concept", state.concept))
+    pairs += [(name, getattr(state, name)) for name in REVIEW_FILTERS if getattr(state, name)]
     return "?" + urlencode(pairs) if pairs else ""
 
 
@@ -150,5 +160,7 @@ def csv_filename(table: str, state: FilterState, now: date | None = None) -> str
     parts += [f"{name}-{getattr(state, name)}" for name in FILTER_NAMES if getattr(state, name)]
     if state.concept:
         parts.append("concept-" + state.concept.rsplit("/", 1)[-1])
+    parts += [f"{name}-{getattr(state, name)}" for name in REVIEW_FILTERS
+              if getattr(state, name)]
     # every part is from a closed vocabulary or checked above; keep the name safe regardless
     return re.sub(r"[^A-Za-z0-9._-]", "_", "_".join(parts)) + ".csv"

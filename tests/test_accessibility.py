@@ -5,7 +5,9 @@ selenium) checks the login page, every dashboard page and the concept page in th
 user reaches: a filter open or changed, a custom period, a data table under a chart opened, a
 period without data, an unknown concept, an unknown page and a hand-edited URL. A keyboard-only
 walk then uses the dashboard without a mouse: the skip link, a filter, a concept opened from a
-table, a download, with a visible focus at every step.
+table, a download, with a visible focus at every step. The Review page is checked as a
+reviewer on a store with review items (tests/test_review.py's): axe-core with an item's
+details open, and a row selected and accepted with the keyboard.
 
 One Chromium and one dashboard (served from a thread) for the module, on the session's shared
 `world`; the rising and falling sections, which `world` has no data for, are checked on a
@@ -27,9 +29,11 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from dashboard import auth
 from dashboard.app import create_dashboard
 from dashboard.state import FilterState, csv_filename
+from kpi.store.registry import add_user
 from tests import dashboard_world
 from tests.dashboard_world import PASSWORD, TREND_PERIOD
 from tests.helpers import SKILL
+from tests.kpi_fixtures import Store, standard_store
 from tests.test_dashboard_browser import by_id, chromium, click, loaded, wait_for
 
 trend_world = dashboard_world.trend_world
@@ -393,3 +397,67 @@ def test_chart_links_lead_where_a_click_on_the_bar_does():
             "/dashboard/uptake", to_query(state), target)
     assert target_href(state, "uptake", "javascript:alert(1)") is None
     assert target_href(state, "uptake", "language=xx") is None
+
+
+@pytest.fixture(scope="module")
+def review_store(tmp_path_factory) -> Iterator[Store]:
+    """tests/test_review.py's seeded store with a reviewer (the shared world's user is a
+    viewer, and a decision would change what the shared world holds)."""
+    from tests.test_review import seed
+
+    store = standard_store(tmp_path_factory.mktemp("review-a11y"))
+    try:
+        seed(store)
+        add_user(store.engine, "eva", PASSWORD, role="reviewer")
+        yield store
+    finally:
+        store.engine.dispose()
+
+
+@in_browser
+def test_review_page_as_a_reviewer_with_the_keyboard(browser, review_store):
+    """The Review page as a reviewer: no axe violation with its items, with an item's details
+    open and after a decision; a row selected with the keyboard (arrow keys, Space) and
+    accepted with the keyboard, the status message saying so."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    found: dict[str, list] = {}
+
+    def check(state: str) -> None:
+        violations = axe(browser)
+        if violations:
+            found[state] = violations
+
+    with serve(review_store.settings) as review_site:
+        browser.delete_all_cookies()
+        browser.get(f"{review_site}/dashboard/review")
+        wait_for(browser, lambda d: "/login" in d.current_url, "the login form")
+        press(browser, "eva", Keys.TAB, PASSWORD, Keys.ENTER)
+        loaded(browser, "Review")
+        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#review-grid .ag-row"),
+                 "the items")
+        check("Review, reviewer")
+
+        # the skip link to the content, into the grid, down to the first row, Space selects it
+        browser.execute_script("window.__walkLast = null")
+        focus = press(browser, Keys.TAB)
+        assert focus["id"] == "skip-link", focus
+        assert press(browser, Keys.ENTER)["id"] == "content"
+        tab_until(browser, lambda f: "ag-header-cell" in f["cls"], "the grid")
+        focus = press(browser, Keys.ARROW_DOWN)
+        assert "ag-cell" in focus["cls"] and focus["visible"], focus
+        press(browser, Keys.SPACE)
+        wait_for(browser, lambda d: "History" in by_id(d, "review-details").text,
+                 "the details")
+        check("Review, details open")
+
+        # on to the Accept button, Enter decides
+        focus = tab_until(browser, lambda f: f["id"] == "review-accept", "the Accept button")
+        press(browser, Keys.ENTER)
+        wait_for(browser, lambda d: by_id(d, "review-message").text == "1 item accepted.",
+                 "the status message")
+        assert by_id(browser, "review-message").get_attribute("role") == "status"
+        check("Review, after a decision")
+        browser.delete_all_cookies()
+    assert not found, "axe-core found WCAG 2.1 A/AA violations:\n" + report(found)

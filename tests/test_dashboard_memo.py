@@ -19,7 +19,7 @@ from dashboard.data import (
     Warmer,
     shown_rows,
 )
-from dashboard.pages import BY_PATH, PAGES
+from dashboard.pages import BY_PATH, WARMED
 from dashboard.state import PRESETS, FilterState, csv_filename, to_query
 from kpi.warehouse.aggregate import run_aggregation
 from kpi.warehouse.indicators import INDICATORS, SUPPORT_QUERIES, Period, load_sql
@@ -88,7 +88,7 @@ def test_workers_take_turns_to_warm_up_and_render_each_view_once(world, monkeypa
     shutil.rmtree(world.settings.data_dir / "cache" / "pages", ignore_errors=True)
     apps = [data_of(create_dashboard(world.settings)) for _ in range(2)]
     calls: list[str] = []
-    for page in PAGES:
+    for page in WARMED:
         original = page.render
 
         def counting(data, state, page=page, original=original):
@@ -98,7 +98,7 @@ def test_workers_take_turns_to_warm_up_and_render_each_view_once(world, monkeypa
         monkeypatch.setattr(page, "render", counting)
     lock = world.settings.data_dir / "cache" / "warm.lock"
     warmers = [Warmer(data, lambda path, state, data=data: render_body(data, BY_PATH[path], state),
-                      [p.PATH for p in PAGES], interval=0.05, lock=lock) for data in apps]
+                      [p.PATH for p in WARMED], interval=0.05, lock=lock) for data in apps]
     for warmer in warmers:
         warmer.start()
     try:
@@ -111,7 +111,7 @@ def test_workers_take_turns_to_warm_up_and_render_each_view_once(world, monkeypa
         for warmer in warmers:
             warmer.stopped.set()
             warmer.join(timeout=30)
-    assert sorted(calls) == sorted(p.PATH for p in PAGES for _ in WARM_PRESETS)
+    assert sorted(calls) == sorted(p.PATH for p in WARMED for _ in WARM_PRESETS)
 
 
 def test_new_aggregation_refreshes_the_cache(app, world):
@@ -176,7 +176,7 @@ def test_warmer_renders_every_default_view_after_each_run(world):
         rendered.append((path, state.preset))
         return render_body(data, BY_PATH[path], state)
 
-    warmer = Warmer(data, render, [p.PATH for p in PAGES], interval=0.05)
+    warmer = Warmer(data, render, [p.PATH for p in WARMED], interval=0.05)
     warmer.start()
     try:
         for _ in range(200):
@@ -185,10 +185,10 @@ def test_warmer_renders_every_default_view_after_each_run(world):
             warmer.stopped.wait(0.05)
         assert warmer.rounds == 1
         assert set(WARM_PRESETS) <= set(PRESETS)
-        assert sorted(rendered) == sorted((p.PATH, preset) for p in PAGES
+        assert sorted(rendered) == sorted((p.PATH, preset) for p in WARMED
                                           for preset in WARM_PRESETS)
         # what a visitor asks next comes from the memo
-        for p in PAGES:
+        for p in WARMED:
             assert render_body(data, p, FilterState()) is render_body(data, p, FilterState())
         world.send(world.key_a, [event("warm1", concept_uri=SKILL)])
         run_aggregation(world.settings)

@@ -16,11 +16,14 @@ from dashboard.pages import (
     overview,
     proposals,
     quality,
+    review,
     translations,
     uptake,
 )
 
 # In menu order; the concept page is reached from the others.
 PAGES: tuple[ModuleType, ...] = (overview, concepts, labels, proposals, translations, uptake,
-                                 quality)
+                                 quality, review)
 BY_PATH: dict[str, ModuleType] = {p.PATH: p for p in (*PAGES, concept)}
+# The memoised pages, which the Warmer renders ahead (a LIVE page is rendered per request).
+WARMED: tuple[ModuleType, ...] = tuple(p for p in PAGES if not getattr(p, "LIVE", False))

@@ -1,0 +1,151 @@
+"""Review: the editors' work queue of suggestions (kpi.review), with bulk decisions for
+reviewers, an item's details, and the hand-over download.
+
+LIVE: the page shows the ingest store's decisions and the user's role, so it is rendered on
+every request, never memoised or warmed. The decisions themselves are taken in
+dashboard.review.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_ag_grid as dag
+from dash import dcc, html
+
+from dashboard import PREFIX
+from dashboard.components import GRID_ROW_LIMIT, Table, empty_state, section
+from dashboard.data import Data
+from dashboard.review import (
+    DECISION_BUTTONS,
+    TABLE,
+    TABLE_COLUMNS,
+    current_role,
+    review_rows,
+)
+from dashboard.state import FilterState, to_query
+from kpi.review.decisions import REASONS, STATUSES
+from kpi.review.items import KINDS
+
+TITLE = "Review"
+PATH = "review"
+LIVE = True
+# shown in the grid; the CSV has TABLE_COLUMNS
+GRID_COLUMNS = ("kind", "language", "concept", "label", "implementers", "countries", "events",
+                "first_seen", "last_seen", "status_text")
+HEADERS = {"status_text": "status", "first_seen": "first seen", "last_seen": "last seen"}
+
+
+def tables(data: Data, state: FilterState) -> dict[str, Table]:
+    rows = review_rows(data, state)
+    return {TABLE: Table("Review items", TABLE_COLUMNS, rows)}
+
+
+def _choices(state: FilterState, name: str, values: tuple[str, ...], label: str) -> html.Div:
+    """One filter of the page as links (the choice stays in the URL like every filter)."""
+    current = getattr(state, name)
+    links = []
+    for value in (None, *values):
+        href = f"{PREFIX}{PATH}{to_query(state.with_(**{name: value}))}"
+        key = f"review-{name}-{value or 'all'}"
+        # the current choice is text, not a link (dcc.Link takes no aria-current)
+        links.append(html.Li(
+            html.Span(value or "all", className="choice active", id=key,
+                      **{"aria-current": "true"}) if value == current else
+            dcc.Link(value or "all", href=href, className="choice", id=key)))
+    return html.Div(className="review-filter", children=[
+        html.Span(label, className="filter-label", id=f"review-{name}-label"),
+        html.Ul(links, className="choices", **{"aria-labelledby": f"review-{name}-label"}),
+    ])
+
+
+def _grid(rows: list[dict[str, Any]], reviewer: bool) -> Any:
+    """The items' grid: several rows selectable by a reviewer (checkboxes, or Space on a
+    row), one by a viewer (for its details)."""
+    defs: list[dict[str, Any]] = []
+    for c in GRID_COLUMNS:
+        d: dict[str, Any] = {"field": c, "headerName": HEADERS.get(c, c.replace("_", " ")),
+                             "flex": 1, "minWidth": 100}
+        defs.append(d)
+    selection = ({"mode": "multiRow", "checkboxes": True, "headerCheckbox": True,
+                  "enableClickSelection": True} if reviewer else
+                 {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True})
+    return dag.AgGrid(
+        id="review-grid",
+        columnDefs=defs,
+        rowData=rows[:GRID_ROW_LIMIT],
+        getRowId="params.data.item_id",  # the selection survives a refresh after a decision
+        defaultColDef={"sortable": True, "filter": True, "resizable": True},
+        dashGridOptions={
+            "animateRows": False, "enableCellTextSelection": True, "ensureDomOrder": True,
+            "tabToNextCell": {"function": "false"}, "tabToNextHeader": {"function": "false"},
+            "rowSelection": selection,
+        },
+        style={"height": "420px"},
+        className="grid clickable",
+    )
+
+
+def _controls() -> html.Div:
+    """A reviewer's bulk decision: reason, note, and one button per decision."""
+    return html.Div(id="review-controls", className="review-controls", role="group",
+                    **{"aria-label": "Decide on the selected items"}, children=[
+        html.Fieldset(className="review-reason", children=[
+            html.Legend("Reason (a rejection needs one)"),
+            dcc.RadioItems(id="review-reason", options=[
+                {"label": r.replace("_", " "), "value": r} for r in REASONS],
+                value=None, inline=True, className="presets"),
+        ]),
+        html.Div(className="review-note", children=[
+            html.Label("Note (optional)", htmlFor="review-note"),
+            dcc.Textarea(id="review-note", maxLength=2000, rows=2, value=""),
+        ]),
+        html.Div(className="review-buttons", children=[
+            html.Button(text, id=f"review-{decision}", className="review-button",
+                        n_clicks=0, type="button")
+            for decision, text in DECISION_BUTTONS.items()]),
+    ])
+
+
+def render(data: Data, state: FilterState) -> list[Any]:
+    from dashboard.login import csrf_token
+
+    reviewer = current_role(data) == "reviewer"
+    rows = review_rows(data, state)
+    filters = html.Div(className="review-filters", children=[
+        _choices(state, "kind", KINDS, "Kind"), _choices(state, "status", STATUSES, "Status")])
+    note = ("Evidence covers all time: the period, country, sector and context filters do not "
+            "apply here; language and concept type do. Ordered by implementers, then events.")
+    body: list[Any] = [
+        filters,
+        html.Div(id="review-message", className="review-message", role="status",
+                 **{"aria-live": "polite"}),
+    ]
+    if reviewer:
+        # the token the decision callback checks against the session (dashboard.review)
+        body += [dcc.Store(id="review-csrf", data=csrf_token()),
+                 html.P(f"Select items (click a row, or move to it with the arrow keys and "
+                        f"press Space), then decide. {len(rows)} items shown.",
+                        className="note")]
+    else:
+        body.append(html.P("You can view and download the items; reviewers decide on them. "
+                           "Select a row to see its details.", className="note"))
+    if len(rows) > GRID_ROW_LIMIT:
+        body.append(html.P(f"Showing the first {GRID_ROW_LIMIT:,} of {len(rows):,} items; the "
+                           "CSV has them all.", className="note"))
+    body.append(_grid(rows, reviewer) if rows else empty_state("No review items."))
+    if reviewer and rows:
+        body.append(_controls())
+    handover = html.Div(className="review-handover", children=[
+        html.Button("Download hand-over (zip)", id="review-handover-button",
+                    className="download-button", n_clicks=0, type="button",
+                    title="changes.csv, changes.ttl and manifest.json of the accepted items"),
+        dcc.Download(id="review-handover"),
+    ])
+    return [
+        section("Review items", TABLE, *body, handover, note=note),
+        html.Section(id="review-details", className="panel review-details",
+                     **{"aria-label": "Details of the selected item"},
+                     children=[html.H2("Details"),
+                               html.P("Select an item to see its details.", className="note")]),
+    ]

@@ -1,0 +1,228 @@
+"""The Review page's work (dashboard.pages.review shows it): the items' rows, bulk decisions
+through kpi.review.decisions.decide, an item's details, and the hand-over zip.
+
+A decision is taken only for the user of the request's session, and only when that user is a
+reviewer (read from the store, never from what the browser sends) and the request carries the
+session's CSRF token (the page holds it in a dcc.Store). The guard of dashboard.login already
+refuses a cross-site POST by its Origin and Sec-Fetch-Site headers, and the SameSite=Lax
+cookie is not sent with one: the token is the third lock.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from dashboard import PREFIX
+from dashboard.data import Data
+from dashboard.login import csrf_ok, session_username
+from dashboard.state import FilterState, parse_query, to_query, today
+from kpi.review import ReviewError
+from kpi.review.decisions import decide, list_items, trail
+from kpi.review.handover import FILES, export_changes
+from kpi.store.registry import user_role
+from kpi.vocabulary import CONCEPT_URI
+
+log = logging.getLogger("esco_kpi.dashboard")
+
+TABLE = "review_items"
+# the CSV's columns (the grid shows some of them)
+TABLE_COLUMNS = ("item_id", "kind", "status", "grown_since_decision", "concept_uri",
+                 "concept_type", "language", "label", "spellings", "implementers", "countries",
+                 "events", "first_seen", "last_seen", "in_release", "released_as")
+DECISION_BUTTONS = {"accept": "Accept", "reject": "Reject", "defer": "Defer",
+                    "reopen": "Reopen"}
+_DONE = {"accept": "accepted", "reject": "rejected", "defer": "deferred",
+         "reopen": "reopened"}
+GROWN = "more implementers since the decision"
+
+
+def current_role(data: Data) -> str | None:
+    """The role of the request's logged-in user (None without a session)."""
+    user = session_username(data.engine())
+    return user_role(data.engine(), user) if user else None
+
+
+def review_rows(data: Data, state: FilterState) -> list[dict[str, Any]]:
+    """The review items for the page's filters (kind, status, language, concept type), by
+    evidence, as rows of TABLE_COLUMNS plus what the grid shows."""
+    try:
+        items = list_items(data.settings, data.engine(), kind=state.kind, status=state.status,
+                           language=state.language)
+    except FileNotFoundError:
+        return []  # nothing published yet (a fresh install)
+    rows = []
+    for item in items:
+        if state.concept_type and item.concept_type != state.concept_type:
+            continue
+        row = item.public()
+        row.update(spellings=item.spellings, countries=item.countries)
+        status = item.status + (f" ({GROWN})" if item.grown_since_decision else "")
+        if item.in_release:
+            status += f" in {item.in_release}"
+        row["status_text"] = status
+        row["concept"] = item.concept_uri or f"new {item.concept_type or 'concept'}"
+        rows.append(row)
+    return rows
+
+
+def _count(n: int) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
+
+
+def take_decision(data: Data, decision: str, selected: Any, reason: Any, note: Any,
+                  token: Any) -> tuple[str, bool]:
+    """Carry out a decision sent by the page: (message, whether anything was written).
+
+    Who decides is the session's user; a viewer, a missing or wrong CSRF token, no
+    selection, or a refusal of kpi.review (a rejection without a reason, say) write nothing.
+    """
+    engine = data.engine()
+    user = session_username(engine)
+    if not user:
+        return "Not logged in: nothing was decided.", False
+    if not csrf_ok(token):
+        return "The page expired: reload it, then decide again. Nothing was decided.", False
+    if user_role(engine, user) != "reviewer":
+        log.warning("review decision refused: not a reviewer")
+        return "Only reviewers can decide: nothing was decided.", False
+    if decision not in DECISION_BUTTONS:
+        return "Unknown decision: nothing was decided.", False
+    ids = [r["item_id"] for r in selected or [] if isinstance(r, dict)
+           and isinstance(r.get("item_id"), str)]
+    if not ids:
+        return "Select at least one item first.", False
+    try:
+        done = decide(data.settings, engine, ids, decision, user,
+                      reason=reason if decision == "reject" and reason else None,
+                      note=note if isinstance(note, str) else None)
+    except ReviewError as exc:
+        return f"Nothing was decided: {exc}.", False
+    why = f" ({reason.replace('_', ' ')})" if decision == "reject" else ""
+    return f"{_count(len(done))} {_DONE[decision]}{why}.", True
+
+
+def details(data: Data, state: FilterState, row: dict[str, Any] | None, selected: int
+            ) -> list[Any]:
+    """The details of one selected row: its evidence, the concept's labels in its language
+    and the audit trail."""
+    head: list[Any] = [html.H2("Details")]
+    if not row or not isinstance(row.get("item_id"), str):
+        return [*head, html.P("Select an item to see its details.", className="note")]
+    item_id = row["item_id"]
+    facts = [("Item", item_id), ("Kind", row.get("kind")), ("Language", row.get("language")),
+             ("Label", row.get("label")), ("Status", row.get("status_text")),
+             ("Spellings", row.get("spellings")), ("Implementers", row.get("implementers")),
+             ("Countries", row.get("countries")), ("Events", row.get("events")),
+             ("First seen", row.get("first_seen")), ("Last seen", row.get("last_seen"))]
+    if selected > 1:
+        head.append(html.P(f"{selected} items selected; the details are of the last one.",
+                           className="note"))
+    listing = html.Dl(className="review-facts", children=[
+        part for name, value in facts for part in (html.Dt(name), html.Dd(
+            "–" if value is None else str(value)))])
+    body: list[Any] = [*head, html.H3(f"{row.get('label')} ({row.get('language')})"), listing]
+    uri = row.get("concept_uri")
+    if isinstance(uri, str) and CONCEPT_URI.fullmatch(uri):
+        target = state.with_(concept=uri, kind=None, status=None)
+        body.append(html.P(dcc.Link("Open the concept page", id="review-concept-link",
+                                    href=f"{PREFIX}concept{to_query(target)}")))
+        body.append(_labels(data, state, uri, row.get("language")))
+    body.append(_history(data, item_id))
+    return body
+
+
+def _labels(data: Data, state: FilterState, uri: str, language: Any) -> html.Div:
+    """The concept's catalogue labels in the item's language."""
+    rows = data.concept_detail(state.period(), FilterState(), uri).rows
+    labels = [(r["kind"], r["label"]) for r in rows
+              if r["section"] == "label" and r["key"] == language]
+    title = html.H3(f"The concept's labels in {language}")
+    if not labels:
+        return html.Div([title, html.P("The catalogue has no label in this language.",
+                                       className="note")])
+    return html.Div([title, html.Ul([html.Li(f"{label} ({kind})") for kind, label in labels])])
+
+
+def _history(data: Data, item_id: str) -> html.Div:
+    """The item's audit trail, oldest first."""
+    rows = trail(data.engine(), item_id)
+    title = html.H3("History")
+    if not rows:
+        return html.Div([title, html.P("No decision yet.", className="note")])
+    headers = ("when (UTC)", "who", "decision", "status", "reason", "note", "implementers")
+    body = [html.Tr([
+        html.Td(r["decided_at"].strftime("%Y-%m-%d %H:%M") if r["decided_at"] else "–"),
+        html.Td(r["decided_by"]), html.Td(r["decision"]), html.Td(r["status"]),
+        html.Td(r["reason"] or "–"), html.Td(r["note"] or "–"),
+        html.Td(str(r["implementers"]), className="number")]) for r in rows]
+    return html.Div([title, html.Table(id="review-history", children=[
+        html.Caption("Decisions on this item, oldest first"),
+        html.Thead(html.Tr([html.Th(h, scope="col") for h in headers])),
+        html.Tbody(body)])])
+
+
+def handover_zip(data: Data, status: str = "accepted") -> dict[str, Any]:
+    """kpi.review.handover's files for `status` as one zip (a dcc.Download payload)."""
+    with tempfile.TemporaryDirectory(prefix="handover-") as folder:
+        export_changes(data.settings, data.engine(), Path(folder), status)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in FILES:
+                archive.write(Path(folder) / name, name)
+    name = f"handover_{status}_{today().isoformat()}.zip"
+    return dcc.send_bytes(buffer.getvalue(), name, type="application/zip")
+
+
+def register_review_callbacks(app: Dash, data: Data) -> None:
+    """Wire the Review page's decision, details and hand-over controls."""
+
+    @app.callback(
+        Output("review-message", "children"),
+        Output("review-grid", "rowData"),
+        Output("review-grid", "selectedRows"),
+        *[Input(f"review-{d}", "n_clicks") for d in DECISION_BUTTONS],
+        State("review-grid", "selectedRows"),
+        State("review-reason", "value"),
+        State("review-note", "value"),
+        State("review-csrf", "data"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def on_decide(*args: Any) -> tuple[Any, Any, Any]:
+        selected, reason, note, token, search = args[len(DECISION_BUTTONS):]
+        trigger = ctx.triggered_id
+        if not isinstance(trigger, str) or not trigger.startswith("review-"):
+            raise PreventUpdate
+        message, written = take_decision(data, trigger[len("review-"):], selected, reason,
+                                         note, token)
+        if not written:
+            return message, no_update, no_update
+        return message, review_rows(data, parse_query(search)), []
+
+    @app.callback(
+        Output("review-details", "children"),
+        Input("review-grid", "selectedRows"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def on_select(selected: Any, search: str | None) -> list[Any]:
+        rows = [r for r in selected or [] if isinstance(r, dict)]
+        return details(data, parse_query(search), rows[-1] if rows else None, len(rows))
+
+    @app.callback(
+        Output("review-handover", "data"),
+        Input("review-handover-button", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def on_handover(clicks: int | None) -> dict[str, Any]:
+        if not clicks or session_username(data.engine()) is None:
+            raise PreventUpdate
+        return handover_zip(data)

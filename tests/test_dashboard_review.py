@@ -1,0 +1,252 @@
+"""The Review page: the items of kpi.review with their evidence and filters, bulk decisions
+through the real Dash callback as the logged-in reviewer (audited), refusals (a viewer, a
+crafted or cross-site request, a rejection without a reason) that write nothing, an item's
+details, and the downloads."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from dashboard.app import create_dashboard
+from dashboard.callbacks import download, render_page
+from dashboard.review import TABLE, details, review_rows
+from dashboard.state import FilterState, parse_query, to_query
+from kpi.review.decisions import trail
+from kpi.store.registry import add_user
+from tests.dashboard_world import data_of, find, texts
+from tests.kpi_fixtures import Store, standard_store
+from tests.test_review import L_ID, P_ID, T_ID, seed
+
+REVIEWER, VIEWER = ("eva", "password-eva"), ("vic", "password-vic")
+UPDATE = "/dashboard/_dash-update-component"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Iterator[Store]:
+    """tests/test_review.py's seeded store (SQLite): a label, a proposal, a translation and a
+    second label; a reviewer `eva` and a viewer `vic`."""
+    store = standard_store(tmp_path_factory.mktemp("review"))
+    seed(store)
+    add_user(store.engine, *REVIEWER, role="reviewer")
+    add_user(store.engine, *VIEWER)
+    try:
+        yield store
+    finally:
+        store.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def app(store):
+    return create_dashboard(store.settings)
+
+
+def decided(engine: Engine) -> list[dict[str, Any]]:
+    return [r for r in trail(engine) if r["decided_by"] != "system"]
+
+
+def client_for(app, user: tuple[str, str]):
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    response = client.post("/login", data={"username": user[0], "password": user[1],
+                                           "csrf_token": token})
+    assert response.status_code == 302
+    return client
+
+
+def callback(client, output: str, inputs: dict[str, Any], state: dict[str, Any] | None = None,
+             changed: str | None = None, headers: dict[str, str] | None = None):
+    """POST a callback as Dash's renderer does: the callback whose output holds `output`
+    (from /_dash-dependencies), with the values given by "id.property" (others None)."""
+    deps = client.get("/dashboard/_dash-dependencies").get_json()
+    spec = next(d for d in deps if output in d["output"])
+
+    def values(items: list[dict], given: dict[str, Any]) -> list[dict]:
+        return [{"id": i["id"], "property": i["property"],
+                 "value": given.get(f"{i['id']}.{i['property']}")} for i in items]
+
+    outputs = [{"id": part.rsplit(".", 1)[0], "property": part.rsplit(".", 1)[1]}
+               for part in spec["output"].strip(".").split("...")]
+    body = {"output": spec["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
+            "inputs": values(spec["inputs"], inputs), "state": values(spec["state"], state or {}),
+            "changedPropIds": [changed or next(iter(inputs))]}
+    return client.post(UPDATE, json=body, headers=headers or {})
+
+
+def page(client, search: str = "") -> dict[str, Any]:
+    """The Review page's content as the browser gets it (JSON of the component tree)."""
+    response = callback(client, "content.children", {"url.pathname": "/dashboard/review",
+                                                     "url.search": search})
+    assert response.status_code == 200
+    return response.get_json()["response"]["content"]["children"]
+
+
+def props(tree: Any, component_id: str) -> dict[str, Any] | None:
+    """The props of the component with this id in a JSON component tree."""
+    if isinstance(tree, list):
+        for child in tree:
+            found = props(child, component_id)
+            if found is not None:
+                return found
+    elif isinstance(tree, dict) and "props" in tree:
+        if tree["props"].get("id") == component_id:
+            return tree["props"]
+        return props(tree["props"].get("children"), component_id)
+    return None
+
+
+def decide(client, decision: str, rows: list[dict], token: Any, reason: str | None = None,
+           note: str = "", headers: dict[str, str] | None = None):
+    return callback(client, "review-message.children", {f"review-{decision}.n_clicks": 1},
+                    {"review-grid.selectedRows": rows, "review-reason.value": reason,
+                     "review-note.value": note, "review-csrf.data": token,
+                     "url.search": ""}, headers=headers)
+
+
+def message(response) -> str:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["response"]["review-message"]["children"]
+
+
+def test_items_filters_and_the_url(app, store):
+    data = data_of(app)
+    rows = review_rows(data, FilterState())
+    assert [r["item_id"] for r in rows][:2] == [P_ID, L_ID]  # implementers first
+    label = next(r for r in rows if r["item_id"] == L_ID)
+    assert (label["implementers"], label["countries"], label["events"], label["first_seen"],
+            label["last_seen"], label["status"]) == (2, 2, 2, "2026-07-02", "2026-08-10",
+                                                     "open")
+    state = parse_query("?kind=label&status=open&language=de")
+    assert (state.kind, state.status, state.language) == ("label", "open", "de")
+    assert parse_query(to_query(state)) == state
+    assert [r["item_id"] for r in review_rows(data, state)] == [L_ID]
+    assert parse_query("?kind=nonsense&status=gone") == FilterState()
+    assert {r["item_id"] for r in review_rows(data, FilterState(concept_type="skill"))} == {
+        T_ID, *[r["item_id"] for r in rows if r["kind"] == "label"
+                and r["concept_type"] == "skill"]}
+
+
+def test_a_reviewer_decides_in_bulk_through_the_callback(app, store):
+    client = client_for(app, REVIEWER)
+    content = page(client)
+    token = props(content, "review-csrf")["data"]
+    grid = props(content, "review-grid")
+    assert props(content, "review-accept") is not None
+    rows = [r for r in grid["rowData"] if r["item_id"] in (L_ID, T_ID)]
+    response = decide(client, "accept", rows, token, note="common in DE")
+    assert message(response) == "2 items accepted."
+    refreshed = response.get_json()["response"]["review-grid"]
+    assert {r["item_id"]: r["status"] for r in refreshed["rowData"]}[L_ID] == "accepted"
+    assert refreshed["selectedRows"] == []
+    audit = decided(store.engine)
+    assert {(r["item_id"], r["decision"], r["decided_by"], r["note"]) for r in audit} == {
+        (L_ID, "accept", "eva", "common in DE"), (T_ID, "accept", "eva", "common in DE")}
+
+    # a rejection needs a reason: refused with a message, nothing written
+    proposal = [r for r in grid["rowData"] if r["item_id"] == P_ID]
+    assert message(decide(client, "reject", proposal, token)).startswith(
+        "Nothing was decided: a rejection needs a reason")
+    assert len(decided(store.engine)) == 2
+    assert message(decide(client, "reject", proposal, token, reason="too_specific")) == \
+        "1 item rejected (too specific)."
+    # no selection, a refused transition, a missing token: nothing written
+    assert message(decide(client, "defer", [], token)) == "Select at least one item first."
+    assert "already accepted" in message(decide(client, "accept", rows, token))
+    assert message(decide(client, "reopen", proposal, None)).startswith("The page expired")
+    audit = decided(store.engine)
+    assert len(audit) == 3 and audit[-1]["reason"] == "too_specific"
+
+    # the details of a decided item: its evidence, the concept's labels, the history
+    row = next(r for r in refreshed["rowData"] if r["item_id"] == L_ID)
+    shown = details(data_of(app), FilterState(), row, 1)
+    words = texts(shown)
+    assert "common in DE" in words and "accept" in words and "eva" in words
+    assert "The concept's labels in de" in words
+    assert find(shown, lambda c: getattr(c, "id", None) == "review-concept-link")
+
+
+def test_a_viewer_sees_and_downloads_but_never_decides(app, store):
+    client = client_for(app, VIEWER)
+    content = page(client)
+    assert props(content, "review-accept") is None and props(content, "review-csrf") is None
+    rows = props(content, "review-grid")["rowData"]
+    assert rows
+    before = len(decided(store.engine))
+    # a crafted POST, even with the session's own CSRF token: refused, nothing written
+    with client.session_transaction() as session:
+        session["csrf"] = "a-token"
+    response = decide(client, "accept", rows, "a-token")
+    assert message(response) == "Only reviewers can decide: nothing was decided."
+    assert "review-grid" not in response.get_json()["response"]
+    assert len(decided(store.engine)) == before
+
+    # the CSV of the table and the hand-over zip
+    data = data_of(app)
+    payload = download(data, "/dashboard/review", "?kind=label", TABLE)
+    table = list(csv.DictReader(io.StringIO(payload["content"])))
+    assert {r["kind"] for r in table} == {"label"} and L_ID in {r["item_id"] for r in table}
+    assert payload["filename"].endswith("_kind-label.csv")
+    response = callback(client, "review-handover.data", {"review-handover-button.n_clicks": 1})
+    zipped = response.get_json()["response"]["review-handover"]["data"]
+    import base64
+
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(zipped["content"]))) as archive:
+        assert set(archive.namelist()) == {"changes.csv", "changes.ttl", "manifest.json"}
+        assert L_ID in archive.read("changes.csv").decode()
+
+
+def test_a_cross_site_decision_is_refused(app, store):
+    client = client_for(app, REVIEWER)
+    token = props(page(client), "review-csrf")["data"]
+    rows = [{"item_id": P_ID}]
+    before = len(decided(store.engine))
+    for headers in ({"Origin": "https://elsewhere.example"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Sec-Fetch-Site": "same-site"}):
+        assert decide(client, "reopen", rows, token, headers=headers).status_code == 403
+    assert len(decided(store.engine)) == before
+
+
+def test_the_page_without_a_session_user(app):
+    """Rendered outside a request (as the tests and a viewer see it): no decision controls."""
+    content, _, menu = render_page(data_of(app), "/dashboard/review", "?status=open")
+    assert "Review" in texts(menu)
+    assert not find(content, lambda c: getattr(c, "id", None) == "review-accept")
+    assert find(content, lambda c: getattr(c, "id", None) == "review-grid")
+
+
+@pytest.mark.browser
+def test_a_bulk_decision_in_a_browser(store, tmp_path):
+    """A reviewer selects every label item with the header checkbox and defers them."""
+    from selenium.webdriver.common.by import By
+
+    from tests.test_accessibility import serve
+    from tests.test_dashboard_browser import by_id, chromium, click, loaded, wait_for
+
+    before = len(decided(store.engine))
+    with serve(store.settings) as site, chromium(tmp_path / "downloads") as browser:
+        browser.get(f"{site}/dashboard/review?kind=label")
+        by_id(browser, "username").send_keys(REVIEWER[0])
+        by_id(browser, "password").send_keys(REVIEWER[1])
+        by_id(browser, "login-button").click()
+        loaded(browser, "Review")
+        wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR,
+                                                        "#review-grid .ag-row")) == 2, "2 rows")
+        click(browser, lambda d: d.find_element(
+            By.CSS_SELECTOR, "#review-grid .ag-header-select-all input"), "select all")
+        by_id(browser, "review-note").send_keys("wait for the next release")
+        click(browser, lambda d: by_id(d, "review-defer"), "Defer")
+        wait_for(browser, lambda d: by_id(d, "review-message").text == "2 items deferred.",
+                 "the status message")
+        wait_for(browser, lambda d: all(
+            "deferred" in e.text for e in d.find_elements(
+                By.CSS_SELECTOR, "#review-grid .ag-row [col-id=status_text]")), "refreshed")
+    audit = decided(store.engine)[before:]
+    assert {r["decision"] for r in audit} == {"defer"} and len(audit) == 2
+    assert {r["note"] for r in audit} == {"wait for the next release"}
