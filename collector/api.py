@@ -1,10 +1,12 @@
-"""The ingestion API blueprint: /v1/events, /v1/me, /v1/health, /v1/openapi.json."""
+"""The ingestion API blueprint: /v1/events, /v1/me, /v1/me/suggestions, /v1/health,
+/v1/openapi.json."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -13,6 +15,7 @@ from collector import metrics
 from collector.body import BodyError, check_content_type, parse_events, read_body
 from collector.ingest import ingest
 from collector.store import StoreUnavailable
+from kpi.review.contributions import implementer_suggestions
 from kpi.store.db import outcome_counts
 from kpi.store.registry import Implementer, authenticate
 
@@ -136,6 +139,22 @@ def me() -> Response:
     return jsonify({"id": implementer.id, "name": implementer.name,
                     "country": implementer.country, "sector": implementer.sector,
                     **totals, "rejected_by_reason": dict(sorted(by_reason.items()))})
+
+
+@bp.get("/me/suggestions")
+def my_suggestions() -> Response:
+    implementer = _implementer()
+    if isinstance(implementer, Response):
+        return implementer
+    try:
+        suggestions = implementer_suggestions(current_app.config["ESCO_SETTINGS"],
+                                              current_app.extensions["esco_store"],
+                                              implementer.id)
+    except (SQLAlchemyError, duckdb.Error, OSError):
+        # the store, or the warehouse's files (e.g. retired while read), cannot answer now
+        return error(503, "the store is unavailable; retry later",
+                     current_app.config["RETRY_AFTER"])
+    return jsonify({"suggestions": suggestions})
 
 
 @bp.get("/health")

@@ -19,6 +19,8 @@ from collector.schemas import (
     HealthSchema,
     MeSchema,
     OutcomeSummarySchema,
+    SuggestionSchema,
+    SuggestionsSchema,
     type_fields,
 )
 from kpi import __version__
@@ -96,6 +98,8 @@ def build_spec(max_events: int, max_body_bytes: int) -> dict:
     spec.components.schema("Error", schema=ErrorSchema)
     spec.components.schema("Health", schema=HealthSchema)
     spec.components.schema("Me", schema=MeSchema)
+    spec.components.schema("Suggestion", schema=SuggestionSchema)
+    spec.components.schema("Suggestions", schema=SuggestionsSchema)
     summary = {"content": {"application/json": {"schema": "OutcomeSummary"}}}
     spec.path(path="/v1/events", operations={"post": {
         "summary": "Send a batch of usage events",
@@ -132,6 +136,14 @@ def build_spec(max_events: int, max_body_bytes: int) -> dict:
         "security": [{"apiKey": []}],
         "responses": {"200": {"description": "the implementer",
                               "content": {"application/json": {"schema": "Me"}}},
+                      "401": _error("missing, unknown or revoked key"),
+                      "503": _error("store unavailable", retry_after=True)}}})
+    spec.path(path="/v1/me/suggestions", operations={"get": {
+        "summary": "The review items this key's implementer contributed to: your own "
+                   "spelling of each, and its status in ESCO's review",
+        "security": [{"apiKey": []}],
+        "responses": {"200": {"description": "your suggestions (an empty list if none)",
+                              "content": {"application/json": {"schema": "Suggestions"}}},
                       "401": _error("missing, unknown or revoked key"),
                       "503": _error("store unavailable", retry_after=True)}}})
     document = spec.to_dict()

@@ -25,6 +25,8 @@ from marshmallow import (
 )
 
 from collector.privacy import personal_data_reason
+from kpi.review.decisions import REASONS, STATUSES
+from kpi.review.items import KINDS
 from kpi.vocabulary import (
     CONCEPT_URI,
     CONTEXTS,
@@ -334,6 +336,28 @@ class MeSchema(Schema):
     quarantined = fields.Integer(required=True)
     rejected = fields.Integer(required=True)
     rejected_by_reason = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class SuggestionSchema(Schema):
+    """One review item the implementer contributed to (`GET /v1/me/suggestions`)."""
+
+    item_id = fields.String(required=True, metadata={"example": "L-2367701876218ed8"})
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    concept_uri = fields.String(required=True, allow_none=True, metadata={
+        "description": "the concept labelled or translated; null for a proposal"})
+    language = fields.String(required=True)
+    label = fields.String(required=True, metadata={
+        "description": "your own spelling: the one you sent most often in this item"})
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    in_release = fields.String(required=True, allow_none=True, metadata={
+        "description": "the ESCO release that holds it (released or covered), else null"})
+    reason = fields.String(required=True, allow_none=True,
+                           validate=validate.OneOf((*REASONS, None)),
+                           metadata={"description": "why it was rejected, else null"})
+
+
+class SuggestionsSchema(Schema):
+    suggestions = fields.List(fields.Nested(SuggestionSchema), required=True)
 
 
 def flatten_reasons(messages: Any) -> dict[str, list[str]]:

@@ -2,7 +2,9 @@
 
 Initialise the stores, register the demo implementers, start the server, send two quarters of
 synthetic events (some invalid, so the data-quality view has something to show), aggregate,
-and keep serving. Event ids are stable, so a second run stores nothing twice.
+decide a share of the suggestions as two reviewers (so that every review status has something
+to show), and keep serving. Event ids are stable and decided items are skipped, so a second run
+stores nothing twice.
 
 Ctrl-C (SIGINT), SIGTERM (a service manager, `timeout`) and SIGHUP (a closed terminal) all stop
 the demo at once, whatever it is doing, and its server with it: the server runs in a session of
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import random
 import secrets
 import signal
 import subprocess
@@ -32,6 +35,8 @@ from sqlalchemy import select
 
 from esco_kpi.server import spawn_serve, wait_until_up
 from kpi.catalogue.load import load_bundled
+from kpi.review.decisions import decide, latest_rows, list_items
+from kpi.review.items import Item
 from kpi.settings import Settings
 from kpi.store.db import implementers, init_store, make_engine
 from kpi.store.registry import (
@@ -45,6 +50,26 @@ from kpi.store.registry import (
 from kpi.synthetic import DEMO_IMPLEMENTERS, DEMO_TRENDS, TrafficGenerator, split_volume
 
 DEMO_USER = "demo"
+# The second reviewer, who decides alongside the demo user (it never logs in: no password).
+DEMO_REVIEWER = "demo-editor"
+# The demo's decisions: drawn from this seed, so every run (and every machine) decides alike.
+REVIEW_SEED = 2026
+# How many label and proposal items the demo decides, drawn from the best-evidenced
+# DECIDE_POOL times as many of each kind: most items stay open, as in a real review backlog.
+DECIDE_QUOTA = {"label": 28, "proposal": 12}
+DECIDE_POOL = 3
+# Shares of the decided items: accepted, rejected, deferred (the rest).
+ACCEPT_SHARE, REJECT_SHARE = 0.45, 0.30
+REJECT_REASONS = {
+    "label": (("too_specific", "only one portal's wording"),
+              ("brand_or_product", "a product name, not a label"),
+              ("not_a_label", None), ("duplicate", "already a spelling variant")),
+    "proposal": (("too_specific", "a specialisation of an existing concept"),
+                 ("out_of_scope", "not an occupation or skill"),
+                 ("duplicate", None)),
+}
+ACCEPT_NOTES = ("common in job ads", None, "several portals use it")
+DEFER_NOTE = "wait for more portals"
 BATCH = 1000
 Progress = Callable[[str, int, int], None]
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -263,6 +288,8 @@ def _run_demo(settings: Settings, config: str | None, events: int, port: int | N
                  total=sum(outcome.values()), **outcome))
         _aggregate(settings, echo)
         stop.check()
+        _decide_suggestions(settings, engine, echo)
+        stop.check()
         echo("")
         echo(f"Collector API:  {url}/v1/  (OpenAPI: {url}/v1/openapi.json)")
         echo(f"Metrics:        {url}/metrics")
@@ -315,6 +342,72 @@ def _aggregate(settings: Settings, echo: Callable[[str], None]) -> None:
             time.sleep(0.5)
     echo(f"Aggregated {summary.events_read} new events into the warehouse "
          f"({summary.days_recomputed} days) in {summary.duration_seconds:.1f} s.")
+
+
+def _demo_reviewer(engine) -> None:
+    """The second reviewer: a user with an unusable random password, for the audit trail."""
+    try:
+        add_user(engine, DEMO_REVIEWER, secrets.token_urlsafe(24), role="reviewer")
+    except RegistryError:
+        set_role(engine, DEMO_REVIEWER, "reviewer")
+
+
+def plan_decisions(items: list[Item], seed: int = REVIEW_SEED
+                   ) -> list[tuple[str, str, str | None, str | None, str]]:
+    """What the demo decides: (decision, reviewer, reason, note, item_id) for some of the
+    best-evidenced label and proposal items.
+
+    Deterministic: the same items (in list_items' order, best evidence first) give the same
+    plan, whatever was decided already, so a second run plans the items the first one decided.
+    """
+    rng = random.Random(seed)
+    chosen: list[Item] = []
+    for kind, quota in DECIDE_QUOTA.items():
+        pool = [i for i in items if i.kind == kind][:quota * DECIDE_POOL]
+        pool.sort(key=lambda i: i.item_id)  # then shuffled: independent of evidence ties
+        rng.shuffle(pool)
+        chosen += pool[:quota]
+    rng.shuffle(chosen)
+    accept = round(len(chosen) * ACCEPT_SHARE)
+    reject = round(len(chosen) * REJECT_SHARE)
+    plan = []
+    for n, item in enumerate(chosen):
+        reviewer = DEMO_USER if n % 2 == 0 else DEMO_REVIEWER
+        if n < accept:
+            plan.append(("accept", reviewer, None, rng.choice(ACCEPT_NOTES), item.item_id))
+        elif n < accept + reject:
+            reason, note = rng.choice(REJECT_REASONS[item.kind])
+            plan.append(("reject", reviewer, reason, note, item.item_id))
+        else:
+            plan.append(("defer", reviewer, None, DEFER_NOTE, item.item_id))
+    return plan
+
+
+def _decide_suggestions(settings: Settings, engine, echo: Callable[[str], None]) -> None:
+    """Decide a share of the suggestions as two reviewers (kpi.review.decisions.decide), so
+    that the review views have accepted, rejected, deferred and open items to show.
+
+    Planned items that a decision already names are skipped, so a second run adds nothing.
+    Decisions are dated now: decide() takes no date, and the audit trail is append-only.
+    """
+    _demo_reviewer(engine)
+    items = list_items(settings, engine)  # read once, handed to every decide() below
+    with engine.connect() as conn:
+        decided = set(latest_rows(conn))
+    plan = [step for step in plan_decisions(items) if step[4] not in decided]
+    if not plan:
+        echo("No new suggestions to decide (decided on an earlier run, or none sent).")
+        return
+    # One decide() per (decision, reviewer, reason, note), each in one transaction.
+    batches: dict[tuple[str, str, str | None, str | None], list[str]] = {}
+    for decision, reviewer, reason, note, item_id in plan:
+        batches.setdefault((decision, reviewer, reason, note), []).append(item_id)
+    counts: Counter = Counter()
+    for (decision, reviewer, reason, note), ids in batches.items():
+        decide(settings, engine, ids, decision, reviewer, reason=reason, note=note, items=items)
+        counts[decision] += len(ids)
+    echo(f"Decided {len(plan)} suggestions as two reviewers: {counts['accept']} accepted, "
+         f"{counts['reject']} rejected, {counts['defer']} deferred.")
 
 
 def _has_dashboard() -> bool:

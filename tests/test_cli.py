@@ -18,6 +18,7 @@ import requests
 from sqlalchemy import select
 
 from collector.app import create_app
+from kpi.review.decisions import trail
 from kpi.store.db import api_keys
 from kpi.store.registry import authenticate, check_user, user_role
 from tests.conftest import write_config
@@ -234,6 +235,15 @@ def test_demo_twice_on_a_fresh_machine_does_not_double_the_data(tmp_path):
     rejected = query(settings, "data_quality", quarter).rows
     assert used > 0 and any(r["outcome"] == "rejected" for r in rejected)
     assert all(query(settings, name, quarter).columns for name in INDICATORS)
+    # a share of the suggestions decided by two reviewers: every human status has examples
+    decided = re.search(r"Decided (\d+) suggestions as two reviewers: (\d+) accepted, "
+                        r"(\d+) rejected, (\d+) deferred\.", first)
+    assert decided and all(int(n) > 0 for n in decided.groups()), first
+    audit = trail(engine)
+    assert len(audit) == int(decided[1])
+    assert {r["status"] for r in audit} == {"accepted", "rejected", "deferred"}
+    assert {r["decided_by"] for r in audit} == {"demo", "demo-editor"}
+    assert all(r["reason"] for r in audit if r["status"] == "rejected")
 
     engine.dispose()
     with pytest.raises(requests.ConnectionError):  # --no-serve: nothing left listening
@@ -248,6 +258,8 @@ def test_demo_twice_on_a_fresh_machine_does_not_double_the_data(tmp_path):
             assert again and int(again[2]) == 0 and int(again[3]) == int(sent[2]) + int(sent[4])
             assert sum(r["usage"] for r in query(settings, "most_used_concepts",
                                                  quarter).rows) == used
+            assert "No new suggestions to decide" in second
+            assert len(trail(make_engine(settings))) == len(audit)  # nothing decided twice
             password = re.search(r"login: demo / (\S+)", second)[1]  # a fresh one each run
             browser = requests.Session()
             page = browser.get(f"http://127.0.0.1:{port}/login", timeout=10)

@@ -8,6 +8,8 @@ over.
     reconcile.py  marking items that the newest loaded ESCO release holds
     handover.py   the hand-over files: changes.csv, changes.ttl (SKOS), manifest.json
     summary.py    per kind and language: items by status, and how long decisions take
+    contributions.py  one implementer's items, its own spelling and their statuses
+                  (sql/implementer_suggestions.sql; GET /v1/me/suggestions)
 
 Decisions live in the ingest store (table review_decisions, keyed by item id), so they
 survive a rebuild of the warehouse.

@@ -219,19 +219,22 @@ def _refusal(item: Item, current: str, decision: str) -> str | None:
 
 
 def decide(settings: Settings, engine: Engine, item_ids: Sequence[str], decision: str, by: str,
-           *, reason: str | None = None, note: str | None = None) -> list[Item]:
+           *, reason: str | None = None, note: str | None = None,
+           items: Sequence[Item] | None = None) -> list[Item]:
     """Record one decision on each of `item_ids` by the reviewer `by`, all or none.
 
-    The evidence is read first; each item's current status is read again under the audit
-    trail's write lock, and the rows (decision and evidence) are written in that transaction.
-    Returns the items with their new status.
+    The evidence is read first (or taken from `items`, a list_items answer of the caller that
+    decides many batches: reading it costs seconds on a large warehouse); each item's current
+    status is read again under the audit trail's write lock, and the rows (decision and
+    evidence) are written in that transaction. Returns the items with their new status.
     """
     _check_decision(decision, reason, note)
     _check_reviewer(engine, by)
     wanted = list(dict.fromkeys(item_ids))
     if not wanted:
         raise ReviewError("name at least one item id")
-    known = {i.item_id: i for i in list_items(settings, engine)}
+    found = list_items(settings, engine) if items is None else items
+    known = {i.item_id: i for i in found}
     unknown = [i for i in wanted if i not in known]
     if unknown:
         raise ReviewError(f"no review item {unknown[0]!r} (see `esco-kpi review list`)")
