@@ -27,6 +27,7 @@ from dashboard.state import FilterState, parse_query, to_query, today
 from kpi.review import ReviewError
 from kpi.review.decisions import decide, list_items, trail
 from kpi.review.handover import FILES, export_changes
+from kpi.review.items import item_id
 from kpi.store.registry import user_role
 from kpi.vocabulary import CONCEPT_URI
 
@@ -34,7 +35,7 @@ log = logging.getLogger("esco_kpi.dashboard")
 
 TABLE = "review_items"
 # the CSV's columns (the grid shows some of them)
-TABLE_COLUMNS = ("item_id", "kind", "status", "grown_since_decision", "concept_uri",
+TABLE_COLUMNS = ("item_id", "kind", "trend", "status", "grown_since_decision", "concept_uri",
                  "concept_type", "language", "label", "spellings", "implementers", "countries",
                  "events", "first_seen", "last_seen", "in_release", "released_as")
 DECISION_BUTTONS = {"accept": "Accept", "reject": "Reject", "defer": "Defer",
@@ -50,9 +51,25 @@ def current_role(data: Data) -> str | None:
     return user_role(data.engine(), user) if user else None
 
 
+def trending(data: Data, state: FilterState) -> dict[str, str]:
+    """item_id -> 'emerging' or 'rising', for the candidate labels and proposals that
+    concept_trends flags in the page's period and filters."""
+    try:
+        rows = data.indicator("concept_trends", state.period(), state).rows
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for r in rows:
+        if r["kind"] in ("label", "proposal") and r["trend"] in ("emerging", "rising"):
+            concept = r["concept_uri"] if r["kind"] == "label" else r["concept_type"]
+            out[item_id(r["kind"], concept, r["language"], r["label_norm"])] = r["trend"]
+    return out
+
+
 def review_rows(data: Data, state: FilterState) -> list[dict[str, Any]]:
-    """The review items for the page's filters (kind, status, language, concept type), by
-    evidence, as rows of TABLE_COLUMNS plus what the grid shows."""
+    """The review items for the page's filters (kind, status, language, concept type), as
+    rows of TABLE_COLUMNS plus what the grid shows: what is emerging, then what is rising in
+    the page's period (concept_trends), then the rest, each by evidence."""
     try:
         items = list_items(data.settings, data.engine(), kind=state.kind, status=state.status,
                            language=state.language)
@@ -69,8 +86,18 @@ def review_rows(data: Data, state: FilterState) -> list[dict[str, Any]]:
             status += f" in {item.in_release}"
         row["status_text"] = status
         row["concept"] = item.concept_uri or f"new {item.concept_type or 'concept'}"
+        row["trend"] = ""
         rows.append(row)
+    if rows:
+        trends = trending(data, state)
+        for row in rows:
+            row["trend"] = trends.get(row["item_id"], "")
+        # a stable sort: the evidence order stays within each group
+        rows.sort(key=lambda row: _TREND_ORDER[row["trend"]])
     return rows
+
+
+_TREND_ORDER = {"emerging": 0, "rising": 1, "": 2}
 
 
 def _count(n: int) -> str:

@@ -194,3 +194,21 @@ def test_many_items_show_the_strongest_and_labels_keep_apart():
     spots = [a.y for a in graph.figure.layout.annotations]
     assert spots == sorted(spots)
     assert min(b - a for a, b in zip(spots, spots[1:], strict=False)) > 2
+
+
+def test_the_review_queue_starts_with_what_is_emerging_and_rising(data):
+    from dashboard.review import review_rows
+    from kpi.review.items import item_id
+
+    rows = review_rows(data, STATE)
+    label = item_id("label", O1, "de", "softwareentwicklerin")
+    proposal = item_id("proposal", "skill", "en", "prompt engineering")
+    assert [(r["item_id"], r["trend"]) for r in rows[:2]] == [(label, "emerging"),
+                                                               (proposal, "rising")]
+    assert {r["trend"] for r in rows[2:]} == {""}
+    # the rest keep the evidence order: implementers, then events
+    rest = [(r["implementers"], r["events"]) for r in rows[2:]]
+    assert rest == sorted(rest, reverse=True)
+    # in a period with no trend, the queue is by evidence alone
+    calm = review_rows(data, parse_query("?period=custom&start=2026-05-01&end=2026-05-31"))
+    assert {r["trend"] for r in calm} == {""}

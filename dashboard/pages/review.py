@@ -31,8 +31,8 @@ TITLE = "Review"
 PATH = "review"
 LIVE = True
 # shown in the grid; the CSV has TABLE_COLUMNS
-GRID_COLUMNS = ("kind", "language", "concept", "label", "implementers", "countries", "events",
-                "first_seen", "last_seen", "status_text")
+GRID_COLUMNS = ("kind", "trend", "language", "concept", "label", "implementers", "countries",
+                "events", "first_seen", "last_seen", "status_text")
 HEADERS = {"status_text": "status", "first_seen": "first seen", "last_seen": "last seen"}
 
 
@@ -114,8 +114,10 @@ def render(data: Data, state: FilterState) -> list[Any]:
     rows = review_rows(data, state)
     filters = html.Div(className="review-filters", children=[
         _choices(state, "kind", KINDS, "Kind"), _choices(state, "status", STATUSES, "Status")])
-    note = ("Evidence covers all time: the period, country, sector and context filters do not "
-            "apply here; language and concept type do. Ordered by implementers, then events.")
+    note = ("Evidence covers all time: language and concept type filter the items. First "
+            "come the labels and proposals that are emerging, then those rising, in the "
+            "period and filters chosen (see Trends on the Overview); then the rest, each by "
+            "implementers, then events.")
     body: list[Any] = [
         filters,
         html.Div(id="review-message", className="review-message", role="status",
