@@ -134,7 +134,7 @@ def test_manifest_and_byte_identical_rerun(store, tmp_path):
     assert names == ["candidate_alt_labels.csv", "catalogue_coverage.csv", "concept_trends.csv",
                      "implementer_uptake.csv", "language_usage.csv", "least_used_concepts.csv",
                      "manifest.json", "most_used_concepts.csv", "new_concept_proposals.csv",
-                     "translation_feedback.csv"]
+                     "review_summary.csv", "translation_feedback.csv"]
     manifest = json.loads(read(first, "manifest.json"))
     assert manifest["quarter"] == "2026-Q3"
     assert (manifest["start"], manifest["end"]) == ("2026-07-01", "2026-09-30")
@@ -200,3 +200,45 @@ def test_nothing_aggregated_yet(tmp_path):
 ])
 def test_safe_text(text, safe):
     assert safe_text(text) == safe
+
+
+def test_review_summary_file(store, tmp_path):
+    from kpi.review.decisions import decide, list_items
+    from kpi.store.registry import add_user
+
+    add_user(store.engine, "editor", "a long enough password", role="reviewer")
+    items = {(i.kind, i.label): i.item_id for i in list_items(store.settings, store.engine)}
+    decide(store.settings, store.engine, [items[("label", "Entwickler")]], "accept", "editor")
+    decide(store.settings, store.engine, [items[("label", "Kodierer")]], "reject", "editor",
+           reason="too_specific")
+    export_quarter(store.settings, "2026-Q3", tmp_path / "out")
+    folder = tmp_path / "out" / "2026-Q3"
+    # every count is below 5 here: shown as <5, and the medians over them left blank
+    assert read(folder, "review_summary.csv") == (
+        "kind,language,open,accepted,rejected,deferred,released,covered,days_to_decision,"
+        "days_to_release\n"
+        "label,de,<5,<5,<5,0,0,0,,\n"
+        "proposal,en,<5,0,0,0,0,0,,\n"
+        "translation,fr,<5,0,0,0,0,0,,\n"
+    )
+    manifest = json.loads(read(folder, "manifest.json"))
+    assert manifest["files"]["review_summary.csv"]["rows"] == 3
+
+
+def test_review_summary_disclosure():
+    from kpi.exports.quarterly import Thresholds, _review_summary
+
+    rows = [
+        {"kind": "label", "language": "de", "open": 40, "accepted": 6, "rejected": 3,
+         "deferred": 0, "released": 2, "covered": 0, "days_to_decision": 12.5,
+         "days_to_release": 30.0},
+        {"kind": "proposal", "language": "en", "open": 7, "accepted": 1, "rejected": 1,
+         "deferred": 1, "released": 0, "covered": 5, "days_to_decision": 3.0,
+         "days_to_release": None},
+    ]
+    header, out = _review_summary(rows, Thresholds(3, 5))
+    assert out == [
+        # 11 decided items: their median is shown; 2 released: theirs is not
+        ["label", "de", "40", "6", "<5", "0", "<5", "0", "12.5", ""],
+        ["proposal", "en", "7", "<5", "<5", "<5", "0", "5", "", ""],
+    ]

@@ -218,6 +218,23 @@ def _trends(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
     return header, rows
 
 
+def _review_summary(rows: list[dict], t: Thresholds) -> tuple[list[str], Rows]:
+    header = ["kind", "language", "open", "accepted", "rejected", "deferred", "released",
+              "covered", "days_to_decision", "days_to_release"]
+    out: Rows = []
+    for r in rows:
+        statuses = [r[c] for c in header[2:8]]
+        decided = sum(statuses[1:5])  # accepted, rejected, deferred, released
+        # a median over fewer than export_min_count items is left blank, like their count
+        out.append([safe_text(r["kind"]), safe_text(r["language"]),
+                    *(t.count(n) for n in statuses),
+                    "" if r["days_to_decision"] is None or t.hides_count(decided)
+                    else _number(r["days_to_decision"], 1),
+                    "" if r["days_to_release"] is None or t.hides_count(r["released"])
+                    else _number(r["days_to_release"], 1)])
+    return header, out
+
+
 FILES: dict[str, Callable[[Result, Thresholds], tuple[list[str], Rows]]] = {
     "most_used_concepts": _most_used,
     "least_used_concepts": _least_used,
@@ -258,6 +275,11 @@ def export_quarter(settings: Settings, quarter: str, out: Path,
             row_counts[f"{name}.csv"] = len(rows)
             if progress:
                 progress("writing files", n, len(FILES))
+        # The review loop as it stands now (its statuses live in the ingest store): counts and
+        # medians per kind and language, no text.
+        header, rows = _review_summary(_review_rows(settings), thresholds)
+        files["review_summary.csv"] = render_csv(header, rows).encode("utf-8")
+        row_counts["review_summary.csv"] = len(rows)
         # The snapshot the reader holds, not the manifest of now: a run may publish meanwhile.
         seq, watermark, version = reader.execute(
             "select seq, watermark, catalogue_version from reader_info").fetchone()
@@ -281,6 +303,17 @@ def export_quarter(settings: Settings, quarter: str, out: Path,
     _write_folder(folder, {**files, "manifest.json": (json.dumps(manifest, indent=2) + "\n")
                            .encode("utf-8")})
     return ExportSummary(quarter, folder, {k: v["rows"] for k, v in manifest["files"].items()})
+
+
+def _review_rows(settings: Settings) -> list[dict]:
+    from kpi.review.summary import review_summary
+    from kpi.store.db import make_engine
+
+    engine = make_engine(settings)
+    try:
+        return review_summary(settings, engine)
+    finally:
+        engine.dispose()
 
 
 def _write_folder(folder: Path, files: dict[str, bytes]) -> None:
