@@ -381,3 +381,24 @@ def test_concept_status_becomes_absent_when_a_new_version_drops_it(store):
     assert rows(result, "concept_uri", "status", "label_en") == [(S3, "absent", "cook pasta")]
     assert query(store.settings, "catalogue_coverage", Q3).tuples() == [
         ("isco", "1.11.0", 1, 0, 0.0), ("occupation", "1.11.0", 1, 0, 0.0)]
+
+
+def test_normalisation_agrees_with_its_definition_on_any_text():
+    """The translate table gives what the definition says, character by character."""
+    import random
+    import unicodedata
+
+    def by_definition(text: str) -> str:
+        folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+        chars = [ch if ch.isalnum() else " " for ch in folded
+                 if not unicodedata.category(ch).startswith("M")]
+        return " ".join("".join(chars).split())
+
+    rng = random.Random(7)
+    for _ in range(20_000):
+        text = "".join(chr(rng.choice((rng.randrange(0x20, 0x250), rng.randrange(0x300, 0x2FFF),
+                                       rng.randrange(0x3000, 0x2FFFF))))
+                       for _ in range(rng.randrange(0, 10)))
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+            continue  # lone surrogates are not text
+        assert normalise_label(text) == by_definition(text), repr(text)
