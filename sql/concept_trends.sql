@@ -237,23 +237,20 @@ holding as (
        and h.label_norm is not distinct from c.label_norm
 ),
 
--- the most used spelling of each label and proposal group (ties: most events, then
--- alphabetical)
+-- the label and proposal rows, for their groups' most used spelling (see label_groups)
+spelling_rows as (
+    select 'label' as kind, concept_key, null::varchar as concept_type, language, label_norm,
+           label, implementer_id, usage, events
+    from label_rows
+    union all
+    select 'proposal', null, concept_type, language, label_norm, label, implementer_id,
+           usage, events
+    from proposal_rows
+),
+
 spellings as (
-    select kind, concept_key, concept_type, language, label_norm,
-           first(label order by usage desc, events desc, label) as label
-    from (
-        select 'label' as kind, concept_key, null::varchar as concept_type, language,
-               label_norm, label, sum(usage) as usage, sum(events) as events
-        from label_rows
-        group by all
-        union all
-        select 'proposal', null, concept_type, language, label_norm, label, sum(usage),
-               sum(events)
-        from proposal_rows
-        group by all
-    )
-    group by all
+    select kind, concept_key, concept_type, language, label_norm, label
+    from label_groups(spelling_rows)
 )
 
 select
