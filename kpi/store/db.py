@@ -78,6 +78,11 @@ catalogue_versions = Table(
     Column("source", String(500), nullable=False),
     Column("concepts", Integer, nullable=False),
     Column("labels", Integer, nullable=False),
+    # the languages having labels, comma-separated; added after the first release
+    Column("languages", String(200), nullable=False, server_default=""),
+    # JSON: what the loads of this release read, ignored and warned about (`catalogue list`);
+    # added after the first release
+    Column("report", Text),
 )
 
 concepts = Table(
@@ -86,6 +91,28 @@ concepts = Table(
     Column("uri", String(200), primary_key=True),
     Column("concept_type", String(20), nullable=False),  # occupation | skill | isco | ...
     Column("status", String(20), nullable=False),
+    # ESCO's `code` column (ISCO code, occupation code, skill-group code such as S2.9.0);
+    # added after the first release
+    Column("code", String(40)),
+)
+
+# ESCO's collections (green, digital, digcomp, transversal, language, research skills;
+# research_occupations), per release, from the release's *Collection_<lang>.csv files.
+concept_collections = Table(
+    "concept_collections", metadata,
+    Column("version", String(20), primary_key=True),
+    Column("collection", String(40), primary_key=True),
+    Column("uri", String(200), primary_key=True),
+)
+
+# URIs that a release replaced, and by what: a release states them (for instance the `code`
+# column of a skill group names its old code-style URI .../skill/S2.9.0).
+concept_successors = Table(
+    "concept_successors", metadata,
+    Column("version", String(20), primary_key=True),  # the release that states it
+    Column("uri", String(200), primary_key=True),  # the replaced URI
+    Column("successor_uri", String(200), nullable=False),
+    Column("source", String(40), nullable=False),  # how the release states it: code | ...
 )
 
 concept_labels = Table(
@@ -214,6 +241,9 @@ review_decisions = Table(
 # already there). Append here when a table gains a column; never remove an entry.
 ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("users", "role"),
+    ("catalogue_versions", "languages"),
+    ("catalogue_versions", "report"),
+    ("concepts", "code"),
 )
 
 _APPEND_ONLY_MESSAGE = "review_decisions is append-only"
