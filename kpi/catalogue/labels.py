@@ -32,3 +32,13 @@ def normalise_label(text: str) -> str:
     # Case-folding can itself produce decomposable characters, hence NFKD on both sides.
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
     return " ".join(folded.translate(_CHARS).split())
+
+
+def gendered_forms(label: str) -> list[str] | None:
+    """The normalised forms of a gendered label written "form1/form2" (ESCO writes many
+    preferred labels so, e.g. "Arzt/Ärztin"); None for any other label."""
+    if "/" not in label:
+        return None
+    forms = [normalise_label(part) for part in label.split("/")]
+    forms = [form for form in forms if form]
+    return forms if len(forms) > 1 else None

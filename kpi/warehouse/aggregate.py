@@ -34,13 +34,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from kpi.catalogue.labels import normalise_label
+from kpi.catalogue.labels import gendered_forms, normalise_label
 from kpi.catalogue.versions import version_key
 from kpi.settings import Settings
 from kpi.store.db import (
     aggregation_runs,
     catalogue_versions,
+    concept_collections,
     concept_labels,
+    concept_successors,
     concepts,
     events,
     implementers,
@@ -418,11 +420,12 @@ def _sync_catalogue(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
     """Copy the catalogue versions that are new or changed; True when anything changed."""
     with engine.connect() as conn:
         source = {
-            row.version: (str(row.loaded_at), row.source, int(row.concepts), int(row.labels))
+            row.version: (str(row.loaded_at), row.source, int(row.concepts), int(row.labels),
+                          row.languages or "")
             for row in conn.execute(select(catalogue_versions))
         }
     held = {
-        row[0]: (row[1], row[2], int(row[3]), int(row[4]))
+        row[0]: (row[1], row[2], int(row[3]), int(row[4]), row[5] or "")
         for row in models.run(con, "private/catalogue_versions").fetchall()
     }
     changed = [v for v in source if held.get(v) != source[v]]
@@ -436,10 +439,10 @@ def _sync_catalogue(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
             for version in changed:
                 _copy_version(con, conn, version)
         for version in changed:
-            loaded_at, src, n_concepts, n_labels = source[version]
+            loaded_at, src, n_concepts, n_labels, languages = source[version]
             models.run(con, "private/add_catalogue_version", {
                 "version": version, "loaded_at": loaded_at, "source": src,
-                "concepts": n_concepts, "labels": n_labels})
+                "concepts": n_concepts, "labels": n_labels, "languages": languages})
         for rank, version in enumerate(sorted(source, key=version_key), start=1):
             models.run(con, "private/rank_catalogue_version", {"version": version, "rank": rank})
         models.run(con, "private/concept_info")
@@ -458,6 +461,7 @@ def _copy_version(con: duckdb.DuckDBPyConnection, conn: Connection, version: str
         version_concepts = pa.table({"uri": uri, "concept_type": ctype, "status": status})
         with registered(con, version_concepts=version_concepts):
             models.run(con, "private/copy_catalogue_concepts", {"version": version})
+    _copy_members(con, conn, version)
     cache: dict[str, str] = {}
     result = conn.execution_options(yield_per=100_000).execute(
         select(concept_labels.c.uri, concept_labels.c.language, concept_labels.c.kind,
@@ -471,10 +475,39 @@ def _copy_version(con: duckdb.DuckDBPyConnection, conn: Connection, version: str
             if n is None:
                 n = cache[text] = normalise_label(text)
             norm.append(n)
-        version_labels = pa.table({"uri": uri, "language": lang, "kind": kind,
-                                   "label": label, "label_norm": norm})
+        version_labels = pa.table({
+            "uri": uri, "language": lang, "kind": kind, "label": label, "label_norm": norm,
+            "form_norms": pa.array([gendered_forms(text) for text in label],
+                                   pa.list_(pa.string())),
+        })
         with registered(con, version_labels=version_labels):
             models.run(con, "private/copy_catalogue_labels", {"version": version})
+
+
+def _copy_members(con: duckdb.DuckDBPyConnection, conn: Connection, version: str) -> None:
+    """Copy one version's collection members and the URIs it says it replaced."""
+    members = conn.execute(
+        select(concept_collections.c.collection, concept_collections.c.uri)
+        .where(concept_collections.c.version == version)
+    ).all()
+    version_collections = pa.table({
+        "collection": pa.array([m[0] for m in members], pa.string()),
+        "uri": pa.array([m[1] for m in members], pa.string()),
+    })
+    replaced = conn.execute(
+        select(concept_successors.c.uri, concept_successors.c.successor_uri,
+               concept_successors.c.source)
+        .where(concept_successors.c.version == version)
+    ).all()
+    version_successors = pa.table({
+        "uri": pa.array([r[0] for r in replaced], pa.string()),
+        "successor_uri": pa.array([r[1] for r in replaced], pa.string()),
+        "source": pa.array([r[2] for r in replaced], pa.string()),
+    })
+    with registered(con, version_collections=version_collections,
+                    version_successors=version_successors):
+        models.run(con, "private/copy_catalogue_collections", {"version": version})
+        models.run(con, "private/copy_catalogue_successors", {"version": version})
 
 
 def _digest(rows: list[Any]) -> str:

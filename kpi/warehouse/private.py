@@ -18,9 +18,10 @@ from kpi.warehouse import models
 from kpi.warehouse.models import transaction
 
 # Bumped whenever the private tables change shape.
-FORMAT = "2"
-# Formats this version upgrades in place (see `_upgrade`): 1 had URIs in the rollups.
-UPGRADABLE = ("1",)
+FORMAT = "3"
+# Formats this version upgrades in place (see `_upgrade`): 1 had URIs in the rollups; 2 had no
+# collections, successors, gendered label forms or release languages in its catalogue copy.
+UPGRADABLE = ("1", "2")
 PRIVATE_DB = "aggregator.duckdb"
 LOCK_FILE = "aggregate.lock"
 
@@ -54,12 +55,15 @@ def connect_private(settings: Settings) -> duckdb.DuckDBPyConnection:
 
 
 def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
-    """Bring a format-1 warehouse to this format: its rollups are rebuilt on the next run.
+    """Bring a format-1 or -2 warehouse to this format: its rollups are rebuilt on the next run.
 
     The private events are kept (the ingest store may no longer hold the oldest of them);
-    every day is marked dirty, so the next publish rewrites every rollup with concept keys.
+    every day is marked dirty, so the next publish rewrites every rollup with concept keys and
+    current concept types; the catalogue copy is dropped, so the next run copies every release
+    again with the columns it lacked.
     """
     with transaction(con):
+        models.run(con, "private/upgrade_catalogue_copy")
         models.run(con, "private/mark_all_days_dirty")
         mark_unpublished(con, "concept_keys")
         set_meta(con, "format", FORMAT)

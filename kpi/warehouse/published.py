@@ -46,7 +46,7 @@ RETIRE_GRACE_SECONDS = 900.0
 ROLLUPS: tuple[str, ...] = models.names("rollups")
 DIMENSIONS: tuple[str, ...] = models.names("dimensions")
 CATALOGUE_DIMENSIONS = ("concepts", "concept_labels", "concept_names", "catalogue_versions",
-                        "concept_label_norms")
+                        "concept_label_norms", "concept_collections", "concept_successors")
 
 # Column names and types of every published table, so that a reader gets the same (empty)
 # views before the first aggregation. tests/test_aggregate.py checks them against the files.
@@ -95,7 +95,14 @@ SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "catalogue_versions": (
         ("version", "varchar"), ("rank", "integer"), ("loaded_at", "varchar"),
-        ("concepts", "bigint"), ("labels", "bigint"),
+        ("concepts", "bigint"), ("labels", "bigint"), ("languages", "varchar"),
+    ),
+    "concept_collections": (
+        ("collection", "varchar"), ("uri", "varchar"), ("version", "varchar"),
+    ),
+    "concept_successors": (
+        ("uri", "varchar"), ("successor_uri", "varchar"), ("version", "varchar"),
+        ("source", "varchar"),
     ),
     "implementers": (
         ("id", "integer"), ("name", "varchar"), ("country", "varchar"), ("sector", "varchar"),

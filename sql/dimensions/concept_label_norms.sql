@@ -1,6 +1,17 @@
--- concept_label_norms: the normalised labels each concept has per language, by concept key:
--- what candidate_alt_labels compares implementers' labels with, ready for its anti-join.
-select distinct k.key as concept_key, l.language, l.label_norm
-from current_labels as l
-join concept_keys as k on k.uri = l.uri
-order by concept_key, l.language, l.label_norm
+-- concept_label_norms: the normalised labels each concept has per language in ANY loaded
+-- release, by concept key: what candidate_alt_labels compares implementers' labels with, ready
+-- for its anti-join. A label that ESCO had in an older release is not new; a gendered label
+-- "form1/form2" also contributes each form.
+with
+all_norms as (
+    select uri, language, label_norm from cat_labels
+    union
+    select uri, language, unnest(form_norms) as label_norm
+    from cat_labels
+    where form_norms is not null
+)
+
+select distinct k.key as concept_key, n.language, n.label_norm
+from all_norms as n
+join concept_keys as k on k.uri = n.uri
+order by concept_key, n.language, n.label_norm

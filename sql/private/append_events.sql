@@ -1,13 +1,14 @@
 -- append_events: a batch of events of the other types (the registered Arrow table
 -- `event_batch`, with type, label, concept_type and label_norm) into the private events,
 -- grouped; concept_type is the proposed type for concept_proposed, else the catalogue's type.
+-- A URI that a release replaced is stored as its successor.
 
 insert into events
 select
     b.implementer_id::integer,
     b.type::varchar,
     b.day::date,
-    b.concept_uri::varchar,
+    coalesce(s.successor_uri, b.concept_uri::varchar),
     case when b.type = 'concept_proposed' then b.concept_type::varchar else c.concept_type end,
     b.esco_version::varchar,
     b.language::varchar,
@@ -17,5 +18,6 @@ select
     sum(b.count)::bigint,
     count(*)::bigint
 from event_batch as b
-left join concept_info as c on c.uri = b.concept_uri::varchar
+left join successor_of as s on s.uri = b.concept_uri::varchar
+left join concept_info as c on c.uri = coalesce(s.successor_uri, b.concept_uri::varchar)
 group by all

@@ -1,13 +1,14 @@
 -- append_used_events: a batch of concept_used events (the registered Arrow table
 -- `event_batch`, with the narrow columns the store sends for this type) into the private
--- events, grouped; concept_type is the catalogue's type of the concept.
+-- events, grouped; concept_type is the catalogue's type of the concept. A URI that a release
+-- replaced is stored as its successor.
 
 insert into events
 select
     b.implementer_id::integer,
     'concept_used',
     b.day::date,
-    b.concept_uri::varchar,
+    coalesce(s.successor_uri, b.concept_uri::varchar),
     any_value(c.concept_type),
     b.esco_version::varchar,
     b.language::varchar,
@@ -17,5 +18,7 @@ select
     sum(b.count)::bigint,
     count(*)::bigint
 from event_batch as b
-left join concept_info as c on c.uri = b.concept_uri::varchar
-group by b.implementer_id, b.day, b.concept_uri, b.esco_version, b.language, b.context
+left join successor_of as s on s.uri = b.concept_uri::varchar
+left join concept_info as c on c.uri = coalesce(s.successor_uri, b.concept_uri::varchar)
+group by b.implementer_id, b.day, coalesce(s.successor_uri, b.concept_uri::varchar),
+         b.esco_version, b.language, b.context

@@ -26,3 +26,27 @@ select
 from ranked as r
 cross join newest as n
 where r.rn = 1;
+
+-- successor_of: every URI that a loaded release says it replaced and that the newest release
+-- does not hold itself, with the concept carrying it now (the newest release's statement
+-- wins; a successor that was replaced in turn is followed one step further).
+delete from successor_of;
+
+insert into successor_of
+with
+stated as (
+    select s.uri, s.successor_uri, s.version, s.source,
+           row_number() over (partition by s.uri order by v.rank desc) as rn
+    from cat_successors as s
+    join cat_versions as v on v.version = s.version
+    where s.uri not in (select uri from concept_info where in_newest)
+),
+
+latest as (
+    select uri, successor_uri, version, source from stated where rn = 1
+)
+
+select l.uri, coalesce(next.successor_uri, l.successor_uri), l.version, l.source
+from latest as l
+left join latest as next on next.uri = l.successor_uri
+where coalesce(next.successor_uri, l.successor_uri) in (select uri from concept_info);

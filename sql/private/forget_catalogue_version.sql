@@ -3,3 +3,5 @@
 delete from cat_versions where version = $version;
 delete from cat_concepts where version = $version;
 delete from cat_labels where version = $version;
+delete from cat_collections where version = $version;
+delete from cat_successors where version = $version;

@@ -26,20 +26,33 @@ create table if not exists dirty_days (day date primary key);
 -- The catalogue, copied from the ingest store per version; rank orders versions (1 = oldest).
 create table if not exists cat_versions (
     version varchar primary key, rank integer, loaded_at varchar, source varchar,
-    concepts bigint, labels bigint);
+    concepts bigint, labels bigint, languages varchar);
 
 create table if not exists cat_concepts (
     version varchar, uri varchar, concept_type varchar, status varchar);
 
+-- form_norms: for a gendered label written "form1/form2", each form normalised (else null),
+-- so that an implementer's label matching one form is not reported as new.
 create table if not exists cat_labels (
     version varchar, uri varchar, language varchar, kind varchar, label varchar,
-    label_norm varchar);
+    label_norm varchar, form_norms varchar[]);
+
+-- ESCO's collections (green, digital, ...) and the URIs each release says it replaced.
+create table if not exists cat_collections (version varchar, collection varchar, uri varchar);
+
+create table if not exists cat_successors (
+    version varchar, uri varchar, successor_uri varchar, source varchar);
 
 -- Per URI: its type, status in the newest loaded version, and the newest version holding it
 -- (rebuilt by concept_info.sql whenever the catalogue changes).
 create table if not exists concept_info (
     uri varchar primary key, concept_type varchar, status varchar,
     current_version varchar, in_newest boolean);
+
+-- Per replaced URI: the concept that carries it now (rebuilt by concept_info.sql). Events
+-- naming a replaced URI are counted under its successor.
+create table if not exists successor_of (
+    uri varchar primary key, successor_uri varchar, version varchar, source varchar);
 
 create table if not exists implementers (
     id integer, name varchar, country varchar, sector varchar);
