@@ -1,9 +1,14 @@
 """Realistic synthetic usage over the real catalogue, for the demo, the tests and benchmarks.
 
 Usage is Zipf-distributed over concepts; implementers differ by country, sector and language;
-portals add labels (some variants of ESCO's own, some new), propose concepts, send feedback on
-translations, send late and duplicate events, and now and then something invalid. Everything
-is seeded: the same seed gives the same events, with the same ids.
+portals add labels, propose concepts, send feedback on translations, send late and duplicate
+events, and now and then something invalid. Everything is seeded: the same seed gives the same
+events, with the same ids.
+
+The free text is real language material, not invented phrases (see DemoWordings): labels that a
+later ESCO release added to a concept, older ESCO wordings that portals still show, one form of
+a gendered preferred label, the catalogue's own labels written differently, and as translation
+feedback a newer release's wording or the concept's own alternative label.
 
 The demo's traffic also carries planted trends (DEMO_TRENDS): a skill whose use rises in every
 country, an occupation whose use fades, and a proposal that spreads from portal to portal, so
@@ -12,12 +17,17 @@ that the trend indicator has something true to find; everything else is stationa
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import itertools
 import random
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from importlib import resources
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 
@@ -53,12 +63,17 @@ DEMO_IMPLEMENTERS: tuple[Profile, ...] = (
 
 CONTEXT_WEIGHTS = {"job_vacancy": 40, "cv": 25, "search": 15, "matching": 10, "training": 5,
                    "statistics": 3, "other": 2}
-LABEL_SUFFIXES = {
-    "en": ("skills", "specialist", "expert"), "de": ("Kenntnisse", "Fachkraft", "Praxis"),
-    "fr": ("compétences", "spécialiste", "pratique"), "es": ("habilidades", "experto"),
-    "it": ("competenze", "esperto"), "nl": ("vaardigheden", "specialist"),
-    "pl": ("umiejętności", "specjalista"), "fi": ("osaaminen",), "sv": ("kunskaper",),
-    "ga": ("scileanna",),
+# What a portal writes with its translation feedback, per language.
+FEEDBACK_COMMENTS = {
+    "en": ("The preferred term is out of date.", "Our users search for this term."),
+    "de": ("Die Bezeichnung ist veraltet.", "Unsere Nutzer suchen nach diesem Begriff."),
+    "fr": ("Le terme n'est plus utilisé.", "Nos utilisateurs cherchent ce terme."),
+    "es": ("El término está anticuado.", "Nuestros usuarios buscan este término."),
+    "it": ("Il termine è superato.", "I nostri utenti cercano questo termine."),
+    "nl": ("De term is verouderd.", "Onze gebruikers zoeken op deze term."),
+    "pl": ("Termin jest przestarzały.", "Nasi użytkownicy szukają tego terminu."),
+    "fi": ("Termi on vanhentunut.",), "sv": ("Termen är föråldrad.",),
+    "ga": ("Tá an téarma as dáta.",),
 }
 PROPOSALS = {
     "en": ("prompt engineering", "AI literacy", "heat pump installation", "ESG reporting",
@@ -138,6 +153,40 @@ DEMO_TRENDS = PlantedTrends(
 )
 
 
+@dataclass(frozen=True)
+class Wording:
+    """A real wording of a concept that the loaded catalogue does not have."""
+
+    uri: str
+    language: str
+    label: str
+
+
+@dataclass(frozen=True)
+class DemoWordings:
+    """Real ESCO wordings for the demo's free text, per language (kpi/data/demo/SOURCE.md):
+    `labels`, sent as portals' own labels; `translations`, sent as translation feedback."""
+
+    labels: dict[str, tuple[Wording, ...]] = field(default_factory=dict)
+    translations: dict[str, tuple[Wording, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def bundled(cls, known: set[str] | None = None) -> DemoWordings:
+        """The wordings shipped in kpi/data/demo, for the concepts in `known` (None: all)."""
+        path = Path(str(resources.files("kpi") / "data" / "demo" / "esco_wordings.csv.gz"))
+        labels: dict[str, list[Wording]] = {}
+        translations: dict[str, list[Wording]] = {}
+        with gzip.open(path, "rb") as raw:
+            for row in csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8")):
+                if known is not None and row["conceptUri"] not in known:
+                    continue
+                pool = labels if row["use"] == "label" else translations
+                pool.setdefault(row["language"], []).append(
+                    Wording(row["conceptUri"], row["language"], row["label"]))
+        return cls({k: tuple(v) for k, v in labels.items()},
+                   {k: tuple(v) for k, v in translations.items()})
+
+
 def _strip_accents(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text)
                    if not unicodedata.combining(c))
@@ -148,7 +197,12 @@ class TrafficGenerator:
 
     def __init__(self, uris: list[str], labels: dict[tuple[str, str], list[str]],
                  start: date, end: date, seed: int = 42, zipf_s: float = 1.1,
-                 planted: PlantedTrends = PlantedTrends()):
+                 planted: PlantedTrends = PlantedTrends(),
+                 preferred: dict[tuple[str, str], str] | None = None,
+                 wordings: DemoWordings = DemoWordings()):
+        """`labels`: the catalogue's preferred and alternative labels per (uri, language);
+        `preferred`: its preferred label per (uri, language); `wordings`: real wordings the
+        catalogue lacks (DemoWordings.bundled())."""
         if not uris:
             raise ValueError("the catalogue is empty: run `esco-kpi init` first")
         missing = [p.uri for p in planted.concepts if p.uri not in set(uris)]
@@ -158,6 +212,17 @@ class TrafficGenerator:
         self.seed = seed
         self.start, self.days = start, (end - start).days + 1
         self.labels = labels
+        self.preferred = preferred or {}
+        self.wordings = wordings
+        # Some wordings are written by many portals, most by few: Zipf weights over each pool.
+        self._wording_weights = {
+            language: list(itertools.accumulate(1.0 / rank for rank in range(1, len(pool) + 1)))
+            for language, pool in wordings.labels.items()}
+        # Per language, the concepts that have alternative labels (for translation feedback).
+        self._with_alternatives: dict[str, list[str]] = {}
+        for (uri, language), found in sorted(labels.items()):
+            if len(found) > 1:
+                self._with_alternatives.setdefault(language, []).append(uri)
         ranked = list(uris)
         random.Random(seed).shuffle(ranked)
         self.uris = ranked
@@ -176,16 +241,20 @@ class TrafficGenerator:
                                              concepts.c.concept_type.in_(("occupation", "skill")))
                 .order_by(concepts.c.uri)).scalars())
             labels: dict[tuple[str, str], list[str]] = {}
+            preferred: dict[tuple[str, str], str] = {}
             query = select(concept_labels.c.uri, concept_labels.c.language,
-                           concept_labels.c.label).where(
+                           concept_labels.c.kind, concept_labels.c.label).where(
                 concept_labels.c.version == version,
                 concept_labels.c.kind.in_(("preferred", "alt")))
             if languages:
                 query = query.where(concept_labels.c.language.in_(languages))
-            for uri, language, label in conn.execute(query.order_by(
+            for uri, language, kind, label in conn.execute(query.order_by(
                     concept_labels.c.uri, concept_labels.c.language, concept_labels.c.label)):
                 labels.setdefault((uri, language), []).append(label)
-        return cls(uris, labels, start, end, seed, planted=planted)
+                if kind == "preferred":
+                    preferred.setdefault((uri, language), label)
+        return cls(uris, labels, start, end, seed, planted=planted, preferred=preferred,
+                   wordings=DemoWordings.bundled(set(uris)))
 
     def events(self, implementer: int, profile: Profile, n: int,
                bad_share: float = 0.01) -> Iterator[dict]:
@@ -215,8 +284,8 @@ class TrafficGenerator:
                 uri = self._planted_concept(offset, rng) or uri
                 yield {**event, "type": "concept_used", "concept_uri": uri, "count": count}
             elif roll < 0.96:
-                yield {**event, "type": "label_added", "concept_uri": uri,
-                       "label": self._label(uri, language, rng)}
+                uri, label = self._label(uri, language, rng)
+                yield {**event, "type": "label_added", "concept_uri": uri, "label": label}
             elif roll < 0.98:
                 proposal = rng.choice(PROPOSALS.get(language, PROPOSALS["en"]))
                 variant = rng.choice((proposal, proposal.lower(), proposal.title(),
@@ -228,11 +297,14 @@ class TrafficGenerator:
                     out["comment"] = "Asked for in many vacancies; no ESCO concept fits."
                 yield out
             else:
-                preferred = self.labels.get((uri, language)) or self.labels.get((uri, "en"))
-                suggestion = (preferred[0] if preferred else "label") + " (neu)" \
-                    if language == "de" else (preferred[0] if preferred else "label").lower()
+                feedback = self._translation(language, rng)
+                if feedback is None:  # no material in this language: plain use instead
+                    yield {**event, "type": "concept_used", "concept_uri": uri}
+                    continue
+                uri, suggestion = feedback
+                comments = FEEDBACK_COMMENTS.get(language, FEEDBACK_COMMENTS["en"])
                 yield {**event, "type": "translation_feedback", "concept_uri": uri,
-                       "label": suggestion[:200], "comment": "The wording is too literal."}
+                       "label": suggestion[:200], "comment": rng.choice(comments)}
 
     def _planted_concept(self, day: int, rng: random.Random) -> str | None:
         for planted in self.planted.concepts:
@@ -248,15 +320,43 @@ class TrafficGenerator:
                 return planted
         return None
 
-    def _label(self, uri: str, language: str, rng: random.Random) -> str:
-        known = self.labels.get((uri, language))
-        if known and rng.random() < 0.5:
-            # A variant of a label ESCO already has: must not be a candidate.
-            base = rng.choice(known)
-            return rng.choice((base.upper(), _strip_accents(base), f"  {base}  ", base + "."))
-        base = (known or self.labels.get((uri, "en")) or ["skill"])[0]
-        suffix = rng.choice(LABEL_SUFFIXES.get(language, LABEL_SUFFIXES["en"]))
-        return f"{base} {suffix}"[:200]
+    def _label(self, uri: str, language: str, rng: random.Random) -> tuple[str, str]:
+        """A portal's own label: (concept uri, label)."""
+        pool = self.wordings.labels.get(language)
+        roll = rng.random()
+        if pool and roll < 0.5:
+            # A real wording the catalogue lacks: a candidate label, sometimes spelt otherwise.
+            wording = rng.choices(pool, cum_weights=self._wording_weights[language])[0]
+            label = wording.label
+            if rng.random() < 0.2:
+                label = rng.choice((label.lower(), _strip_accents(label), label.capitalize()))
+            return wording.uri, label
+        gendered = self.preferred.get((uri, language), "")
+        if "/" in gendered and roll < 0.7:
+            # One form of a gendered preferred label ("Arzt/Ärztin"): not new.
+            return uri, rng.choice(gendered.split("/")).strip()
+        known = self.labels.get((uri, language)) or self.labels.get((uri, "en")) or ["skill"]
+        # The catalogue's own label, written otherwise: not a candidate (in a language the
+        # catalogue has no label in for this concept, the row says it cannot judge).
+        base = rng.choice(known)
+        return uri, rng.choice((base, base.upper(), _strip_accents(base), f"  {base}  ",
+                                base + "."))[:200]
+
+    def _translation(self, language: str, rng: random.Random) -> tuple[str, str] | None:
+        """Translation feedback: (concept uri, suggested label), or None without material."""
+        pool = self.wordings.translations.get(language)
+        if pool and rng.random() < 0.3:
+            # A newer release's wording of the concept's preferred label.
+            wording = rng.choice(pool)
+            return wording.uri, wording.label
+        candidates = self._with_alternatives.get(language)
+        if not candidates:
+            return None
+        # One of the concept's own alternative labels, suggested as its preferred label.
+        uri = rng.choice(candidates)
+        preferred = self.preferred.get((uri, language))
+        others = [label for label in self.labels[(uri, language)] if label != preferred]
+        return uri, rng.choice(others or self.labels[(uri, language)])
 
     def _bad(self, event: dict, rng: random.Random, uri: str) -> dict:
         kind = rng.randrange(4)
