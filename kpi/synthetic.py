@@ -75,8 +75,10 @@ FEEDBACK_COMMENTS = {
     "fi": ("Termi on vanhentunut.",), "sv": ("Termen är föråldrad.",),
     "ga": ("Tá an téarma as dáta.",),
 }
+# Proposed concepts: terms in use on the labour market that the bundled catalogue has no label
+# for in that language (checked after normalisation).
 PROPOSALS = {
-    "en": ("prompt engineering", "AI literacy", "heat pump installation", "ESG reporting",
+    "en": ("prompt engineering", "AI literacy", "carbon accounting", "ESG reporting",
            "low-code development"),
     "de": ("Prompt-Engineering", "KI-Kompetenz", "Wärmepumpeninstallation",
            "ESG-Berichterstattung"),
