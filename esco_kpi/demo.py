@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -58,6 +58,8 @@ REVIEW_SEED = 2026
 # DECIDE_POOL times as many of each kind: most items stay open, as in a real review backlog.
 DECIDE_QUOTA = {"label": 28, "proposal": 12}
 DECIDE_POOL = 3
+# The demo's decisions are spread over this many weeks before today.
+DECISION_WEEKS = 6
 # Shares of the decided items: accepted, rejected, deferred (the rest).
 ACCEPT_SHARE, REJECT_SHARE = 0.45, 0.30
 REJECT_REASONS = {
@@ -353,9 +355,10 @@ def _demo_reviewer(engine) -> None:
 
 
 def plan_decisions(items: list[Item], seed: int = REVIEW_SEED
-                   ) -> list[tuple[str, str, str | None, str | None, str]]:
-    """What the demo decides: (decision, reviewer, reason, note, item_id) for some of the
-    best-evidenced label and proposal items.
+                   ) -> list[tuple[str, str, str | None, str | None, str, int]]:
+    """What the demo decides: (decision, reviewer, reason, note, item_id, days_ago) for some of
+    the best-evidenced label and proposal items; days_ago spreads the decisions over the last
+    DECISION_WEEKS weeks, never before the item was first seen.
 
     Deterministic: the same items (in list_items' order, best evidence first) give the same
     plan, whatever was decided already, so a second run plans the items the first one decided.
@@ -371,15 +374,19 @@ def plan_decisions(items: list[Item], seed: int = REVIEW_SEED
     accept = round(len(chosen) * ACCEPT_SHARE)
     reject = round(len(chosen) * REJECT_SHARE)
     plan = []
+    today = date.today()
     for n, item in enumerate(chosen):
         reviewer = DEMO_USER if n % 2 == 0 else DEMO_REVIEWER
+        seen_for = (today - item.first_seen).days if item.first_seen else 0
+        days_ago = rng.randint(0, max(0, min(DECISION_WEEKS * 7, seen_for)))
         if n < accept:
-            plan.append(("accept", reviewer, None, rng.choice(ACCEPT_NOTES), item.item_id))
+            plan.append(("accept", reviewer, None, rng.choice(ACCEPT_NOTES), item.item_id,
+                         days_ago))
         elif n < accept + reject:
             reason, note = rng.choice(REJECT_REASONS[item.kind])
-            plan.append(("reject", reviewer, reason, note, item.item_id))
+            plan.append(("reject", reviewer, reason, note, item.item_id, days_ago))
         else:
-            plan.append(("defer", reviewer, None, DEFER_NOTE, item.item_id))
+            plan.append(("defer", reviewer, None, DEFER_NOTE, item.item_id, days_ago))
     return plan
 
 
@@ -388,7 +395,8 @@ def _decide_suggestions(settings: Settings, engine, echo: Callable[[str], None])
     that the review views have accepted, rejected, deferred and open items to show.
 
     Planned items that a decision already names are skipped, so a second run adds nothing.
-    Decisions are dated now: decide() takes no date, and the audit trail is append-only.
+    Decisions are dated over the last weeks, as a team working through its queue would have
+    taken them (oldest first in the audit trail).
     """
     _demo_reviewer(engine)
     items = list_items(settings, engine)  # read once, handed to every decide() below
@@ -398,13 +406,16 @@ def _decide_suggestions(settings: Settings, engine, echo: Callable[[str], None])
     if not plan:
         echo("No new suggestions to decide (decided on an earlier run, or none sent).")
         return
-    # One decide() per (decision, reviewer, reason, note), each in one transaction.
-    batches: dict[tuple[str, str, str | None, str | None], list[str]] = {}
-    for decision, reviewer, reason, note, item_id in plan:
-        batches.setdefault((decision, reviewer, reason, note), []).append(item_id)
+    # One decide() per day, decision, reviewer, reason and note, each in one transaction.
+    batches: dict[tuple[int, str, str, str | None, str | None], list[str]] = {}
+    for decision, reviewer, reason, note, item_id, days_ago in plan:
+        batches.setdefault((days_ago, decision, reviewer, reason, note), []).append(item_id)
     counts: Counter = Counter()
-    for (decision, reviewer, reason, note), ids in batches.items():
-        decide(settings, engine, ids, decision, reviewer, reason=reason, note=note, items=items)
+    now = datetime.now(UTC)
+    for (days_ago, decision, reviewer, reason, note), ids in sorted(
+            batches.items(), key=lambda b: (-b[0][0], *(part or "" for part in b[0][1:]))):
+        decide(settings, engine, ids, decision, reviewer, reason=reason, note=note, items=items,
+               decided_at=now - timedelta(days=days_ago))
         counts[decision] += len(ids)
     echo(f"Decided {len(plan)} suggestions as two reviewers: {counts['accept']} accepted, "
          f"{counts['reject']} rejected, {counts['defer']} deferred.")

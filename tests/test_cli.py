@@ -244,6 +244,8 @@ def test_demo_twice_on_a_fresh_machine_does_not_double_the_data(tmp_path):
     assert {r["status"] for r in audit} == {"accepted", "rejected", "deferred"}
     assert {r["decided_by"] for r in audit} == {"demo", "demo-editor"}
     assert all(r["reason"] for r in audit if r["status"] == "rejected")
+    # taken over several weeks, not all at once
+    assert len({r["decided_at"].date() for r in audit}) > 5
 
     engine.dispose()
     with pytest.raises(requests.ConnectionError):  # --no-serve: nothing left listening

@@ -202,6 +202,24 @@ def test_refused_decisions_write_nothing(store):
     assert [r["item_id"] for r in trail(store.engine)] == [T_ID]
 
 
+def test_a_decision_taken_earlier_keeps_its_date(store):
+    from datetime import UTC, datetime, timedelta
+
+    seed(store)
+    items = {i.item_id: i for i in list_items(store.settings, store.engine)}
+    first = items[L_ID].first_seen
+    earlier = datetime(first.year, first.month, first.day, 9, 30, tzinfo=UTC) + timedelta(days=3)
+    decide(store.settings, store.engine, [L_ID], "accept", "eva", decided_at=earlier)
+    assert trail(store.engine)[-1]["decided_at"].replace(tzinfo=UTC) == earlier
+    later = datetime.now(UTC) + timedelta(hours=1)
+    for when, message in ((later, "is in the future"),
+                          (earlier - timedelta(days=4), "is before item .* was first seen"),
+                          (earlier.replace(tzinfo=None), "needs a time zone")):
+        with pytest.raises(ReviewError, match=message):
+            decide(store.settings, store.engine, [T_ID], "accept", "eva", decided_at=when)
+    assert [r["item_id"] for r in trail(store.engine)] == [L_ID]
+
+
 def test_deferred_reopens_and_rejected_is_marked_when_more_implementers_send_it(store):
     seed(store)
     decide(store.settings, store.engine, [L_ID], "defer", "eva")

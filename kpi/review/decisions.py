@@ -220,13 +220,18 @@ def _refusal(item: Item, current: str, decision: str) -> str | None:
 
 def decide(settings: Settings, engine: Engine, item_ids: Sequence[str], decision: str, by: str,
            *, reason: str | None = None, note: str | None = None,
-           items: Sequence[Item] | None = None) -> list[Item]:
+           items: Sequence[Item] | None = None, decided_at: datetime | None = None
+           ) -> list[Item]:
     """Record one decision on each of `item_ids` by the reviewer `by`, all or none.
 
     The evidence is read first (or taken from `items`, a list_items answer of the caller that
     decides many batches: reading it costs seconds on a large warehouse); each item's current
     status is read again under the audit trail's write lock, and the rows (decision and
     evidence) are written in that transaction. Returns the items with their new status.
+
+    `decided_at` (default now) records a decision taken earlier, for instance when decisions
+    made elsewhere are brought in; it can be neither in the future nor before the day an item
+    was first seen. The trail stays in the order rows were written.
     """
     _check_decision(decision, reason, note)
     _check_reviewer(engine, by)
@@ -240,6 +245,17 @@ def decide(settings: Settings, engine: Engine, item_ids: Sequence[str], decision
         raise ReviewError(f"no review item {unknown[0]!r} (see `esco-kpi review list`)")
     note = note.strip() if note and note.strip() else None
     now = utcnow()
+    if decided_at is not None:
+        if decided_at.tzinfo is None:
+            raise ReviewError("decided_at needs a time zone")
+        if decided_at > now:
+            raise ReviewError(f"decided_at {decided_at.isoformat()} is in the future")
+        early = [i for i in wanted if known[i].first_seen
+                 and decided_at.date() < known[i].first_seen]
+        if early:
+            raise ReviewError(f"decided_at {decided_at.date()} is before item {early[0]} was "
+                              f"first seen ({known[early[0]].first_seen})")
+        now = decided_at
     decided = []
     with writing(engine) as conn:
         latest = latest_rows(conn, wanted)
