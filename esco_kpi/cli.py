@@ -66,18 +66,25 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 @cli.command()
+@click.option("--no-catalogue", is_flag=True,
+              help="create the stores only; load a release with `catalogue load`")
 @click.pass_context
-def init(ctx: click.Context) -> None:
+def init(ctx: click.Context, no_catalogue: bool) -> None:
     """Create the stores and load the bundled ESCO catalogue (safe to run twice)."""
     from kpi.catalogue.load import load_bundled
+    from kpi.catalogue.report import load_lines
 
     settings = _settings(ctx)
     engine = _engine(ctx)
-    loaded = load_bundled(engine, progress=_progress("catalogue"))
     where = settings.data_dir
+    if no_catalogue:
+        click.echo(f"Stores ready in {where} (no catalogue loaded: load a release with "
+                   f"`esco-kpi catalogue load`)")
+        return
+    loaded = load_bundled(engine, progress=_progress("catalogue"))
     if loaded:
-        click.echo(f"Loaded ESCO {loaded.version}: {loaded.concepts} concepts, "
-                   f"{loaded.labels} labels in {len(loaded.languages)} languages.")
+        for line in load_lines(loaded):
+            click.echo(line)
     else:
         click.echo("The bundled ESCO catalogue was already loaded.")
     click.echo(f"Stores ready in {where}")
@@ -233,20 +240,25 @@ def catalogue() -> None:
 
 
 @catalogue.command("load")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--version", "version", required=True, help="ESCO version, e.g. 1.2.1")
-@click.option("--replace", is_flag=True, help="reload a version that is already loaded")
+@click.option("--replace", is_flag=True, help="replace a loaded version as a whole")
 @click.pass_context
-def catalogue_load(ctx: click.Context, path: Path, version: str, replace: bool) -> None:
-    """Load an ESCO release in ESCO's own CSV download format."""
+def catalogue_load(ctx: click.Context, paths: tuple[Path, ...], version: str,
+                   replace: bool) -> None:
+    """Load an ESCO release in ESCO's own CSV download format (folders or zips).
+
+    Several paths, or a later load of another language's download of a loaded version, add
+    their languages to that release when their concepts agree with it.
+    """
     from kpi.catalogue.load import current_version, load_catalogue
+    from kpi.catalogue.report import load_lines
 
     engine = _engine(ctx)
-    loaded = load_catalogue(engine, path, version,
+    loaded = load_catalogue(engine, list(paths), version,
                             progress=_progress("catalogue"), replace=replace)
-    click.echo(f"Loaded ESCO {loaded.version}: {loaded.concepts} concepts, {loaded.labels} "
-               f"labels in {len(loaded.languages)} languages ({', '.join(loaded.languages)}) "
-               f"from {loaded.files} files in {loaded.seconds:.1f} s.")
+    for line in load_lines(loaded):
+        click.echo(line)
     if current_version(engine) == loaded.version:
         # a release newer than every other: which review items does it hold?
         from kpi.review.reconcile import reconcile
@@ -254,14 +266,51 @@ def catalogue_load(ctx: click.Context, path: Path, version: str, replace: bool) 
         click.echo(reconcile(_settings(ctx), engine).sentence())
 
 
-@catalogue.command("list")
+@catalogue.command("remove")
+@click.argument("version")
 @click.pass_context
-def catalogue_list(ctx: click.Context) -> None:
-    """The ESCO versions loaded, oldest first."""
-    from kpi.catalogue.load import versions
+def catalogue_remove(ctx: click.Context, version: str) -> None:
+    """Remove a loaded release; events only it knew go back to quarantine."""
+    from kpi.catalogue.load import remove_release
+    from kpi.catalogue.report import remove_lines
 
-    for version in versions(_engine(ctx)):
-        click.echo(version)
+    for line in remove_lines(remove_release(_engine(ctx), version)):
+        click.echo(line)
+
+
+@catalogue.command("list")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON list")
+@click.pass_context
+def catalogue_list(ctx: click.Context, as_json: bool) -> None:
+    """The ESCO releases loaded, oldest first, and which one is current."""
+    from kpi.catalogue.load import releases
+    from kpi.catalogue.report import list_lines
+
+    found = releases(_engine(ctx))
+    if as_json:
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    for line in list_lines(found):
+        click.echo(line)
+
+
+@catalogue.command("diff")
+@click.argument("a")
+@click.argument("b")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object, with the lists")
+@click.option("--limit", type=click.IntRange(0), default=10, show_default=True,
+              help="items listed per section")
+@click.pass_context
+def catalogue_diff(ctx: click.Context, a: str, b: str, as_json: bool, limit: int) -> None:
+    """What changed from loaded release A to loaded release B, e.g. `diff 1.0.8 1.2.0`."""
+    from kpi.catalogue.diff import diff_releases
+
+    result = diff_releases(_engine(ctx), a, b)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
+        return
+    for line in result.lines(limit):
+        click.echo(line)
 
 
 @cli.group()

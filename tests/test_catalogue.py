@@ -83,10 +83,19 @@ def test_bundled_counts(bundled):
     assert _count(engine, concepts, status="released") == summary.concepts
     # 26 languages: ESCO's 28 less Arabic and Ukrainian, which the bundled copy lacks.
     assert summary.languages == tuple(sorted(set(LANGUAGES) - {"ar", "uk"}))
-    assert summary.files == 17  # the broader-relations files are not label files
+    # 17 concept and label files and ESCO's 7 collection files; the broader-relations files
+    # and the notes are listed as ignored, with the reason.
+    assert summary.files == 24
+    assert sorted(f["path"] for f in summary.report["ignored"]) == [
+        "NOTICE.md", "SOURCE.md", "broaderRelationsOccPillar_en.csv.gz",
+        "broaderRelationsSkillPillar_en.csv.gz"]
+    assert summary.report["warnings"] == [] and summary.mode == "new"
+    assert summary.by_type == {"occupation": 3039, "isco": 619, "skill": 13939,
+                               "skill_group": 640}
     with engine.connect() as conn:
         row = conn.execute(select(catalogue_versions)).one()
     assert (row.version, row.concepts, row.labels) == ("1.2.0", summary.concepts, summary.labels)
+    assert row.languages == ",".join(summary.languages)
 
 
 def test_bundled_labels(bundled):
@@ -160,8 +169,6 @@ def test_bundled_index_and_lookups(bundled):
 def test_bundled_loads_once(bundled):
     engine, _, _ = bundled
     assert load_bundled(engine) is None
-    with pytest.raises(CatalogueError, match="version 1.2.0 is already loaded"):
-        load_catalogue(engine, catalogue.bundled_path(), "1.2.0")
     assert versions(engine) == ["1.2.0"]
 
 
@@ -365,11 +372,13 @@ def test_bad_version(engine, tmp_path, version):
     assert versions(engine) == []
 
 
-def test_duplicate_version(engine, tmp_path):
+def test_same_version_again_adds_nothing(engine, tmp_path):
     folder = _release(tmp_path / "esco")
-    load_catalogue(engine, folder, "1.3")
-    assert _bad(engine, folder, "1.3") == "version 1.3 is already loaded"
-    assert _count(engine, concepts) == 3
+    first = load_catalogue(engine, folder, "1.3")
+    again = load_catalogue(engine, folder, "1.3")
+    assert (again.mode, again.added_languages, again.labels_added) == ("added", (), 0)
+    assert (again.concepts, again.labels) == (first.concepts, first.labels) == (3, 12)
+    assert _count(engine, concepts) == 3 and _count(engine, concept_labels) == 12
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 A released event is deleted and inserted again as accepted, in one transaction, so that it gets
 a new id above the aggregator's watermark: the aggregator sees it exactly once, and the
-de-duplication key `(implementer, event_id)` never has a gap.
+de-duplication key `(implementer, event_id)` never has a gap. An event's concept is known by the
+collector's rule (CatalogueIndex.knows): a concept of a loaded release, or a URI that a loaded
+release states it replaced (concept_successors).
 """
 
 from __future__ import annotations
