@@ -17,9 +17,9 @@ from kpi.catalogue.versions import version_key
 from kpi.store.db import concept_successors
 
 SKILL_BASE = "http://data.europa.eu/esco/skill/"
-# S2.9.0, S2.9, T3, L1, K1.2: a letter and dot-separated numbers. The bare top-level letters
-# (S, T, K, L) never were URIs of their own.
-SKILL_GROUP_CODE = re.compile(r"^[A-Z]\d+(\.\d+)*$")
+# S2.9.0, S2.9, T3, L1, K1.2: a letter and dot-separated numbers; also the bare top-level
+# letters, which were URIs of their own in older releases (.../skill/K, .../skill/S).
+SKILL_GROUP_CODE = re.compile(r"^[A-Z](\d+(\.\d+)*)?$")
 
 
 def code_successors(codes: Mapping[str, str], concepts: Collection[str]) -> dict[str, str]:
