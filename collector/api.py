@@ -133,6 +133,8 @@ def me() -> Response:
     names = {"accepted": "accepted", "duplicate": "duplicates", "quarantined": "quarantined",
              "rejected": "rejected"}
     for outcome, reason, n in rows:
+        if outcome not in names:
+            continue  # flagged events were counted under their own outcome already
         totals[names[outcome]] += int(n)
         if outcome == "rejected":
             by_reason[reason] = by_reason.get(reason, 0) + int(n)

@@ -2,9 +2,13 @@
 
 Each item is validated (collector.fastpath when it can vouch for it, else the marshmallow
 schema of collector.schemas, which words the reasons; personal data is refused there), then
-checked against the loaded ESCO catalogue: a concept or version it does not know yet is
-quarantined (stored, counted once a release that has it is loaded). The result says, per item,
-what becomes of it and why; collector.store commits it.
+checked against the loaded ESCO releases: a concept no loaded release knows, or a version newer
+than all of them, is quarantined (stored, counted once a release that has it is loaded). A URI
+that a loaded release states it replaced is known (the warehouse counts it under its
+successor). An event naming a loaded release that lacks its concept still counts, and is
+flagged esco_version_mismatch for the data-quality counters. Without esco_version, an event
+takes the newest loaded release that holds its concept. The result says, per item, what
+becomes of it and why; collector.store commits it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from kpi.catalogue.index import CatalogueIndex
 from kpi.catalogue.versions import version_key
 
 ACCEPTED, DUPLICATE, QUARANTINED, REJECTED = "accepted", "duplicate", "quarantined", "rejected"
+# Counted events that the data-quality counters still report, and why.
+FLAGGED, ESCO_VERSION_MISMATCH = "flagged", "esco_version_mismatch"
 
 
 @dataclass
@@ -35,6 +41,7 @@ class Classified:
     errors: dict[int, dict] = field(default_factory=dict)  # index -> error entry
     rejected_reasons: Counter = field(default_factory=Counter)  # stored reason -> events
     duplicates_in_request: list[int] = field(default_factory=list)
+    flags: dict[str, str] = field(default_factory=dict)  # event_id -> flag of a counted event
     received: int = 0
 
 
@@ -99,8 +106,10 @@ def classify(items: list[Any], today: date, max_age_days: int,
             result.duplicates_in_request.append(index)
             continue
         seen.add(row["event_id"])
-        _quarantine_check(row, catalogue)
-        if row["status"] == QUARANTINED:
+        flag = _catalogue_check(row, catalogue)
+        if flag:
+            result.flags[row["event_id"]] = flag
+        elif row["status"] == QUARANTINED:
             result.errors[index] = {"index": index, "event_id": row["event_id"],
                                     "outcome": QUARANTINED,
                                     "reasons": _quarantine_message(row, catalogue)}
@@ -109,21 +118,45 @@ def classify(items: list[Any], today: date, max_age_days: int,
     return result
 
 
-def _quarantine_check(row: dict, catalogue: CatalogueIndex) -> None:
+def _catalogue_check(row: dict, catalogue: CatalogueIndex) -> str | None:
+    """Set the row's status, quarantine reason and ESCO version; return its flag, if any."""
     version = row.get("esco_version")
+    uri = row.get("concept_uri")
     current = catalogue.current_version
-    row["esco_version"] = version or current or "unknown"
     row["status"], row["quarantine_reason"] = ACCEPTED, None
+    flag = None
     if version and (current is None or version_key(version) > version_key(current)):
         row["status"], row["quarantine_reason"] = QUARANTINED, "newer_esco_version"
-    elif row.get("concept_uri") and not catalogue.knows(row["concept_uri"]):
+    elif uri and not catalogue.knows(uri):
         row["status"], row["quarantine_reason"] = QUARANTINED, "unknown_concept"
+    elif version and uri and catalogue.is_loaded(version) and not catalogue.holds(version, uri):
+        flag = ESCO_VERSION_MISMATCH
+    # The default is the release the portal most likely took the concept from: the newest
+    # that holds it, not the newest loaded (which may have dropped it).
+    row["esco_version"] = (version or (uri and catalogue.newest_holding(uri)) or current
+                           or "unknown")
+    return flag
 
 
 def _quarantine_message(row: dict, catalogue: CatalogueIndex) -> dict[str, list[str]]:
-    loaded = catalogue.current_version or "none"
+    """What would release a quarantined event, promising only what quarantine replay does
+    (kpi.catalogue.quarantine): it counts an event once its version is not newer than the
+    newest loaded release and a loaded release knows its concept."""
+    current = catalogue.current_version
+    uri = row.get("concept_uri")
+    unknown = bool(uri) and not catalogue.knows(uri)
     if row["quarantine_reason"] == "newer_esco_version":
-        return {"esco_version": [f"Newer than the loaded catalogue ({loaded}); stored and "
-                                 f"counted once that release is loaded."]}
-    return {"concept_uri": [f"Not in the loaded catalogue (newest {loaded}); stored and "
-                            f"counted once a release that has it is loaded."]}
+        version = row["esco_version"]
+        newer = (f"Newer than every loaded release (newest {current})" if current
+                 else "No ESCO release is loaded")
+        if not unknown:
+            return {"esco_version": [f"{newer}; stored, and counted once ESCO {version} is "
+                                     f"loaded."]}
+        return {"esco_version": [f"{newer}; stored, and counted once ESCO {version} is loaded "
+                                 f"and holds the concept."],
+                "concept_uri": [f"Not in any loaded ESCO release (newest {current})." if current
+                                else "No ESCO release is loaded."]}
+    missing = (f"Not in any loaded ESCO release (newest {current})" if current
+               else "No ESCO release is loaded")
+    return {"concept_uri": [f"{missing}; stored, and counted if a release that holds it is "
+                            f"loaded."]}

@@ -223,7 +223,8 @@ class EventSchema(Schema):
     )
     esco_version = fields.String(
         validate=FullRegexp(ESCO_VERSION, error="Must be an ESCO version like 1.2.0."),
-        metadata={"description": "defaults to the catalogue's current version"},
+        metadata={"description": "the ESCO release the implementer works with; defaults to "
+                                 "the newest loaded release that holds the concept"},
     )
     language = Language(required=True, metadata={"enum": list(LANGUAGES), "example": "de"})
     context = fields.String(load_default="other", validate=validate.OneOf(CONTEXTS))

@@ -1,7 +1,9 @@
 """Committing a classified request: the events and the outcome counters, in one transaction.
 
 One transaction takes the rate-limit tokens, inserts the new events (`ON CONFLICT DO NOTHING`
-on `(implementer, event_id)`, so a resend is a duplicate) and bumps the outcome counters.
+on `(implementer, event_id)`, so a resend is a duplicate) and bumps the outcome counters
+(accepted, duplicate, quarantined, rejected, and beside them `flagged`: counted events that
+data quality reports, such as an ESCO version lacking the concept).
 Only after it commits is a 202 sent; when it cannot commit, StoreUnavailable (a 503). Which
 events are accepted, quarantined or rejected was decided before, by collector.classify.
 """
@@ -23,7 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from collector.classify import DUPLICATE, REJECTED, Classified
+from collector.classify import DUPLICATE, FLAGGED, REJECTED, Classified
 from collector.ratelimit import Refusal, take_tokens
 from kpi.store.db import events, outcome_counts, store_error
 
@@ -173,10 +175,16 @@ def _insert_events(conn, dialect: str, rows: list[dict]) -> set[str]:
 
 
 def _outcome_rows(result: Classified, rows: list[dict], new_ids: set[str]) -> Counter:
+    """(outcome, reason) -> events. A flagged event is counted under its own outcome too:
+    flags are an extra row beside it, and only for new events, so a resend adds nothing."""
     counts: Counter = Counter()
+    flags = result.flags
     for row in rows:
-        if row["event_id"] in new_ids:
+        event_id = row["event_id"]
+        if event_id in new_ids:
             counts[(row["status"], row["quarantine_reason"] or "")] += 1
+            if event_id in flags:
+                counts[(FLAGGED, flags[event_id])] += 1
         else:
             counts[(DUPLICATE, "")] += 1
     counts[(DUPLICATE, "")] += len(result.duplicates_in_request)

@@ -353,7 +353,8 @@ CASES: list[Case] = [
                                  + "a" * 101), "concept_uri", BAD_URI),
     Case("uri-100-id-quarantined", body(event("cu-7", concept_uri="http://data.europa.eu/esco/"
                                               "skill/" + "a" * 100)), 202,
-         summary=(0, 0, 1, 0), reasons={0: ("concept_uri", "Not in the loaded catalogue")},
+         summary=(0, 0, 1, 0),
+         reasons={0: ("concept_uri", "Not in any loaded ESCO release (newest 1.2.0)")},
          rows={"cu-7": {"status": "quarantined", "quarantine_reason": "unknown_concept"}}),
     rejected("uri-double-slash", event("cu-8", concept_uri=SKILL + "//"), "concept_uri", BAD_URI),
     rejected("uri-query", event("cu-9", concept_uri=SKILL + "?x=1"), "concept_uri", BAD_URI),

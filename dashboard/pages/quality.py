@@ -1,4 +1,4 @@
-"""Data quality: rejected and quarantined events by implementer and reason."""
+"""Data quality: rejected, quarantined and flagged events by implementer and reason."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ from dashboard.state import FilterState
 TITLE = "Data quality"
 PATH = "quality"
 
+# The outcomes drawn, in order; a flagged event was counted, with a problem worth knowing.
+OUTCOMES = ("rejected", "quarantined", "flagged")
+# Reasons that read better in words than as the stored code.
+PLAIN = {("flagged", "esco_version_mismatch"):
+         "counted, but the named ESCO version lacks the concept"}
+
 
 def tables(data: Data, state: FilterState) -> dict[str, Table]:
     r = data.indicator("data_quality", state.period(), state)
@@ -26,15 +32,23 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
         totals[key]["still_quarantined"] += row["still_quarantined"] or 0
     summary = [dict(zip(("implementer_id", "implementer", "country", "sector", "outcome",
                          "reason"), k, strict=True)) | v for k, v in totals.items()]
+    for s in summary:
+        s["meaning"] = _label(s["outcome"], s["reason"])
     summary.sort(key=lambda s: (-s["events"], s["implementer_id"] or 0, s["outcome"],
                                 s["reason"]))
     return {
         "data_quality_summary": Table(
             "Problems by implementer and reason",
             ("implementer_id", "implementer", "country", "sector", "outcome", "reason",
-             "events", "still_quarantined"), summary),
-        "data_quality": Table("Rejected and quarantined events by day", r.columns, r.rows),
+             "meaning", "events", "still_quarantined"), summary),
+        "data_quality": Table("Rejected, quarantined and flagged events by day", r.columns,
+                              r.rows),
     }
+
+
+def _label(outcome: str, reason: str) -> str:
+    """How a chart or table names an outcome and reason."""
+    return PLAIN.get((outcome, reason), f"{outcome}: {reason}")
 
 
 def _reasons(summary: list[dict]) -> list[tuple[str, str, int]]:
@@ -51,14 +65,14 @@ def _figure(summary: list[dict]) -> go.Figure | None:
     reasons = {(o, r): n for o, r, n in _reasons(summary)}
     fig = go.Figure()
     # outcome is told by the bar's pattern and the legend's words, not by colour alone
-    for i, outcome in enumerate(("rejected", "quarantined")):
+    for i, outcome in enumerate(OUTCOMES):
         items = sorted(((r, n) for (o, r), n in reasons.items() if o == outcome),
                        key=lambda x: x[1])
         if items:
             fig.add_trace(go.Bar(
-                y=[plotly_text(f"{outcome}: {r}"[:70]) for r, _ in items], x=[n for _, n in items],
-                orientation="h", name=outcome, marker_color=PALETTE[i],
-                marker_pattern_shape="" if i == 0 else "/", text=[f"{n:,}" for _, n in items],
+                y=[plotly_text(_label(outcome, r)[:70]) for r, _ in items],
+                x=[n for _, n in items], orientation="h", name=outcome, marker_color=PALETTE[i],
+                marker_pattern_shape=("", "/", ".")[i], text=[f"{n:,}" for _, n in items],
                 textposition="outside", textangle=0, cliponaxis=False))
     fig.update_yaxes(automargin=True, type="category")
     fig.update_xaxes(title_text="events")
@@ -70,11 +84,12 @@ def render(data: Data, state: FilterState) -> list[Any]:
     summary = t["data_quality_summary"].rows
     return [
         section("Problems by reason", "data_quality_summary",
-                chart("quality_reasons", _figure(summary), title="Rejected and quarantined "
-                      "events by reason", headers=("outcome", "reason", "events"),
+                chart("quality_reasons", _figure(summary), title="Rejected, quarantined and "
+                      "flagged events by reason", headers=("outcome", "reason", "events"),
                       rows=_reasons(summary), noun="reasons"),
                 note="By day of receipt. Rejected events were never stored; quarantined ones "
-                     "wait for a catalogue that knows their concept or version."),
+                     "wait for a catalogue that knows their concept or version; flagged ones "
+                     "were counted, but the ESCO version they name lacks their concept."),
         section("By implementer and reason", "data_quality_summary",
                 grid("data_quality_summary", t["data_quality_summary"])),
         section("By day", "data_quality", grid("data_quality", t["data_quality"])),

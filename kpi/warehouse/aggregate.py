@@ -537,12 +537,13 @@ def _sync_implementers(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
 
 def _sync_quality(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
     """Re-read the (small, mutable) outcome counters and the still-quarantined events; True
-    when they changed."""
+    when they changed. Data quality reports rejected, quarantined and flagged events (counted,
+    but with a problem such as esco_version_mismatch)."""
     with engine.connect() as conn:
         counted = conn.execute(
             select(outcome_counts.c.received_on, outcome_counts.c.implementer_id,
                    outcome_counts.c.outcome, outcome_counts.c.reason, outcome_counts.c.events)
-            .where(outcome_counts.c.outcome.in_(("rejected", "quarantined")))
+            .where(outcome_counts.c.outcome.in_(("rejected", "quarantined", "flagged")))
         ).all()
         waiting = conn.execute(
             select(events.c.received_on, events.c.implementer_id,

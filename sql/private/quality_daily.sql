@@ -1,8 +1,10 @@
--- quality_daily: rebuilt from the ingest store's small, mutable counters. Rejected events are
--- not stored, only counted (the registered Arrow table `outcome_counters`: day,
--- implementer_id, outcome, reason, events); for quarantined ones, how many arrived and how many
--- still wait for a catalogue that knows them (`still_waiting`: day, implementer_id, reason, n)
--- stand side by side. reason is '' where the counters have none.
+-- quality_daily: rebuilt from the ingest store's small, mutable counters (the registered Arrow
+-- table `outcome_counters`: day, implementer_id, outcome, reason, events) for the outcomes
+-- rejected (not stored, only counted), quarantined and flagged (counted events with a problem,
+-- e.g. reason esco_version_mismatch: the ESCO version they name lacks their concept). For
+-- quarantined ones, how many arrived and how many still wait for a catalogue that knows them
+-- (`still_waiting`: day, implementer_id, reason, n) stand side by side; still_quarantined is
+-- null for the other outcomes. reason is '' where the counters have none.
 delete from quality_daily;
 
 insert into quality_daily

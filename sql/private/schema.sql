@@ -57,7 +57,7 @@ create table if not exists successor_of (
 create table if not exists implementers (
     id integer, name varchar, country varchar, sector varchar);
 
--- Rejected and quarantined events per day of arrival (rebuilt by quality_daily.sql).
+-- Rejected, quarantined and flagged events per day of arrival (rebuilt by quality_daily.sql).
 create table if not exists quality_daily (
     day date, implementer_id integer, outcome varchar, reason varchar, events bigint,
     still_quarantined bigint);
