@@ -26,10 +26,9 @@ from collector.fastpath import FastLoader
 from collector.schemas import EventSchema, flatten_reasons
 from kpi.catalogue.index import CatalogueIndex
 from kpi.catalogue.versions import version_key
+from kpi.vocabulary import ESCO_VERSION_MISMATCH
 
 ACCEPTED, DUPLICATE, QUARANTINED, REJECTED = "accepted", "duplicate", "quarantined", "rejected"
-# Counted events that the data-quality counters still report, and why.
-FLAGGED, ESCO_VERSION_MISMATCH = "flagged", "esco_version_mismatch"
 
 
 @dataclass
@@ -132,9 +131,15 @@ def _catalogue_check(row: dict, catalogue: CatalogueIndex) -> str | None:
     elif version and uri and catalogue.is_loaded(version) and not catalogue.holds(version, uri):
         flag = ESCO_VERSION_MISMATCH
     # The default is the release the portal most likely took the concept from: the newest
-    # that holds it, not the newest loaded (which may have dropped it).
-    row["esco_version"] = (version or (uri and catalogue.newest_holding(uri)) or current
-                           or "unknown")
+    # that holds it, not the newest loaded (which may have dropped it). A quarantined event
+    # that named no release keeps none (""): replay picks the default once a release knows
+    # its concept.
+    if version:
+        row["esco_version"] = version
+    elif row["status"] == QUARANTINED:
+        row["esco_version"] = ""
+    else:
+        row["esco_version"] = (uri and catalogue.newest_holding(uri)) or current or "unknown"
     return flag
 
 

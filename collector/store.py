@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import Engine
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from collector.classify import DUPLICATE, FLAGGED, REJECTED, Classified
+from collector.classify import DUPLICATE, REJECTED, Classified
 from collector.ratelimit import Refusal, take_tokens
-from kpi.store.db import events, outcome_counts, store_error
+from kpi.store.counters import bump_outcome_counts
+from kpi.store.db import events, store_error
+from kpi.vocabulary import FLAGGED
 
 
 class StoreUnavailable(Exception):
@@ -40,10 +42,6 @@ class Stored:
 
     new_event_ids: set[str]
     refusal: Refusal | None = None
-
-
-def _insert(dialect: str):
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)
 
 
 def store(engine: Engine, implementer_id: int, result: Classified, today: date,
@@ -64,7 +62,7 @@ def store(engine: Engine, implementer_id: int, result: Classified, today: date,
                 return Stored(set(), refusal)
             new_ids = _insert_events(conn, dialect, rows) if rows else set()
             counts = _outcome_rows(result, rows, new_ids)
-            _bump_counters(conn, dialect, implementer_id, today, counts)
+            _bump_counters(conn, implementer_id, today, counts)
         return Stored(new_ids)
     except (DBAPIError, SQLAlchemyError, OSError) as exc:
         raise StoreUnavailable(store_error(exc)) from exc
@@ -193,20 +191,9 @@ def _outcome_rows(result: Classified, rows: list[dict], new_ids: set[str]) -> Co
     return +counts
 
 
-def _bump_counters(conn, dialect: str, implementer_id: int, today: date,
-                   counts: Counter) -> None:
-    if not counts:
-        return
-    stmt = _insert(dialect)(outcome_counts)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["implementer_id", "received_on", "outcome", "reason"],
-        set_={"events": outcome_counts.c.events + stmt.excluded.events},
-    )
-    conn.execute(stmt, [
-        {"implementer_id": implementer_id, "received_on": today, "outcome": outcome,
-         "reason": reason, "events": n}
-        for (outcome, reason), n in sorted(counts.items())
-    ])
+def _bump_counters(conn, implementer_id: int, today: date, counts: Counter) -> None:
+    bump_outcome_counts(conn, Counter({(implementer_id, today, outcome, reason): n
+                                       for (outcome, reason), n in counts.items()}))
 
 
 def existing_event_ids(engine: Engine, implementer_id: int, event_ids: list[str]) -> set[str]:

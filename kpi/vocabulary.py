@@ -67,3 +67,7 @@ ESCO_URI_PREFIX = "http://data.europa.eu/esco/"
 CONCEPT_URI = re.compile(
     r"^http://data\.europa\.eu/esco/(occupation|skill|isco|qualification)/[A-Za-z0-9._-]{1,100}$"
 )
+
+# The outcome and reason of a counted event with a problem: its named ESCO release is loaded
+# but lacks its concept (the data-quality counters, written by the collector and by replay).
+FLAGGED, ESCO_VERSION_MISMATCH = "flagged", "esco_version_mismatch"

@@ -462,6 +462,27 @@ def test_a_newer_version_is_released_once_loaded(world):
     assert by_uri(used, c.type_changed)[0]["usage"] == 1
 
 
+def test_replay_gives_the_default_version_and_flags_a_mismatch(world):
+    """Released from quarantine, an event is judged as the collector judges it now: without
+    esco_version it gets the newest release holding its concept, not the release that was
+    newest when it arrived; one naming a loaded release that lacks its concept is flagged."""
+    c = cut()
+    world.load(OLDER)
+    world.send([event("d-none", concept_uri=c.added),
+                event("d-older", concept_uri=c.added, esco_version=OLDER)])
+    assert world.stored("d-none")["esco_version"] == ""  # named none: chosen on release
+    assert world.flagged() == 0
+    world.load(NEWER)
+    assert replay(world.engine).released == 2
+    assert world.stored("d-none")["esco_version"] == NEWER
+    assert world.stored("d-older")["esco_version"] == OLDER
+    assert world.flagged() == 1  # 1.1.0 is loaded and lacks the concept
+    world.aggregate()
+    quality = world.rows("data_quality")
+    assert [(r["outcome"], r["reason"], r["events"]) for r in quality
+            if r["outcome"] == "flagged"] == [("flagged", "esco_version_mismatch", 1)]
+
+
 def test_no_release_loaded(world):
     answer = world.send([event("n-1", concept_uri=UNKNOWN),
                          event("n-2", concept_uri=UNKNOWN, esco_version="1.2.0")])

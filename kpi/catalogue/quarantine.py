@@ -9,6 +9,7 @@ release states it replaced (concept_successors).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,7 +17,9 @@ from sqlalchemy import Engine, delete, func, insert, select
 
 from kpi.catalogue.index import CatalogueIndex
 from kpi.catalogue.versions import version_key
+from kpi.store.counters import bump_outcome_counts
 from kpi.store.db import events
+from kpi.vocabulary import ESCO_VERSION_MISMATCH, FLAGGED
 
 BATCH = 5000
 
@@ -40,13 +43,25 @@ def _releasable(row, index: CatalogueIndex) -> bool:
     return uri is None or index.knows(uri)
 
 
+def _released(row, index: CatalogueIndex, flags: Counter) -> dict:
+    """The accepted event a released quarantined one becomes: an event that named no release
+    gets the newest that holds its concept (as the collector would now give it); one whose
+    named release lacks its concept is counted, and flagged, as the collector flags it."""
+    columns = {c.name: row[c.name] for c in events.c if c.name != "id"}
+    uri, version = row["concept_uri"], row["esco_version"]
+    if not version:
+        version = (uri and index.newest_holding(uri)) or index.current_version or "unknown"
+    elif uri and index.is_loaded(version) and not index.holds(version, uri):
+        flags[(row["implementer_id"], row["received_on"], FLAGGED, ESCO_VERSION_MISMATCH)] += 1
+    return {**columns, "esco_version": version, "status": "accepted", "quarantine_reason": None}
+
+
 def replay(engine: Engine, progress: Callable[[str, int, int], None] | None = None
            ) -> ReplaySummary:
     """Re-check every quarantined event against the loaded catalogue; release what it knows."""
     index = CatalogueIndex.load(engine)
     checked = released = 0
     last_id = 0
-    columns = [c for c in events.c if c.name != "id"]
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(events)
                              .where(events.c.status == "quarantined")).scalar_one()
@@ -62,10 +77,10 @@ def replay(engine: Engine, progress: Callable[[str, int, int], None] | None = No
             checked += len(rows)
             ready = [row for row in rows if _releasable(row, index)]
             if ready:
+                flags: Counter = Counter()
                 conn.execute(delete(events).where(events.c.id.in_([r["id"] for r in ready])))
-                conn.execute(insert(events), [
-                    {**{c.name: row[c.name] for c in columns}, "status": "accepted",
-                     "quarantine_reason": None} for row in ready])
+                conn.execute(insert(events), [_released(row, index, flags) for row in ready])
+                bump_outcome_counts(conn, flags)
                 released += len(ready)
         if progress:
             progress("re-checking quarantined events", checked, total)
