@@ -409,3 +409,87 @@ def _spread(values: list[float], gap: float) -> list[float]:
         spots[i] = max(float(values[i]), last + gap)
         last = spots[i]
     return spots
+
+
+# ---------------------------------------------------------------------------------------------
+# ESCO releases: which one the dashboard speaks of, and concepts the current one lacks
+
+# A concept's place in the current release, in a symbol and words (never colour alone).
+IN_RELEASE_MARK, NOT_IN_RELEASE_MARK = "✓", "⚠"
+# Fill patterns tell the series of a grouped bar chart apart without their colours.
+PATTERNS = ("", "/", ".", "x", "-", "\\", "+", "|")
+
+
+def release_status(in_current: bool | None, current: str | None, last: str | None) -> str:
+    """A concept's place in the current release, for a grid cell or a label: "✓ in 1.2.0",
+    or "⚠ not in 1.2.0 (last in 1.0.8)"."""
+    if current is None:
+        return "–"
+    if in_current:
+        return f"{IN_RELEASE_MARK} in {current}"
+    return f"{NOT_IN_RELEASE_MARK} not in {current}" + (f" (last in {last})" if last else "")
+
+
+def release_languages(languages: str | None) -> str:
+    """A release's languages ("de,en") as shown: "de, en"."""
+    found = [lang.strip() for lang in (languages or "").split(",") if lang.strip()]
+    return ", ".join(found) if found else "languages not recorded"
+
+
+def release_header(releases: Sequence[dict[str, Any]]) -> html.Details | html.Div:
+    """The header's note of the ESCO release the figures speak of, "ESCO 1.2.0 (current) ·
+    3 releases loaded", opening to the loaded releases with their languages.
+
+    A disclosure (details/summary), not a hover tooltip: keyboard and screen reader users
+    open it too. `releases`: the published catalogue_versions rows, oldest first.
+    """
+    if not releases:
+        return html.Div("No ESCO release loaded", id="release-info", className="releases")
+    current = releases[-1]
+    count = f"{len(releases)} release{'s' if len(releases) != 1 else ''} loaded"
+    items = []
+    for release in reversed(releases):  # newest first
+        loaded = str(release.get("loaded_at") or "")[:10]
+        items.append(html.Li([
+            html.Strong(release["version"]),
+            " (current)" if release is current else "",
+            f": {fmt_number(release['concepts'])} concepts, {fmt_number(release['labels'])} "
+            f"labels; languages: {release_languages(release.get('languages'))}"
+            + (f"; loaded {loaded}" if loaded else ""),
+        ]))
+    return html.Details(id="release-info", className="releases", children=[
+        html.Summary(f"ESCO {current['version']} (current) · {count}",
+                     id="release-summary"),
+        html.Div(className="releases-list", children=[
+            html.P("Loaded ESCO releases, newest first. The figures count every loaded "
+                   "release's concepts; the current release is the newest."),
+            html.Ul(items),
+        ]),
+    ])
+
+
+def grouped_bars(categories: Sequence[str], series: dict[str, Sequence[float]], *,
+                 value_name: str, series_name: str) -> go.Figure | None:
+    """Vertical bars grouped by category, one series per key of `series` (in its order), told
+    apart by colour, fill pattern and the legend; each bar's value written on it."""
+    if not categories or not series:
+        return None
+    fig = go.Figure()
+    top = 0.0
+    for i, (name, values) in enumerate(series.items()):
+        top = max(top, *values)
+        fig.add_trace(go.Bar(
+            x=[plotly_text(c) for c in categories], y=list(values), name=plotly_text(name),
+            marker={"color": PALETTE[i % GRAPHIC_COLOURS],
+                    "pattern": {"shape": PATTERNS[i % len(PATTERNS)], "fgcolor": "#ffffff",
+                                "solidity": 0.35},
+                    "line": {"color": "#1b1b1b", "width": 1}},
+            text=[fmt_number(v) for v in values], textposition="outside", cliponaxis=False,
+            hovertemplate=f"%{{x}}<br>{plotly_text(series_name)} {plotly_text(name)}: "
+                          f"%{{y:,}}<extra></extra>",
+        ))
+    fig.update_layout(barmode="group", legend_title_text=series_name)
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(title_text=value_name, rangemode="tozero", range=[0, top * 1.15 or 1],
+                     **({"dtick": 1} if top <= 8 else {}))
+    return _layout(fig, 320)

@@ -40,6 +40,7 @@ from kpi.settings import Settings
 from kpi.store.db import make_engine
 from kpi.warehouse import indicators
 from kpi.warehouse.indicators import Period, Result, run_support_query
+from kpi.warehouse.published import SCHEMAS
 from kpi.warehouse.reader import period_fingerprint, shared_reader, snapshot_id
 
 log = logging.getLogger("esco_kpi.dashboard")
@@ -74,6 +75,8 @@ QUALITY_INDICATORS = frozenset({"data_quality"})
 QUALITY_PAGE = "quality"
 # The views Warmer computes after each run: every page, unfiltered, for these presets.
 WARM_PRESETS = ("last30", "last_quarter", "this_quarter")
+# What the list of loaded releases does not read: every published table but its own.
+NOT_RELEASES = tuple(t for t in SCHEMAS if t != "catalogue_versions")
 
 
 class ResultCache(BaseCache):
@@ -316,6 +319,43 @@ class Data:
         key = ("concept_detail", sorted((k, str(v)) for k, v in params.items()))
         return self._cached(self.cache, key, period,
                             lambda: run_extra(self.settings, "concept_detail", params))
+
+    def releases(self) -> Result:
+        """The loaded ESCO releases (the published catalogue_versions), oldest first: version,
+        rank, loaded_at, concepts, labels, languages (comma-separated). Memoised under that
+        dimension's file: the run that publishes a newly loaded release changes the answer."""
+        def compute() -> Result:
+            cur = shared_reader(self.settings)
+            try:
+                found = cur.table("catalogue_versions").order("rank")
+                columns = tuple(found.columns)
+                return Result(columns, [dict(zip(columns, row, strict=True))
+                                        for row in found.fetchall()])
+            finally:
+                cur.close()
+
+        if self.cache is None:
+            return compute()
+        before = period_fingerprint(self.settings, date.min, date.min, NOT_RELEASES)
+        key = repr(("releases", before))
+        hit = self.cache.get(key)
+        if hit is None:
+            hit = compute()
+            if period_fingerprint(self.settings, date.min, date.min, NOT_RELEASES) == before:
+                self.cache.set(key, hit, timeout=CACHE_SECONDS)
+        return hit
+
+    def current_release(self) -> str | None:
+        """The newest loaded ESCO release (None before any is published)."""
+        rows = self.releases().rows
+        return rows[-1]["version"] if rows else None
+
+    def release_uptake(self, period: Period, state: FilterState) -> Result:
+        """sql/release_uptake.sql: the releases active implementers declare in the period."""
+        params = {"start": period.start, "end": period.end, **state.filters()}
+        key = ("release_uptake", sorted((k, str(v)) for k, v in params.items()))
+        return self._cached(self.cache, key, period,
+                            lambda: run_extra(self.settings, "release_uptake", params))
 
 
 class Warmer(threading.Thread):

@@ -6,9 +6,11 @@ import logging
 from collections.abc import Callable
 
 from dash import dcc, html
+from flask import current_app
 from sqlalchemy import Engine
 
 from dashboard import ATTRIBUTION, STATEMENT_PATH
+from dashboard.components import release_header
 from dashboard.state import FILTER_NAMES, PRESETS
 from kpi.store.registry import list_implementers
 from kpi.vocabulary import CONCEPT_TYPES, CONTEXTS, LANGUAGES, SECTORS
@@ -28,6 +30,18 @@ def _countries(engine: Engine) -> list[str]:
     except Exception:  # noqa: BLE001 - the filter still works by URL if the store is down
         log.warning("could not list countries for the filter", exc_info=True)
         return []
+
+
+def _release_info() -> html.Details | html.Div:
+    """The header's note of the current ESCO release, from the dashboard's memoised data
+    (dashboard.app keeps it on the server): rebuilt with every page load, so it follows the
+    run that publishes a newly loaded release."""
+    try:
+        data = current_app.extensions["esco_dashboard_data"]
+        return release_header(data.releases().rows)
+    except Exception:  # noqa: BLE001 - the pages still work without the note
+        log.warning("could not read the loaded ESCO releases", exc_info=True)
+        return html.Div(id="release-info", className="releases")
 
 
 def filter_bar(countries: list[str]) -> html.Div:
@@ -79,6 +93,7 @@ def shell(engine: Engine) -> Callable[[], html.Div]:
             dcc.Download(id="download"),
             html.Header(className="top", children=[
                 html.Div("ESCO KPI dashboard", className="brand"),
+                _release_info(),
                 html.Nav(id="menu", className="menu", **{"aria-label": "Pages"}),
                 html.Form(action="/logout", method="POST", className="logout", children=[
                     html.Button("Log out", type="submit", id="logout-button")]),

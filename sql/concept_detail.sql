@@ -9,6 +9,9 @@
 --   'language'  the same by language (key)
 --   'label'     the catalogue's labels of the concept: key = language, kind = preferred,
 --               alt or hidden, label
+--   'replaced'  the URIs a loaded release replaced by this concept, whose events it counts:
+--               key = the old URI, kind = how the release states it (source), label = the
+--               release that replaced it
 -- Ordered by section, then usage descending, then key, kind and label.
 --
 -- Parameters: $start, $end (dates, inclusive), $concept_uri; filters (NULL = all):
@@ -55,6 +58,13 @@ labels as (
            null::bigint as usage, null::bigint as events, null::bigint as implementers
     from concept_labels
     where uri = $concept_uri
+),
+
+replaced as (
+    select 'replaced' as section, uri as key, source as kind, version as label,
+           null::bigint as usage, null::bigint as events, null::bigint as implementers
+    from concept_successors
+    where successor_uri = $concept_uri
 )
 
 select section, key, kind, label, usage, events, implementers
@@ -63,5 +73,6 @@ from (
     union all select * from by_country
     union all select * from by_language
     union all select * from labels
+    union all select * from replaced
 )
 order by section, usage desc nulls last, key, kind, label

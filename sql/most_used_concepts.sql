@@ -11,6 +11,10 @@
 --               catalogue has one, else the English one
 -- status        the concept's status in the newest loaded catalogue version ('released'), or
 --               'absent' when that version no longer holds it
+-- in_current    true when the newest loaded release (the current one) holds the concept, false
+--               when it dropped it: still used after removal
+-- last_release  the newest loaded release holding the concept (the current one unless it was
+--               dropped); null for a concept no loaded release holds
 --
 -- Parameters: $start, $end (dates, inclusive), $prev_start, $prev_end (the previous period),
 -- $label_language; filters (NULL = all): $concept_type, $language, $country, $sector, $context.
@@ -58,6 +62,8 @@ select
     en.label as label_en,
     coalesce(chosen.label, en.label) as label,
     coalesce(k.status, 'absent') as status,
+    coalesce(k.in_newest, false) as in_current,
+    k.current_version as last_release,
     r.usage,
     r.implementers,
     r.events,

@@ -167,9 +167,10 @@ def test_no_axe_violation_on_any_page_in_any_state(site, browser):
     log_in(browser, site)
     open_tables(browser)
     check("Overview")
-    for menu, title in (("concepts", "Concepts"), ("labels", "Labels"),
-                        ("proposals", "Proposals"), ("translations", "Translations"),
-                        ("uptake", "Uptake"), ("quality", "Data quality")):
+    for menu, title in (("concepts", "Concepts"), ("collections", "Collections"),
+                        ("labels", "Labels"), ("proposals", "Proposals"),
+                        ("translations", "Translations"), ("uptake", "Uptake"),
+                        ("quality", "Data quality")):
         click(browser, lambda d, m=menu: by_id(d, f"menu-{m}"), menu)
         loaded(browser, title)
         open_tables(browser)

@@ -20,7 +20,7 @@ def test_every_page_renders(app):
         content, info, menu = render_page(data, f"/dashboard/{path}", search)
         words = texts(content)
         assert "This page could not be loaded" not in " ".join(words), path
-        assert len(menu) == 8 and "compared with" in info
+        assert len(menu) == 9 and "compared with" in info
     content, _, _ = render_page(data, "/dashboard/nowhere", "")
     assert "No such page." in texts(content)
 

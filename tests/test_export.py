@@ -9,7 +9,7 @@ import pytest
 
 from kpi.exports.csvfile import safe_text
 from kpi.exports.quarterly import ExportError, export_quarter, parse_quarter
-from tests.kpi_fixtures import O1, S1, S2, standard_store
+from tests.kpi_fixtures import O1, O2, S1, S2, S3, S4, standard_store
 
 
 @pytest.fixture
@@ -131,10 +131,11 @@ def test_manifest_and_byte_identical_rerun(store, tmp_path):
     export_quarter(store.settings, "2026-Q3", tmp_path / "b")
     first, second = tmp_path / "a" / "2026-Q3", tmp_path / "b" / "2026-Q3"
     names = sorted(p.name for p in first.iterdir())
-    assert names == ["candidate_alt_labels.csv", "catalogue_coverage.csv", "concept_trends.csv",
-                     "implementer_uptake.csv", "language_usage.csv", "least_used_concepts.csv",
-                     "manifest.json", "most_used_concepts.csv", "new_concept_proposals.csv",
-                     "review_summary.csv", "translation_feedback.csv"]
+    assert names == ["candidate_alt_labels.csv", "catalogue_coverage.csv", "collection_usage.csv",
+                     "concept_trends.csv", "implementer_uptake.csv", "language_usage.csv",
+                     "least_used_concepts.csv", "manifest.json", "most_used_concepts.csv",
+                     "new_concept_proposals.csv", "review_summary.csv",
+                     "translation_feedback.csv"]
     manifest = json.loads(read(first, "manifest.json"))
     assert manifest["quarter"] == "2026-Q3"
     assert (manifest["start"], manifest["end"]) == ("2026-07-01", "2026-09-30")
@@ -242,3 +243,75 @@ def test_review_summary_disclosure():
         ["label", "de", "40", "6", "<5", "0", "<5", "0", "12.5", ""],
         ["proposal", "en", "7", "<5", "<5", "<5", "0", "5", "", ""],
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# collection_usage.csv
+
+
+@pytest.fixture
+def collection_store(tmp_path):
+    """Collections over the small catalogue (S2 is green and digital; O2, a research
+    occupation, is not in the newest release) and a quarter of uses in four countries."""
+    from sqlalchemy import insert
+
+    from kpi.store.db import concept_collections
+
+    store = standard_store(tmp_path)
+    store.implementer(4, "ES", "pes")
+    store.implementer(5, "NL", "job_portal")
+    store.implementer(6, "DE", "job_portal")
+    with store.engine.begin() as conn:
+        conn.execute(insert(concept_collections), [
+            {"version": "1.10.0", "collection": name, "uri": uri}
+            for name, uris in (("green", (S1, S2)), ("digital", (S2, S4)),
+                               ("research_occupations", (O1, O2))) for uri in uris])
+    q3 = "2026-08-10"
+    store.events(*({"implementer_id": i, "concept_uri": uri, "count": n, "day": q3}
+                   for i, uri, n in ((1, S1, 20), (1, S2, 3), (1, O1, 7), (3, S2, 4),
+                                     (3, S3, 10), (6, S3, 6), (6, O1, 2), (2, S1, 2),
+                                     (2, S3, 5), (4, S4, 1), (5, O1, 5))))
+    store.aggregate()
+    return store
+
+
+def test_collection_usage_file(collection_store, tmp_path):
+    export_quarter(collection_store.settings, "2026-Q3", tmp_path / "a")
+    export_quarter(collection_store.settings, "2026-Q3", tmp_path / "b")
+    folder = tmp_path / "a" / "2026-Q3"
+    # Skill usage: DE 43 (implementers 1, 3, 6), FR 7 (2), ES 1 (4); 51 in all. DE is shown
+    # for the skill collections; FR and ES fold into other (NL used no skill: it adds
+    # nothing). For the research occupations DE has 2 implementers using occupations and NL
+    # 1: both fold. Concepts used (2 or 1) read <5 and hide the coverage; other's concepts
+    # used cannot be added up over its countries and are left blank.
+    assert read(folder, "collection_usage.csv") == (
+        "collection,country,base_type,usage,base_usage,share,implementers,base_implementers,"
+        "concepts,used,coverage\n"
+        "digital,all,skill,8,51,0.1569,3,5,2,<5,\n"
+        "digital,DE,skill,7,43,0.1628,<3,3,2,<5,\n"
+        "digital,other,skill,<5,8,,<3,<3,2,,\n"
+        "green,all,skill,29,51,0.5686,3,5,2,<5,\n"
+        "green,DE,skill,27,43,0.6279,<3,3,2,<5,\n"
+        "green,other,skill,<5,8,,<3,<3,2,,\n"
+        "research_occupations,all,occupation,14,14,1.0000,3,3,1,<5,\n"
+        "research_occupations,other,occupation,14,14,1.0000,3,3,1,,\n"
+    )
+    body = (folder / "collection_usage.csv").read_bytes()
+    assert body == (tmp_path / "b" / "2026-Q3" / "collection_usage.csv").read_bytes()
+    manifest = json.loads(read(folder, "manifest.json"))
+    assert manifest["files"]["collection_usage.csv"] == {
+        "rows": 8, "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def test_collection_usage_thresholds_come_from_settings(collection_store, tmp_path):
+    settings = collection_store.settings.replace(privacy__export_min_implementers=2,
+                                                 privacy__export_min_count=2)
+    export_quarter(settings, "2026-Q3", tmp_path)
+    lines = read(tmp_path / "2026-Q3", "collection_usage.csv").splitlines()
+    # DE now shows for the research occupations too; FR and ES, one implementer each, fold
+    assert lines[4:7] == ["green,all,skill,29,51,0.5686,3,5,2,2,1.0000",
+                          "green,DE,skill,27,43,0.6279,2,3,2,2,1.0000",
+                          "green,other,skill,2,8,0.2500,<2,2,2,,"]
+    assert lines[7:] == ["research_occupations,all,occupation,14,14,1.0000,3,3,1,<2,",
+                         "research_occupations,DE,occupation,9,9,1.0000,2,2,1,<2,",
+                         "research_occupations,other,occupation,5,5,1.0000,<2,<2,1,,"]

@@ -136,14 +136,17 @@ def test_most_used_concepts(store):
     seed_usage(store)
     result = query(store.settings, "most_used_concepts", Q3)
     assert result.columns == (
-        "rank", "concept_uri", "concept_type", "label_en", "label", "status", "usage",
-        "implementers", "events", "previous_usage", "change", "change_pct")
+        "rank", "concept_uri", "concept_type", "label_en", "label", "status", "in_current",
+        "last_release", "usage", "implementers", "events", "previous_usage", "change",
+        "change_pct")
     assert result.tuples() == [
-        (1, O1, "occupation", "software developer", "software developer", "released", 15, 2,
-         2, 10, 5, 50.0),
+        (1, O1, "occupation", "software developer", "software developer", "released", True,
+         "1.10.0", 15, 2, 2, 10, 5, 50.0),
         (1, S1, "skill", "Python (computer programming)", "Python (computer programming)",
-         "released", 15, 1, 1, 0, 15, None),
-        (3, O2, "occupation", "data clerk", "data clerk", "absent", 3, 1, 1, 0, 3, None),
+         "released", True, "1.10.0", 15, 1, 1, 0, 15, None),
+        # 1.10.0 dropped O2: still counted, marked, with the last release that held it
+        (3, O2, "occupation", "data clerk", "data clerk", "absent", False, "1.0.0", 3, 1, 1,
+         0, 3, None),
     ]
 
 

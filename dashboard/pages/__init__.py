@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from dashboard.pages import (
+    collections,
     concept,
     concepts,
     labels,
@@ -22,8 +23,8 @@ from dashboard.pages import (
 )
 
 # In menu order; the concept page is reached from the others.
-PAGES: tuple[ModuleType, ...] = (overview, concepts, labels, proposals, translations, uptake,
-                                 quality, review)
+PAGES: tuple[ModuleType, ...] = (overview, concepts, collections, labels, proposals,
+                                 translations, uptake, quality, review)
 BY_PATH: dict[str, ModuleType] = {p.PATH: p for p in (*PAGES, concept)}
 # The memoised pages, which the Warmer renders ahead (a LIVE page is rendered per request).
 WARMED: tuple[ModuleType, ...] = tuple(p for p in PAGES if not getattr(p, "LIVE", False))

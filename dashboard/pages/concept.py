@@ -6,7 +6,15 @@ from typing import Any
 
 from dash import html
 
-from dashboard.components import Table, bar_chart, empty_state, grid, section, trend_chart
+from dashboard.components import (
+    NOT_IN_RELEASE_MARK,
+    Table,
+    bar_chart,
+    empty_state,
+    grid,
+    section,
+    trend_chart,
+)
 from dashboard.data import Data
 from dashboard.state import FilterState, target_href
 
@@ -22,7 +30,7 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
     detail = data.concept_detail(period, state, uri).rows
     grain, trend = data.trend(period, state, concept_uri=uri)
     part = {s: [r for r in detail if r["section"] == s] for s in
-            ("concept", "country", "language", "label")}
+            ("concept", "country", "language", "label", "replaced")}
     usage_cols = ("usage", "events", "implementers")
     candidates = data.indicator("candidate_alt_labels", period, state, concept_uri=uri).rows
     # A proposal group's figures cover all its proposals, also those naming other broader
@@ -57,6 +65,10 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
                               [{"concept_uri": uri, "status": r["key"],
                                 "concept_type": r["kind"], "newest_version": r["label"]}
                                for r in part["concept"]]),
+        "concept_replaced_uris": Table(
+            "URIs it replaced", ("replaced_uri", "replaced_in", "source"),
+            [{"replaced_uri": r["key"], "replaced_in": r["label"], "source": r["kind"]}
+             for r in part["replaced"]]),
     }
 
 
@@ -67,6 +79,24 @@ def concept_name(labels: list[dict], language: str) -> str | None:
             if r["language"] == lang and r["kind"] == "preferred":
                 return r["label"]
     return None
+
+
+def release_notes(info: list[dict], replaced: list[dict], current: str | None) -> list[Any]:
+    """What the concept's place in the loaded releases means for its figures: a concept the
+    current release dropped (a symbol and words, not colour alone), and the replaced URIs
+    whose events it counts."""
+    notes: list[Any] = []
+    if info and info[0]["status"] == "absent" and current:
+        notes.append(html.P(id="concept-removed", className="release-notice", children=[
+            html.Span(NOT_IN_RELEASE_MARK, className="release-mark"), " ",
+            html.Strong(f"Not in ESCO {current}"),
+            f", the current release: the last release that held it is "
+            f"{info[0]['newest_version']}. Its uses still count (still used after removal)."]))
+    for r in replaced:
+        notes.append(html.P(className="note replaced-uri", children=[
+            "Also counts events sent as ", html.Code(r["replaced_uri"]),
+            f" (replaced in {r['replaced_in']})."]))
+    return notes
 
 
 def render(data: Data, state: FilterState) -> list[Any]:
@@ -84,6 +114,7 @@ def render(data: Data, state: FilterState) -> list[Any]:
         html.Div(className="concept-head", children=[
             html.H2(name, id="concept-name"),
             html.P([html.Code(state.concept), " · ", status], className="note"),
+            *release_notes(info, t["concept_replaced_uris"].rows, data.current_release()),
         ]),
         section("Usage over time", "concept_usage_trend",
                 trend_chart("concept_trend", f"Uses of {name} per {grain}", grain, trend, None)),

@@ -218,6 +218,47 @@ def _trends(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
     return header, rows
 
 
+def _collections(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
+    """Per collection: its all-countries row, the countries kept, then `other`."""
+    header = ["collection", "country", "base_type", "usage", "base_usage", "share",
+              "implementers", "base_implementers", "concepts", "used", "coverage"]
+    groups: dict[str, list[dict]] = {}
+    for r in result.rows:
+        groups.setdefault(r["collection"], []).append(r)
+    rows: Rows = []
+    for name, group in groups.items():
+        shown = [{**r, "country": "all"} for r in group if r["country"] is None]
+        countries = [r for r in group if r["country"] is not None]
+        # A country folds when fewer than min_implementers sent usage of the collection's base
+        # type there: then its row would be one or two portals' own mix.
+        kept = sorted((r for r in countries if r["base_implementers"] >= t.min_implementers),
+                      key=lambda r: r["country"])
+        folded = [r for r in countries if r["base_implementers"] < t.min_implementers]
+        shown += kept
+        if any(r["base_implementers"] for r in folded):
+            usage = sum(r["usage"] for r in folded)
+            base = sum(r["base_usage"] for r in folded)
+            # an implementer has one country: the sums of distinct implementers are exact; the
+            # distinct concepts used are not (one used in two countries would count twice)
+            shown.append({**folded[0], "country": "other", "usage": usage, "base_usage": base,
+                          "share": round(usage / base, 4) if base else None,
+                          "implementers": sum(r["implementers"] for r in folded),
+                          "base_implementers": sum(r["base_implementers"] for r in folded),
+                          "used": None, "coverage": None})
+        for r in shown:
+            blank_share = (r["share"] is None or t.hides_count(r["usage"])
+                           or t.hides_count(r["base_usage"]))
+            blank_coverage = r["used"] is None or t.hides_count(r["used"])
+            rows.append([safe_text(name), safe_text(r["country"]), safe_text(r["base_type"]),
+                         t.count(r["usage"]), t.count(r["base_usage"]),
+                         "" if blank_share else _number(r["share"], 4),
+                         t.implementers(r["implementers"]),
+                         t.implementers(r["base_implementers"]), str(r["concepts"]),
+                         t.count(r["used"]),
+                         "" if blank_coverage else _number(r["coverage"], 4)])
+    return header, rows
+
+
 def _review_summary(rows: list[dict], t: Thresholds) -> tuple[list[str], Rows]:
     header = ["kind", "language", "open", "accepted", "rejected", "deferred", "released",
               "covered", "days_to_decision", "days_to_release"]
@@ -245,6 +286,7 @@ FILES: dict[str, Callable[[Result, Thresholds], tuple[list[str], Rows]]] = {
     "implementer_uptake": _uptake,
     "language_usage": _languages,
     "concept_trends": _trends,
+    "collection_usage": _collections,
 }
 
 

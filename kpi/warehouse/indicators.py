@@ -37,6 +37,7 @@ INDICATORS: tuple[str, ...] = (
     "language_usage",
     "data_quality",
     "concept_trends",
+    "collection_usage",
 )
 FILTERS = ("concept_type", "language", "country", "sector", "context", "implementer_id",
            "concept_uri")
@@ -141,7 +142,7 @@ class Result:
 
 
 # Queries of sql/ that serve the dashboard's drill-downs rather than the KPI framework.
-SUPPORT_QUERIES: tuple[str, ...] = ("usage_trend", "concept_detail")
+SUPPORT_QUERIES: tuple[str, ...] = ("usage_trend", "concept_detail", "release_uptake")
 
 
 def load_sql(name: str) -> str:
