@@ -89,7 +89,7 @@ def render_page(data: Data, pathname: str | None, search: str | None) -> tuple[A
     state = parse_query(search)
     page = page_for(pathname)
     # the menu keeps the period and the global filters, not one page's own choices
-    shared = state.with_(concept=None, kind=None, status=None)
+    shared = state.with_(concept=None, kind=None, status=None, item=None)
     menu = [dcc.Link(p.TITLE, href=f"{PREFIX}{p.PATH}{to_query(shared)}",
                      className="menu-link active" if p is page else "menu-link",
                      id=f"menu-{p.PATH or 'overview'}") for p in PAGES]

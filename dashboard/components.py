@@ -67,14 +67,16 @@ def change_text(current: float | None, previous: float | None) -> tuple[str, str
 
 
 def kpi_card(key: str, title: str, current: float | None, previous: float | None,
-             percent: bool = False) -> html.Div:
-    text, css = change_text(current, previous)
-    return html.Div(className="kpi-card", id=f"kpi-{key}", children=[
-        html.Div(title, className="kpi-title"),
-        html.Div(fmt_number(current, percent), className="kpi-value"),
-        html.Div(text, className=f"kpi-change {css}",
-                 title=f"previous period: {fmt_number(previous, percent)}"),
-    ])
+             percent: bool = False, change: bool = True) -> html.Div:
+    """A figure and its change against the previous period (without `change`: the figure
+    alone, for a count over all time)."""
+    children = [html.Div(title, className="kpi-title"),
+                html.Div(fmt_number(current, percent), className="kpi-value")]
+    if change:
+        text, css = change_text(current, previous)
+        children.append(html.Div(text, className=f"kpi-change {css}",
+                                 title=f"previous period: {fmt_number(previous, percent)}"))
+    return html.Div(className="kpi-card", id=f"kpi-{key}", children=children)
 
 
 def empty_state(message: str = NO_DATA) -> html.Div:

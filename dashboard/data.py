@@ -18,6 +18,7 @@ after an aggregation does not wait for the indicators.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import logging
@@ -33,11 +34,11 @@ from typing import Any
 
 from flask_caching import Cache
 from flask_caching.backends.base import BaseCache
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from dashboard.state import FilterState, today
 from kpi.settings import Settings
-from kpi.store.db import make_engine
+from kpi.store.db import make_engine, review_decisions
 from kpi.warehouse import indicators
 from kpi.warehouse.indicators import Period, Result, run_support_query
 from kpi.warehouse.published import SCHEMAS
@@ -73,6 +74,9 @@ CODE_VERSION = _code_version()
 # What reads the data-quality counters (the quality_daily table): see Data.fingerprint.
 QUALITY_INDICATORS = frozenset({"data_quality"})
 QUALITY_PAGE = "quality"
+# The memoised pages that show review statuses: their memo also keys on the audit trail.
+REVIEW_PAGES = frozenset({"overview", "labels", "proposals", "translations"})
+
 # The views Warmer computes after each run: every page, unfiltered, for these presets.
 WARM_PRESETS = ("last30", "last_quarter", "this_quarter")
 # What the list of loaded releases does not read: every published table but its own.
@@ -275,10 +279,20 @@ class Data:
         return hit
 
     def page(self, path: str, state: FilterState, render: Callable[[], Any]) -> Any:
-        """A page body, rendered by `render` unless the same view was rendered before."""
+        """A page body, rendered by `render` unless the same view was rendered before (and,
+        for a page showing review statuses, no decision was taken since)."""
         period = state.period()
-        return self._cached(self.pages, ("page", CODE_VERSION, path, *_view(state, period)),
+        decisions = self.review_token() if path in REVIEW_PAGES else None
+        return self._cached(self.pages,
+                            ("page", CODE_VERSION, path, decisions, *_view(state, period)),
                             period, render, quality=path == QUALITY_PAGE)
+
+    def review_token(self) -> int:
+        """Changes with every review decision: the audit trail's newest id (it only grows,
+        nothing is deleted), one indexed lookup in the ingest store."""
+        with self.engine().connect() as conn:
+            return int(conn.execute(
+                select(func.coalesce(func.max(review_decisions.c.id), 0))).scalar_one())
 
     def download(self, path: str, table: str, state: FilterState,
                  build: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
@@ -375,6 +389,18 @@ class Warmer(threading.Thread):
         self.lock = lock
         self.stopped = threading.Event()
         self.rounds = 0  # finished warm-ups, for tests
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the thread to stop after the view it is rendering, and wait for it: a daemon
+        thread killed at interpreter exit in the middle of a DuckDB query can abort the
+        process, so every Warmer is stopped this way at exit."""
+        self.stopped.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def start(self) -> None:
+        super().start()
+        atexit.register(self.stop)
 
     def warm_once(self) -> int:
         """Render every default view now; returns how many were rendered."""

@@ -14,6 +14,7 @@ import io
 import logging
 import tempfile
 import zipfile
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,9 @@ from dashboard.data import Data
 from dashboard.login import csrf_ok, session_username
 from dashboard.state import FilterState, parse_query, to_query, today
 from kpi.review import ReviewError
-from kpi.review.decisions import decide, list_items, trail
+from kpi.review.decisions import decide, latest_rows, list_items, trail
 from kpi.review.handover import FILES, export_changes
-from kpi.review.items import item_id
+from kpi.review.items import KINDS, Item, item_detail, item_id, item_months
 from kpi.store.registry import user_role
 from kpi.vocabulary import CONCEPT_URI
 
@@ -37,7 +38,11 @@ TABLE = "review_items"
 # the CSV's columns (the grid shows some of them)
 TABLE_COLUMNS = ("item_id", "kind", "trend", "status", "grown_since_decision", "concept_uri",
                  "concept_type", "language", "label", "spellings", "implementers", "countries",
-                 "events", "first_seen", "last_seen", "in_release", "released_as")
+                 "events", "first_seen", "last_seen", "in_release", "released_as",
+                 "implementers_by_month")
+# The queue's sparkline covers this many months, the current one included.
+SPARK_MONTHS = 6
+_BLOCKS = "▁▂▃▄▅▆▇█"
 DECISION_BUTTONS = {"accept": "Accept", "reject": "Reject", "defer": "Defer",
                     "reopen": "Reopen"}
 _DONE = {"accept": "accepted", "reject": "rejected", "defer": "deferred",
@@ -66,6 +71,24 @@ def trending(data: Data, state: FilterState) -> dict[str, str]:
     return out
 
 
+def spark_months(now: date | None = None, months: int = SPARK_MONTHS) -> list[date]:
+    """The first days of the last `months` months, oldest first, the current one last."""
+    day = (now or today()).replace(day=1)
+    out = [day]
+    for _ in range(months - 1):
+        day = (day - timedelta(days=1)).replace(day=1)
+        out.append(day)
+    return out[::-1]
+
+
+def sparkline(values: list[int]) -> str:
+    """Block characters, one per value, scaled to the largest (a zero is a space)."""
+    top = max(values, default=0)
+    if top <= 0:
+        return " " * len(values)
+    return "".join(_BLOCKS[round((v / top) * (len(_BLOCKS) - 1))] if v else " " for v in values)
+
+
 def review_rows(data: Data, state: FilterState) -> list[dict[str, Any]]:
     """The review items for the page's filters (kind, status, language, concept type), as
     rows of TABLE_COLUMNS plus what the grid shows: what is emerging, then what is rising in
@@ -75,12 +98,24 @@ def review_rows(data: Data, state: FilterState) -> list[dict[str, Any]]:
                            language=state.language)
     except FileNotFoundError:
         return []  # nothing published yet (a fresh install)
+    months = spark_months()
+    try:
+        monthly = item_months(data.settings, months[0])
+    except FileNotFoundError:
+        monthly = {}
     rows = []
     for item in items:
         if state.concept_type and item.concept_type != state.concept_type:
             continue
+        if state.item and item.item_id != state.item:
+            continue
         row = item.public()
-        row.update(spellings=item.spellings, countries=item.countries)
+        row.update(spellings=item.spellings, countries=item.countries,
+                   label_norm=item.label_norm)
+        counts = [monthly.get(item.item_id, {}).get(m, 0) for m in months]
+        row["spark"] = sparkline(counts)
+        row["implementers_by_month"] = ", ".join(
+            f"{m:%b %Y} {n}" for m, n in zip(months, counts, strict=True))
         status = item.status + (f" ({GROWN})" if item.grown_since_decision else "")
         if item.in_release:
             status += f" in {item.in_release}"
@@ -98,6 +133,48 @@ def review_rows(data: Data, state: FilterState) -> list[dict[str, Any]]:
 
 
 _TREND_ORDER = {"emerging": 0, "rising": 1, "": 2}
+
+
+def item_statuses(data: Data, item_ids: list[str]) -> dict[str, str]:
+    """The review status of each of `item_ids` as its latest audit row says ("open" when
+    none), with the release that holds a released or covered one."""
+    with data.engine().connect() as conn:
+        latest = latest_rows(conn, item_ids)
+    out = {}
+    for item in item_ids:
+        row = latest.get(item)
+        status = row["status"] if row else "open"
+        if row and row.get("in_release"):
+            status += f" in {row['in_release']}"
+        out[item] = status
+    return out
+
+
+def with_review(data: Data, kind: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of an indicator of `kind`'s suggestions (candidate_alt_labels,
+    new_concept_proposals, translation_feedback) with their review item's id and status."""
+    concept = "concept_type" if kind == "proposal" else "concept_uri"
+    ids = [item_id(kind, r[concept], r["language"], r["label_norm"]) for r in rows]
+    statuses = item_statuses(data, ids)
+    return [{**r, "item_id": i, "review": statuses[i]} for r, i in zip(rows, ids, strict=True)]
+
+
+def review_links(state: FilterState, rows: list[dict[str, Any]], describe: Any,
+                 limit: int = 15) -> html.Div:
+    """Links to the review queue for the first `limit` rows (of with_review), each opening its
+    item, and one to the whole queue of that kind."""
+    if not rows:
+        return html.P("Nothing to review in this period and these filters.", className="note")
+    kind = rows[0]["item_id"][0]
+    queue = {"L": "label", "P": "proposal", "T": "translation"}.get(kind)
+    base = state.with_(concept=None, kind=None, status=None, item=None)
+    links = [html.Li([dcc.Link(describe(r), href=f"{PREFIX}review"
+                               f"{to_query(base.with_(item=r['item_id']))}"),
+                      f": {r['review']}"]) for r in rows[:limit]]
+    everything = dcc.Link("the whole queue", href=f"{PREFIX}review"
+                          f"{to_query(base.with_(kind=queue))}")
+    return html.Div(className="review-links", children=[
+        html.Ul(links), html.P(["Or open ", everything, "."], className="note")])
 
 
 def _count(n: int) -> str:
@@ -156,14 +233,54 @@ def details(data: Data, state: FilterState, row: dict[str, Any] | None, selected
         part for name, value in facts for part in (html.Dt(name), html.Dd(
             "–" if value is None else str(value)))])
     body: list[Any] = [*head, html.H3(f"{row.get('label')} ({row.get('language')})"), listing]
+    body += _spellings_and_months(data, row)
     uri = row.get("concept_uri")
     if isinstance(uri, str) and CONCEPT_URI.fullmatch(uri):
-        target = state.with_(concept=uri, kind=None, status=None)
+        target = state.with_(concept=uri, kind=None, status=None, item=None)
         body.append(html.P(dcc.Link("Open the concept page", id="review-concept-link",
                                     href=f"{PREFIX}concept{to_query(target)}")))
         body.append(_labels(data, state, uri, row.get("language")))
     body.append(_history(data, item_id))
     return body
+
+
+def _spellings_and_months(data: Data, row: dict[str, Any]) -> list[Any]:
+    """Every spelling the item was sent in, and its implementers month by month."""
+    kind = row.get("kind")
+    if kind not in KINDS or not isinstance(row.get("label_norm"), str):
+        return []
+    item = Item(item_id=str(row["item_id"]), kind=kind, concept_uri=row.get("concept_uri"),
+                concept_type=row.get("concept_type"), language=str(row.get("language")),
+                label=str(row.get("label")), label_norm=row["label_norm"], implementers=0,
+                events=0, first_seen=None, last_seen=None)
+    months = spark_months(months=12)
+    try:
+        detail = item_detail(data.settings, item, months[0])
+    except FileNotFoundError:
+        return []
+    spellings = html.Div([html.H3("Spellings"), html.Table(id="review-spellings", children=[
+        html.Caption("Every spelling sent, most implementers first"),
+        html.Thead(html.Tr([html.Th(h, scope="col")
+                            for h in ("spelling", "implementers", "events")])),
+        html.Tbody([html.Tr([html.Td(label), html.Td(str(n), className="number"),
+                             html.Td(str(events), className="number")])
+                    for label, events, n in detail.spellings])])])
+    by_month = {m: (n, events) for m, n, events in detail.months}
+    counts = [by_month.get(m, (0, 0))[0] for m in months]
+    spark = sparkline(counts)
+    trend = html.Div([
+        html.H3("Implementers by month"),
+        html.P([html.Span(spark, className="spark", **{"aria-hidden": "true"}),
+                f" {counts[0]} in {months[0]:%b %Y} to {counts[-1]} in {months[-1]:%b %Y}"]),
+        html.Table(id="review-months", children=[
+            html.Caption("Implementers and events per month, last 12 months"),
+            html.Thead(html.Tr([html.Th(h, scope="col")
+                                for h in ("month", "implementers", "events")])),
+            html.Tbody([html.Tr([html.Td(f"{m:%b %Y}"),
+                                 html.Td(str(by_month.get(m, (0, 0))[0]), className="number"),
+                                 html.Td(str(by_month.get(m, (0, 0))[1]), className="number")])
+                        for m in months])])])
+    return [spellings, trend]
 
 
 def _labels(data: Data, state: FilterState, uri: str, language: Any) -> html.Div:

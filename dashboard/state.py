@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlencode
 
 from dashboard import PREFIX
 from kpi.review.decisions import STATUSES
-from kpi.review.items import KINDS
+from kpi.review.items import ITEM_ID, KINDS
 from kpi.vocabulary import CONCEPT_TYPES, CONCEPT_URI, CONTEXTS, COUNTRY_CODE, LANGUAGES, SECTORS
 from kpi.warehouse.indicators import Period
 
@@ -27,8 +27,9 @@ PRESETS: dict[str, str] = {
 DEFAULT_PRESET = "last30"
 # The global filters, in the order they appear in the URL and in file names.
 FILTER_NAMES = ("concept_type", "language", "country", "sector", "context")
-# The Review page's own filters, after the global ones in the URL and in file names.
-REVIEW_FILTERS = ("kind", "status")
+# The Review page's own filters, after the global ones in the URL and in file names; `item`
+# shows one item of the queue (a link from another page).
+REVIEW_FILTERS = ("kind", "status", "item")
 _ALLOWED: dict[str, tuple[str, ...]] = {
     "concept_type": CONCEPT_TYPES,
     "language": LANGUAGES,
@@ -56,9 +57,10 @@ class FilterState:
     context: str | None = None
     label_language: str = "en"
     concept: str | None = None  # the concept page's concept URI
-    # the Review page's own filters (URL keys `kind` and `status`); None means all
+    # the Review page's own filters (URL keys `kind`, `status`, `item`); None means all
     kind: str | None = None
     status: str | None = None
+    item: str | None = None  # one review item's id
 
     def period(self, now: date | None = None) -> Period:
         """The inclusive range of days the preset stands for (relative to `now`)."""
@@ -113,9 +115,10 @@ def parse_query(search: str | None) -> FilterState:
         start = end = None
     label_language = args.get("labels", "en")
     concept = args.get("concept")
-    kind, status = args.get("kind"), args.get("status")
+    kind, status, item = args.get("kind"), args.get("status"), args.get("item")
     return FilterState(
         kind=kind if kind in KINDS else None, status=status if status in STATUSES else None,
+        item=item if item and ITEM_ID.fullmatch(item) else None,
         preset=preset, start=start, end=end,
         label_language=label_language if label_language in LANGUAGES else "en",
         concept=concept if concept and CONCEPT_URI.fullmatch(concept) else None,

@@ -460,5 +460,13 @@ def test_review_page_as_a_reviewer_with_the_keyboard(browser, review_store):
                  "the status message")
         assert by_id(browser, "review-message").get_attribute("role") == "status"
         check("Review, after a decision")
+
+        # one item opened by a link: its details (spellings, months) at once
+        from tests.test_review import L_ID
+
+        browser.get(f"{review_site}/dashboard/review?item={L_ID}")
+        wait_for(browser, lambda d: d.find_elements(By.ID, "review-spellings"),
+                 "the item's spellings")
+        check("Review, one item by link")
         browser.delete_all_cookies()
     assert not found, "axe-core found WCAG 2.1 A/AA violations:\n" + report(found)

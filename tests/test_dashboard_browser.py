@@ -95,13 +95,15 @@ def wait_for(driver, condition, what: str):
     """Poll until `condition` holds; Dash re-renders often, so stale elements are retried."""
     from selenium.common.exceptions import (
         ElementClickInterceptedException,
+        ElementNotInteractableException,
         NoSuchElementException,
         StaleElementReferenceException,
     )
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # a grid still laying out its header holds elements that are there but not yet usable
     ignored = (NoSuchElementException, StaleElementReferenceException,
-               ElementClickInterceptedException)
+               ElementClickInterceptedException, ElementNotInteractableException)
     return WebDriverWait(driver, WAIT, ignored_exceptions=ignored).until(
         lambda d: condition(d), message=what)
 

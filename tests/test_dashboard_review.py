@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import zipfile
 from collections.abc import Iterator
 from typing import Any
@@ -250,3 +251,91 @@ def test_a_bulk_decision_in_a_browser(store, tmp_path):
     audit = decided(store.engine)[before:]
     assert {r["decision"] for r in audit} == {"defer"} and len(audit) == 2
     assert {r["note"] for r in audit} == {"wait for the next release"}
+
+
+def test_the_queue_sparkline_a_link_to_one_item_and_its_details(app, store):
+    from datetime import date
+
+    from dashboard.review import spark_months, sparkline
+
+    data = data_of(app)
+    months = spark_months()
+    label = next(r for r in review_rows(data, FilterState()) if r["item_id"] == L_ID)
+    # one implementer in July 2026, another in August (tests/test_review.py's seed)
+    sent = {date(2026, 7, 1): 1, date(2026, 8, 1): 1}
+    counts = [sent.get(m, 0) for m in months]
+    assert label["spark"] == sparkline(counts) and len(label["spark"]) == len(months)
+    assert label["implementers_by_month"] == ", ".join(
+        f"{m:%b %Y} {n}" for m, n in zip(months, counts, strict=True))
+    assert sparkline([0, 1, 4]) == " ▃█" and sparkline([0, 0]) == "  "
+
+    # a link to one item: checked, kept in the URL, the queue narrowed to it
+    state = parse_query(f"?item={L_ID}&kind=label")
+    assert state.item == L_ID and parse_query(to_query(state)) == state
+    assert parse_query("?item=L-not-an-id").item is None
+    assert [r["item_id"] for r in review_rows(data, state)] == [L_ID]
+
+    # opened by the link, the page shows the item's details at once: every spelling sent and
+    # its implementers month by month
+    tree = page(client_for(app, VIEWER), f"?item={L_ID}")
+    spellings = json.dumps(props(tree, "review-spellings"), ensure_ascii=False)
+    assert "Software-Entwickler" in spellings and "software entwickler" in spellings
+    assert "programmierer" not in spellings  # the catalogue's own label: another group
+    months_table = json.dumps(props(tree, "review-months"), ensure_ascii=False)
+    assert "Jul 2026" in months_table or date.today() > date(2027, 6, 30)
+    assert props(tree, "review-all-items")["href"] == "/dashboard/review"
+
+
+def test_the_suggestion_pages_show_statuses_and_link_to_the_queue(app, store):
+    """Labels, Proposals and Translations show each row's review status, kept current after a
+    decision although the pages are memoised, and link to the items; the Overview shows the
+    loop's own figures."""
+    from kpi.review.decisions import decide as take
+    from kpi.review.decisions import latest_rows
+    from kpi.review.summary import review_summary
+
+    data = data_of(app)
+    search = "?period=custom&start=2026-07-01&end=2026-09-30"
+
+    def status(item: str) -> str:
+        with store.engine.connect() as conn:
+            row = latest_rows(conn, [item]).get(item)
+        return row["status"] if row else "open"
+
+    def grid_rows(path: str, table: str) -> list[dict]:
+        content = render_page(data, f"/dashboard/{path}", search)[0]
+        return find(content, lambda c: type(c).__name__ == "AgGrid"
+                    and c.id["table"] == table)[0].rowData
+
+    def link_to(path: str, item: str) -> bool:
+        content = render_page(data, f"/dashboard/{path}", search)[0]
+        hrefs = [c.href for c in find(content, lambda c: type(c).__name__ == "Link")]
+        return any(h.startswith("/dashboard/review?") and f"item={item}" in h for h in hrefs)
+
+    for path, table, item in (("labels", "candidate_alt_labels", L_ID),
+                              ("proposals", "new_concept_proposals", P_ID),
+                              ("translations", "translation_feedback", T_ID)):
+        rows = grid_rows(path, table)
+        assert rows and all(r["review"] for r in rows), path
+        assert status(item) in {r["review"].split(" in ")[0] for r in rows}, path
+        assert link_to(path, item), path
+    # the CSV keeps the indicator's own columns
+    payload = download(data, "/dashboard/labels", search, "candidate_alt_labels")
+    assert "review" not in payload["content"].splitlines()[0].split(",")
+
+    # a decision shows at once on the memoised page
+    before = {r["review"] for r in grid_rows("translations", "translation_feedback")}
+    if status(T_ID) != "accepted":
+        take(store.settings, store.engine, [T_ID], "accept", REVIEWER[0])
+    after = {r["review"] for r in grid_rows("translations", "translation_feedback")}
+    assert "accepted" in after and (after != before or "accepted" in before)
+
+    # the Overview: open, accepted, released and the median days to a decision
+    overall = review_summary(store.settings, store.engine, overall=True)[0]
+    words = " ".join(texts(render_page(data, "/dashboard/", search)[0]))
+    assert "Review loop" in words and "Median days to a decision" in words
+    content = render_page(data, "/dashboard/", search)[0]
+    cards = {c.id: texts(c) for c in find(content, lambda c: str(getattr(c, "id", ""))
+                                          .startswith("kpi-review_"))}
+    assert cards["kpi-review_open"][1] == str(overall["open"])
+    assert cards["kpi-review_accepted"][1] == str(overall["accepted"])

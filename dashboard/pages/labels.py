@@ -7,6 +7,7 @@ from typing import Any
 
 from dashboard.components import Table, bar_chart, grid, section
 from dashboard.data import Data
+from dashboard.review import review_links, with_review
 from dashboard.state import FilterState, target_href
 from dashboard.trends import TABLE as TRENDS
 from dashboard.trends import trend_sections, trend_table
@@ -17,10 +18,11 @@ PATH = "labels"
 
 def tables(data: Data, state: FilterState) -> dict[str, Table]:
     r = data.indicator("candidate_alt_labels", state.period(), state)
+    # the CSV keeps the indicator's columns; the grid adds each row's review status
     return {"candidate_alt_labels": Table(
-        "Candidate alternative labels", r.columns, r.rows,
+        "Candidate alternative labels", r.columns, with_review(data, "label", r.rows),
         grid_columns=("label", "label_concept", "language", "implementers", "usage",
-                      "spellings", "verdict")),
+                      "spellings", "verdict", "review")),
         TRENDS: trend_table(data, state, ("label",))}
 
 
@@ -42,6 +44,11 @@ def render(data: Data, state: FilterState) -> list[Any]:
         section("Labels most implementers added", "candidate_alt_labels", chart),
         section("Candidate alternative labels", "candidate_alt_labels",
                 grid("candidate_alt_labels", t, clickable_concepts=True),
-                note="Labels implementers gave a concept that the catalogue does not hold "
-                     "in that language (compared ignoring case and accents)."),
+                note="Labels implementers gave a concept that no loaded release holds in "
+                     "that language (compared ignoring case, accents and punctuation); "
+                     "review: the item's status in the review queue."),
+        section("Decide in the review queue", None,
+                review_links(state, t.rows, lambda r: f"{r['label']} → "
+                             f"{r['label_concept'] or r['concept_uri']} ({r['language']})"),
+                note="The labels most implementers added, each linked to its review item."),
     ]

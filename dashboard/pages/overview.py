@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from dash import html
+from dash import dcc, html
 
+from dashboard import PREFIX
 from dashboard.components import Table, bar_chart, kpi_card, section, trend_chart
 from dashboard.data import Data
-from dashboard.state import FilterState, target_href
+from dashboard.state import FilterState, target_href, to_query
 from dashboard.trends import TABLE as TRENDS
 from dashboard.trends import trend_sections, trend_table
+from kpi.review.summary import review_summary
 
 TITLE = "Overview"
 PATH = ""
@@ -69,7 +71,9 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
                    "previous_usage": p["usage"] if p else None}
                   for r, p in zip(trend, _align(trend, trend_prev), strict=True)]
     langs = data.indicator("language_usage", period, state)
+    loop = review_loop(data)
     return {
+        "review_loop": Table("Review loop", tuple(loop[0]) if loop else LOOP_COLUMNS, loop),
         "kpi_summary": Table("KPIs", ("kpi", "current", "previous", "change_pct",
                                       "period_start", "period_end", "previous_start",
                                       "previous_end"), summary),
@@ -79,6 +83,46 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
         "language_usage": Table("Usage by language", langs.columns, langs.rows),
         TRENDS: trend_table(data, state, ("concept", "label", "proposal")),
     }
+
+
+LOOP_COLUMNS = ("open", "accepted", "rejected", "deferred", "released", "covered",
+                "days_to_decision", "days_to_release")
+
+
+def review_loop(data: Data) -> list[dict[str, Any]]:
+    """The review loop's own figures over every item and all time (kpi.review.summary), one
+    row; none before the first aggregation."""
+    try:
+        rows = review_summary(data.settings, data.engine(), overall=True)
+    except FileNotFoundError:
+        return []
+    return [{k: rows[0][k] for k in LOOP_COLUMNS}] if rows else []
+
+
+def _loop_section(state: FilterState, rows: list[dict[str, Any]]) -> html.Section:
+    """Open, accepted and released items and the median days to a decision, with a link to
+    the review queue."""
+    queue = dcc.Link("Open the review queue", id="overview-review-link",
+                     href=f"{PREFIX}review{to_query(state.with_(concept=None))}")
+    if not rows:
+        return section("Review loop", None, html.P(["No suggestions yet. ", queue],
+                                                     className="note"))
+    r = rows[0]
+    days = r["days_to_decision"]
+    cards = [
+        kpi_card("review_open", "Open suggestions", r["open"], None, change=False),
+        kpi_card("review_accepted", "Accepted, awaiting a release", r["accepted"], None,
+                 change=False),
+        kpi_card("review_released", "Taken up by a release", r["released"], None, change=False),
+        kpi_card("review_days", "Median days to a decision",
+                 None if days is None else round(float(days), 1), None, change=False),
+    ]
+    return section(
+        "Review loop", "review_loop", html.Div(cards, className="kpi-cards"),
+        html.P([f"Also {r['rejected']} rejected, {r['deferred']} deferred and {r['covered']} "
+                "covered by a release without a decision. ", queue], className="note"),
+        note="Every suggestion implementers sent, over all time (not the period): what the "
+             "reviewers decided and what a newer release took up.")
 
 
 def _align(current: list[dict], previous: list[dict]) -> list[dict | None]:
@@ -102,6 +146,7 @@ def render(data: Data, state: FilterState) -> list[Any]:
     return [
         section("Key figures", "kpi_summary", html.Div(cards, className="kpi-cards"),
                 note="Change against the previous period of equal length."),
+        _loop_section(state, t["review_loop"].rows),
         section("Usage trend", "usage_trend", trend_chart_,
                 note=f"Concept uses per {grain}; the dashed line with diamonds is the previous "
                      "period."),

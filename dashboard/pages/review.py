@@ -21,6 +21,7 @@ from dashboard.review import (
     TABLE,
     TABLE_COLUMNS,
     current_role,
+    details,
     review_rows,
 )
 from dashboard.state import FilterState, to_query
@@ -31,9 +32,12 @@ TITLE = "Review"
 PATH = "review"
 LIVE = True
 # shown in the grid; the CSV has TABLE_COLUMNS
-GRID_COLUMNS = ("kind", "trend", "language", "concept", "label", "implementers", "countries",
-                "events", "first_seen", "last_seen", "status_text")
-HEADERS = {"status_text": "status", "first_seen": "first seen", "last_seen": "last seen"}
+GRID_COLUMNS = ("kind", "trend", "language", "concept", "label", "implementers", "spark",
+                "countries", "events", "first_seen", "last_seen", "status_text")
+HEADERS = {"status_text": "status", "first_seen": "first seen", "last_seen": "last seen",
+           "spark": "implementers, 6 months"}
+# a cell's tooltip (and what a screen reader gets from the details panel): the figures
+TOOLTIPS = {"spark": "implementers_by_month"}
 
 
 def tables(data: Data, state: FilterState) -> dict[str, Table]:
@@ -66,6 +70,9 @@ def _grid(rows: list[dict[str, Any]], reviewer: bool) -> Any:
     for c in GRID_COLUMNS:
         d: dict[str, Any] = {"field": c, "headerName": HEADERS.get(c, c.replace("_", " ")),
                              "flex": 1, "minWidth": 100}
+        if c in TOOLTIPS:
+            d["tooltipField"] = TOOLTIPS[c]
+            d["cellClass"] = "spark"
         defs.append(d)
     selection = ({"mode": "multiRow", "checkboxes": True, "headerCheckbox": True,
                   "enableClickSelection": True} if reviewer else
@@ -132,6 +139,13 @@ def render(data: Data, state: FilterState) -> list[Any]:
     else:
         body.append(html.P("You can view and download the items; reviewers decide on them. "
                            "Select a row to see its details.", className="note"))
+    if state.item:
+        everything = f"{PREFIX}{PATH}{to_query(state.with_(item=None))}"
+        body.append(html.P([
+            "Showing one item, as linked. " if rows else
+            "The linked item is not in the queue with these filters. ",
+            dcc.Link("Show every item", href=everything, id="review-all-items")],
+            className="note"))
     if len(rows) > GRID_ROW_LIMIT:
         body.append(html.P(f"Showing the first {GRID_ROW_LIMIT:,} of {len(rows):,} items; the "
                            "CSV has them all.", className="note"))
@@ -144,10 +158,11 @@ def render(data: Data, state: FilterState) -> list[Any]:
                     title="changes.csv, changes.ttl and manifest.json of the accepted items"),
         dcc.Download(id="review-handover"),
     ])
+    # an item opened by a link shows its details at once
+    shown = (details(data, state, rows[0], 1) if state.item and len(rows) == 1 else
+             [html.H2("Details"), html.P("Select an item to see its details.", className="note")])
     return [
         section("Review items", TABLE, *body, handover, note=note),
         html.Section(id="review-details", className="panel review-details",
-                     **{"aria-label": "Details of the selected item"},
-                     children=[html.H2("Details"),
-                               html.P("Select an item to see its details.", className="note")]),
+                     **{"aria-label": "Details of the selected item"}, children=shown),
     ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from dashboard.components import Table, bar_chart, grid, section
 from dashboard.data import Data
+from dashboard.review import review_links, with_review
 from dashboard.state import FilterState, target_href
 
 TITLE = "Translations"
@@ -19,10 +20,11 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
     for row in r.rows:
         per_language[row["language"]] += row["events"]
     return {
+        # the CSV keeps the indicator's columns; the grid adds each row's review status
         "translation_feedback": Table(
-            "Translation feedback", r.columns, r.rows,
+            "Translation feedback", r.columns, with_review(data, "translation", r.rows),
             grid_columns=("language", "label_en", "current_label", "suggested_label",
-                          "implementers", "events", "concept_events")),
+                          "implementers", "events", "concept_events", "review")),
         "translation_feedback_by_language": Table(
             "Feedback by language", ("language", "events"),
             [{"language": k, "events": v} for k, v in per_language.most_common()]),
@@ -42,5 +44,13 @@ def render(data: Data, state: FilterState) -> list[Any]:
         section("Feedback by language", "translation_feedback_by_language", chart),
         section("Translation feedback", "translation_feedback",
                 grid("translation_feedback", t["translation_feedback"],
-                     clickable_concepts=True)),
+                     clickable_concepts=True),
+                note="review: the item's status in the review queue."),
+        section("Decide in the review queue", None,
+                review_links(state, sorted(t["translation_feedback"].rows,
+                                           key=lambda r: -r["implementers"]),
+                             lambda r: f"{r['suggested_label']} for {r['label_en']} "
+                                       f"({r['language']})"),
+                note="The suggestions most implementers sent, each linked to its review "
+                     "item."),
     ]

@@ -10,6 +10,7 @@ that key, so it is the same across aggregations, periods, restarts and warehouse
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -21,6 +22,8 @@ KINDS: tuple[str, ...] = ("label", "proposal", "translation")
 _PREFIX = {"label": "L", "proposal": "P", "translation": "T"}
 # 16 hex digits (64 bits): a collision among a million items has odds of about 1 in 30 million.
 _HASH_DIGITS = 16
+# What an item id looks like (a link to one item checks it before use).
+ITEM_ID = re.compile(rf"^[LPT]-[0-9a-f]{{{_HASH_DIGITS}}}$")
 # The keys of `review list --json` and of the hand-over's item columns, in order.
 PUBLIC_FIELDS: tuple[str, ...] = (
     "item_id", "kind", "status", "concept_uri", "concept_type", "language", "label",
@@ -93,17 +96,9 @@ def evidence(settings: Settings, kind: str | None = None, language: str | None =
              ) -> list[Item]:
     """Every suggestion group of the published warehouse as an Item (status still "open"),
     by evidence: implementers, then events. Runs sql/review_items.sql on a fresh reader."""
-    from kpi.warehouse.reader import open_reader  # the warehouse is only needed here
-
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of: {', '.join(KINDS)}; got {kind!r}")
-    con = open_reader(settings)
-    try:
-        cur = models.run(con, "review_items", {"kind": kind, "language": language})
-        columns = [d[0] for d in cur.description]
-        rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
-    finally:
-        con.close()
+    rows = _query(settings, "review_items", {"kind": kind, "language": language})
     items = []
     for row in rows:
         concept = row["concept_type"] if row["kind"] == "proposal" else row["concept_uri"]
@@ -117,3 +112,49 @@ def evidence(settings: Settings, kind: str | None = None, language: str | None =
             usage=int(row["usage"]), broader_uris=list(row["broader_uris"] or []),
             current_label=row["current_label"], in_catalogue=bool(row["in_catalogue"])))
     return items
+
+
+def _query(settings: Settings, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of a review model of sql/ on a fresh warehouse reader."""
+    from kpi.warehouse.reader import open_reader  # the warehouse is only needed here
+
+    con = open_reader(settings)
+    try:
+        cur = models.run(con, name, params)
+        columns = [d[0] for d in cur.description]
+        return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        con.close()
+
+
+@dataclass(frozen=True)
+class ItemDetail:
+    """What a reviewer sees of one item beyond its evidence: each spelling sent (label,
+    events, implementers) and its implementers per month (month's first day, implementers,
+    events), from sql/review_item_detail.sql."""
+
+    spellings: list[tuple[str, int, int]]
+    months: list[tuple[date, int, int]]
+
+
+def item_detail(settings: Settings, item: Item, since: date) -> ItemDetail:
+    """The spellings of `item` over all time and its months from `since` on."""
+    rows = _query(settings, "review_item_detail", {
+        "kind": item.kind, "concept_uri": item.concept_uri, "concept_type": item.concept_type,
+        "language": item.language, "label_norm": item.label_norm, "since": since})
+    return ItemDetail(
+        spellings=[(r["label"], int(r["events"]), int(r["implementers"]))
+                   for r in rows if r["section"] == "spelling"],
+        months=sorted((r["month"], int(r["implementers"]), int(r["events"]))
+                      for r in rows if r["section"] == "month"))
+
+
+def item_months(settings: Settings, since: date) -> dict[str, dict[date, int]]:
+    """item id -> {month's first day: implementers} from `since` on, for every item sent in
+    that time (sql/review_item_months.sql)."""
+    out: dict[str, dict[date, int]] = {}
+    for r in _query(settings, "review_item_months", {"since": since}):
+        concept = r["concept_type"] if r["kind"] == "proposal" else r["concept_uri"]
+        key = item_id(r["kind"], concept, r["language"], r["label_norm"])
+        out.setdefault(key, {})[r["month"]] = int(r["implementers"])
+    return out

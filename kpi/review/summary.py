@@ -25,8 +25,9 @@ _SCHEMA = pa.schema([("kind", pa.string()), ("language", pa.string()),
 
 
 def review_summary(settings: Settings, engine: Engine, *, kind: str | None = None,
-                   language: str | None = None) -> list[dict[str, Any]]:
-    """One dict per kind and language (see sql/review_summary.sql)."""
+                   language: str | None = None, overall: bool = False) -> list[dict[str, Any]]:
+    """One dict per kind and language (see sql/review_summary.sql); with `overall`, one dict
+    for every item together (kind and language "all"), its medians over all of them."""
     items = list_items(settings, engine, kind=kind, language=language)
     decided: dict[str, Any] = {}
     released: dict[str, Any] = {}
@@ -41,14 +42,17 @@ def review_summary(settings: Settings, engine: Engine, *, kind: str | None = Non
             elif decision == "release":
                 released[item_id] = at.date()
     table = pa.Table.from_pylist([
-        {"kind": i.kind, "language": i.language, "status": i.status,
+        {"kind": "all" if overall else i.kind, "language": "all" if overall else i.language,
+         "status": i.status,
          "first_seen": i.first_seen, "decided_on": decided.get(i.item_id),
          "released_on": released.get(i.item_id) if i.status == "released" else None}
         for i in items], schema=_SCHEMA)
     con = duckdb.connect(":memory:")
     try:
         with models.registered(con, review_statuses=table):
-            cur = models.run(con, "review_summary", {"kind": kind, "language": language})
+            # the items are filtered already; overall, the model sees only "all"
+            cur = models.run(con, "review_summary", {"kind": None if overall else kind,
+                                                     "language": None if overall else language})
             columns = [d[0] for d in cur.description]
             return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
     finally:
