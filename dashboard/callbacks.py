@@ -15,7 +15,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import PREFIX
-from dashboard.components import empty_state
+from dashboard.components import empty_state, release_header
 from dashboard.data import Data
 from dashboard.layout import CONTROLS
 from dashboard.pages import BY_PATH, PAGES
@@ -186,6 +186,11 @@ def register_callbacks(app: Dash, data: Data) -> None:
     )
     def content(pathname: str | None, search: str | None) -> tuple[Any, Any, Any]:
         return render_page(data, pathname, search)
+
+    @app.callback(Output("release-note", "children"), Input("url", "pathname"),
+                  prevent_initial_call=True)
+    def release_note(_pathname: str | None) -> Any:
+        return release_header(data.releases().rows)
 
     @app.callback(
         Output("download", "data"),

@@ -93,7 +93,9 @@ def shell(engine: Engine) -> Callable[[], html.Div]:
             dcc.Download(id="download"),
             html.Header(className="top", children=[
                 html.Div("ESCO KPI dashboard", className="brand"),
-                _release_info(),
+                # refreshed on every page change too (dashboard.callbacks), so that a
+                # release loaded meanwhile shows without a full reload
+                html.Div(_release_info(), id="release-note"),
                 html.Nav(id="menu", className="menu", **{"aria-label": "Pages"}),
                 html.Form(action="/logout", method="POST", className="logout", children=[
                     html.Button("Log out", type="submit", id="logout-button")]),

@@ -156,6 +156,14 @@ def test_the_header_and_the_pages_follow_a_newly_loaded_release(tmp_path):
         load_catalogue(store.engine, release_path(NEWER), "1.2.1")
         store.aggregate()
         assert header(client)["release-summary"] == "ESCO 1.2.1 (current) · 3 releases loaded"
+        # moving to another page (no full reload) refreshes the note too
+        from tests.test_dashboard_review import callback
+
+        moved = callback(client, "release-note.children",
+                         {"url.pathname": "/dashboard/concepts"})
+        assert moved.status_code == 200
+        assert "ESCO 1.2.1 (current) · 3 releases loaded" in json.dumps(
+            moved.get_json()["response"], ensure_ascii=False)
         after = texts(render_page(data, "/dashboard/concepts", PERIOD)[0])
         assert "⚠ not in 1.2.1 (last in 1.0.8)" in after
         assert f"⚠ not in {NEWER} (last in {OLDER})" not in after
