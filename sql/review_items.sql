@@ -11,10 +11,10 @@
 -- Evidence: label (the most used spelling), spellings, implementers (distinct), countries
 -- (distinct countries of those implementers), events, usage (sum of `count`), first_seen and
 -- last_seen (days). in_catalogue: for a label, whether its label_norm is already among the
--- concept's labels in that language (the newest version holding the concept); such a label is
--- no candidate (kpi.review keeps it only when a decision names it). broader_uris: the broader
--- concepts a proposal named (sorted). current_label: a translation's concept's preferred label
--- in that language (null when the catalogue has none). The item id is derived from the group
+-- concept's labels in that language (in any loaded release, gendered forms included); such a
+-- label is no candidate (kpi.review keeps it only when a decision names it). broader_uris: the
+-- broader concepts a proposal named (sorted). current_label: a translation's concept's
+-- preferred label in that language (null when the catalogue has none). The item id is derived from the group
 -- key by kpi.review.items.item_id. Labels that normalise to nothing are left out.
 --
 -- Parameters (NULL = all): $kind ('label', 'proposal' or 'translation'), $language.
