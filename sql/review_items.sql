@@ -14,8 +14,9 @@
 -- concept's labels in that language (in any loaded release, gendered forms included); such a
 -- label is no candidate (kpi.review keeps it only when a decision names it). broader_uris: the
 -- broader concepts a proposal named (sorted). current_label: a translation's concept's
--- preferred label in that language (null when the catalogue has none). The item id is derived from the group
--- key by kpi.review.items.item_id. Labels that normalise to nothing are left out.
+-- preferred label in that language (null when the catalogue has none). The item id is derived
+-- from the group key by kpi.review.items.item_id. Labels that normalise to nothing are left
+-- out.
 --
 -- Parameters (NULL = all): $kind ('label', 'proposal' or 'translation'), $language.
 
