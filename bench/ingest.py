@@ -117,6 +117,60 @@ def machine() -> dict:
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
+def worker_pids(server_pid: int) -> list[int]:
+    """The gunicorn workers: the children of the master process."""
+    found = []
+    for task in Path(f"/proc/{server_pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return sorted(found)
+
+
+def connections_per_worker(server_pid: int, port: int) -> str:
+    """How the clients' keep-alive connections are spread over the workers, e.g. "3+1": a
+    connection stays with the worker that accepted it, and one worker's threads share one
+    GIL, so an uneven spread makes one worker the bottleneck."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if parts[3] == "01" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{parts[9]}]")
+    counts = []
+    try:
+        for pid in worker_pids(server_pid):
+            n = 0
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    n += os.readlink(fd) in inodes
+                except OSError:
+                    continue
+            counts.append(n)
+    except OSError:
+        return "?"
+    return "+".join(str(n) for n in sorted(counts, reverse=True)) or "?"
+
+
+def ingest_commits(port: int) -> tuple[float, float] | None:
+    """(transactions, requests) of the collector's ingest commits so far, from /metrics."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+    except OSError:
+        return None
+    found = {}
+    for line in text.splitlines():
+        for name in ("count", "sum"):
+            if line.startswith(f"esco_kpi_ingest_commit_requests_{name} "):
+                found[name] = float(line.split()[1])
+    return (found["count"], found["sum"]) if len(found) == 2 else None
+
+
 # ---------------------------------------------------------------------------------------------
 # Events
 
@@ -252,6 +306,8 @@ def run_phase(name: str, path: str, batch: int, args, port: int, key: str, uris:
         procs.append(p)
     barrier.wait(timeout=600)
     time.sleep(0.5)
+    spread = connections_per_worker(server_pid, port)
+    commits0 = ingest_commits(port)
     load0 = loadavg()
     busy0, ours0 = cpu_busy_seconds(), process_tree_cpu(server_pid)
     start_at.value = time.monotonic() + 0.1
@@ -262,6 +318,10 @@ def run_phase(name: str, path: str, batch: int, args, port: int, key: str, uris:
     finished = max(r["finished"] for r in results)
     busy1, ours1 = cpu_busy_seconds(), process_tree_cpu(server_pid)
     load1 = loadavg()
+    commits1 = ingest_commits(port)
+    per_commit = None
+    if commits0 and commits1 and commits1[0] > commits0[0]:
+        per_commit = (commits1[1] - commits0[1]) / (commits1[0] - commits0[0])
     wall = finished - start_at.value
     lat = sorted(x for r in results for x in r["latencies"])
     events = sum(r["events"] for r in results)
@@ -280,11 +340,13 @@ def run_phase(name: str, path: str, batch: int, args, port: int, key: str, uris:
            "error": next((r["error"] for r in results if r["error"]), None),
            "exhausted": any(r["exhausted"] for r in results),
            "server_cores": server_cpu / wall, "client_cores": client_cpu / wall,
-           "foreign_cores": foreign / wall, "load0": load0, "load1": load1}
+           "foreign_cores": foreign / wall, "load0": load0, "load1": load1,
+           "spread": spread, "per_commit": per_commit}
     print(f"  {name:<22} {row['eps']:>10,.0f} ev/s  p50 {row['p50']:7.1f}  p99 "
           f"{row['p99']:7.1f} ms  req {row['requests']}  non-202 {row['bad']}  "
           f"server {row['server_cores']:.2f} cores, others {row['foreign_cores']:.2f}  "
-          f"load {load0:.2f}->{load1:.2f}"
+          f"load {load0:.2f}->{load1:.2f}  conns {spread}"
+          + (f"  req/commit {per_commit:.2f}" if per_commit else "")
           + ("  [bodies exhausted]" if row["exhausted"] else ""), flush=True)
     if row["error"]:
         print(f"    first error: {row['error']}", flush=True)
@@ -507,10 +569,13 @@ PROFILE_GROUPS = (
     ("  privacy personal_data_reason", ("collector/privacy.py", "personal_data_reason")),
     ("  _quarantine_check", ("collector/classify.py", "_quarantine_check")),
     ("store", ("collector/store.py", "store")),
-    ("  take_tokens (rate limit)", ("collector/ratelimit.py", "take_tokens")),
+    ("  take_tokens_each (rate limit)", ("collector/ratelimit.py", "take_tokens_each")),
     ("  Connection.execute (SQLAlchemy statements)", ("sqlalchemy/engine/base.py", "execute")),
-    ("  _insert_events", ("collector/store.py", "_insert_events")),
-    ("  _bump_counters", ("collector/store.py", "_bump_counters")),
+    ("  _claim (look-up of stored ids)", ("collector/store.py", "_claim")),
+    ("  _values (SQLite rows)", ("collector/store.py", "_values")),
+    ("  _insert_sqlite", ("collector/store.py", "_insert_sqlite")),
+    ("  _insert_pg", ("collector/store.py", "_insert_pg")),
+    ("  bump_outcome_counts", ("kpi/store/counters.py", "bump_outcome_counts")),
     ("  driver execute/executemany", ("~", "<method 'execute")),
     ("  commit (driver; fsync)", ("~", "<method 'commit")),
     ("summary", ("collector/ingest.py", "summary")),
@@ -571,6 +636,10 @@ endpoint. Columns of the figures table:
   workers), by the load generator, and by everything else on the machine (other people's
   work: when this is high, the figures are pessimistic).
 - **load**: 1-minute load average at the start and end of the phase.
+- **conns per worker**: how the clients' keep-alive connections were spread over the gunicorn
+  workers (a connection stays with one worker; "4+0" means one worker, one GIL, did all).
+- **requests per commit**: requests written per ingest transaction (group commit), from the
+  collector's `esco_kpi_ingest_commit_requests` metric.
 
 Targets (docs/ARCHITECTURE.md): >= 50,000 events/s at batch 1,000; >= 0.3 x bare; p99 per batch
 < 100 ms.
@@ -579,15 +648,19 @@ Targets (docs/ARCHITECTURE.md): >= 50,000 events/s at batch 1,000; >= 0.3 x bare
 
 def table(rows: list[dict]) -> str:
     out = ["| phase | events/s | p50 ms | p95 ms | p99 ms | max ms | ratio | requests | "
-           "non-202 | server / client / others cores | load start -> end |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+           "non-202 | server / client / others cores | load start -> end | conns per worker | "
+           "requests per commit |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- "
+           "| ---: |"]
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r.get("ratio") is not None else ""
         flag = " (bodies exhausted)" if r["exhausted"] else ""
         out.append(f"| {r['phase']}{flag} | {r['eps']:,.0f} | {r['p50']:.1f} | {r['p95']:.1f} | "
                    f"{r['p99']:.1f} | {r['max']:.1f} | {ratio} | {r['requests']:,} | "
                    f"{r['bad']} | {r['server_cores']:.2f} / {r['client_cores']:.2f} / "
-                   f"{r['foreign_cores']:.2f} | {r['load0']:.2f} -> {r['load1']:.2f} |")
+                   f"{r['foreign_cores']:.2f} | {r['load0']:.2f} -> {r['load1']:.2f} | "
+                   f"{r.get('spread', '')} | "
+                   + (f"{r['per_commit']:.2f}" if r.get("per_commit") else "") + " |")
     return "\n".join(out)
 
 

@@ -117,6 +117,12 @@ def classify(items: list[Any], today: date, max_age_days: int,
     return result
 
 
+@lru_cache(maxsize=256)
+def _newer(version: str, current: str) -> bool:
+    # Remembered: most events of a batch name one of a few releases.
+    return version_key(version) > version_key(current)
+
+
 def _catalogue_check(row: dict, catalogue: CatalogueIndex) -> str | None:
     """Set the row's status, quarantine reason and ESCO version; return its flag, if any."""
     version = row.get("esco_version")
@@ -124,7 +130,7 @@ def _catalogue_check(row: dict, catalogue: CatalogueIndex) -> str | None:
     current = catalogue.current_version
     row["status"], row["quarantine_reason"] = ACCEPTED, None
     flag = None
-    if version and (current is None or version_key(version) > version_key(current)):
+    if version and (current is None or _newer(version, current)):
         row["status"], row["quarantine_reason"] = QUARANTINED, "newer_esco_version"
     elif uri and not catalogue.knows(uri):
         row["status"], row["quarantine_reason"] = QUARANTINED, "unknown_concept"

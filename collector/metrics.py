@@ -29,6 +29,12 @@ INGEST_SECONDS = Histogram(
     "esco_kpi_ingest_seconds", "Time to answer POST /v1/events",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+# How many requests each ingest transaction wrote (collector.store's group commit): above 1,
+# requests that waited for a commit in progress shared the next one, and its fsync.
+COMMIT_REQUESTS = Histogram(
+    "esco_kpi_ingest_commit_requests", "Requests written by one ingest transaction",
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16),
+)
 
 
 def _store_metrics(engine: Engine) -> str:

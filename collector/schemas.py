@@ -72,8 +72,9 @@ def parse_occurred_at(value: Any) -> date | None:
         if _DATE_ONLY.fullmatch(value):
             return date.fromisoformat(value)
         if _RFC3339.fullmatch(value):
-            # Python accepts up to 6 fraction digits; RFC 3339 allows any number.
-            text = re.sub(r"(\.\d{6})\d+", r"\1", value.replace("z", "Z").replace("t", "T"))
+            text = value.replace("z", "Z").replace("t", "T")
+            if "." in text:  # Python accepts up to 6 fraction digits; RFC 3339 any number.
+                text = re.sub(r"(\.\d{6})\d+", r"\1", text)
             return datetime.fromisoformat(text).astimezone(UTC).date()
     except (ValueError, OverflowError):  # OverflowError: past year 9999 or before year 1
         pass
