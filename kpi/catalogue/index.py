@@ -11,6 +11,7 @@ replay and the indicators agree.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from sqlalchemy import Engine, select
 
@@ -19,6 +20,7 @@ from kpi.catalogue.versions import version_key
 from kpi.store.db import concept_labels, concept_successors, concepts
 
 
+@lru_cache(maxsize=1024)
 def _padded(version: str) -> tuple[int, ...]:
     """The version's numbers with a missing patch number as 0: "1.2" and "1.2.0" are one."""
     key = version_key(version)
