@@ -9,6 +9,10 @@ period can read), so a run that touched only today keeps last quarter's entries:
   its charts and grids, however many result rows other views pushed out since, and whichever
   worker process rendered it.
 
+Indicator results are also kept on disk for the other workers of the host (SharedResults): the
+pages of one period and filters share most of their indicators, and the next page a user opens
+often lands on another worker.
+
 The keys name the data they were computed from, so nothing goes stale: entries leave only to
 make room (least recently used first).
 
@@ -22,12 +26,15 @@ import atexit
 import fcntl
 import hashlib
 import logging
+import pickle
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,6 +64,9 @@ PAGE_FILES = 300
 # Rendered page bodies kept per worker process, counted in grid rows (+1 per page): a shown
 # row is some hundreds of bytes, a grid at most 1,000 rows.
 PAGE_ROW_BUDGET = 40_000
+# Indicator results kept on disk for all workers of the host, compressed: a few kB for most,
+# some 3 MB for 50,000 candidate labels (reading that back costs a fifth of computing it).
+RESULT_FILES = 400
 
 
 def _code_version() -> str:
@@ -179,6 +189,46 @@ class SharedPageCache:
         return bool(self.disk.set(key, value, timeout=0))
 
 
+class SharedResults:
+    """Indicator results shared by the worker processes of one host, on disk.
+
+    Files of cachelib's FileSystemCache in <data_dir>/cache/results (atomic writes, this user
+    only), each a result pickled and compressed. Results are written by a background thread:
+    the request that computed one does not wait for its copy. Any error reading or writing only
+    costs the sharing, as for the pages.
+    """
+
+    def __init__(self, folder: Path, files: int = RESULT_FILES) -> None:
+        from cachelib import FileSystemCache
+
+        self.disk = FileSystemCache(str(folder), threshold=files, default_timeout=0,
+                                    mode=0o600)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="dashboard-results")
+
+    def get(self, key: str) -> Any:
+        try:
+            packed = self.disk.get(key)
+            return None if packed is None else pickle.loads(zlib.decompress(packed))
+        except Exception:  # noqa: BLE001 - a damaged or foreign file: compute instead
+            log.warning("shared dashboard result unreadable", exc_info=True)
+            return None
+
+    def set(self, key: str, value: Any) -> None:
+        self._writer.submit(self._write, key, value)
+
+    def flush(self) -> None:
+        """Wait for the writes submitted so far (for tests)."""
+        self._writer.submit(lambda: None).result()
+
+    def _write(self, key: str, value: Any) -> None:
+        try:
+            # level 1: a fifth of the size at a tenth of the cost of the default level
+            self.disk.set(key, zlib.compress(pickle.dumps(value, pickle.HIGHEST_PROTOCOL), 1),
+                          timeout=0)
+        except Exception:  # noqa: BLE001 - only the sharing is lost
+            log.warning("shared dashboard result not written", exc_info=True)
+
+
 def _view(state: FilterState, period: Period) -> tuple:
     """What a view's key holds: the resolved period, not the preset ("last quarter" and its
     dates are one view), the label language, the concept and the filters."""
@@ -242,6 +292,12 @@ class Data:
     pages: SharedPageCache | ResultCache | None = None
     # the ingest store (users, review decisions); made from the settings when not given
     store: Engine | None = None
+    # indicator results shared with the other workers (when the pages are shared too)
+    results: SharedResults | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.pages, SharedPageCache):
+            self.results = SharedResults(self.settings.data_dir / "cache" / "results")
 
     def engine(self) -> Engine:
         """The ingest store's engine."""
@@ -264,18 +320,26 @@ class Data:
         return period_fingerprint(self.settings, period.previous().start, period.end, ignore)
 
     def _cached(self, store: Any, key: tuple, period: Period, compute: Callable[[], Any],
-                quality: bool = False) -> Any:
-        """compute(), memoised in `store` (None: not memoised) under the period's fingerprint."""
+                quality: bool = False, shared: SharedResults | None = None) -> Any:
+        """compute(), memoised in `store` (None: not memoised) under the period's fingerprint;
+        with `shared`, also looked up in and given to the other workers' copies."""
         if store is None:
             return compute()
         before = self.fingerprint(period, quality)
         full = repr((before, *key))
         hit = store.get(full)
+        if hit is None and shared is not None:
+            hit = shared.get(full)
+            if hit is not None:
+                store.set(full, hit, timeout=CACHE_SECONDS)
+                return hit
         if hit is None:
             hit = compute()
             # A run published meanwhile: the answer may be of either state, so it is not kept.
             if self.fingerprint(period, quality) == before:
                 store.set(full, hit, timeout=CACHE_SECONDS)
+                if shared is not None:
+                    shared.set(full, hit)
         return hit
 
     def page(self, path: str, state: FilterState, render: Callable[[], Any]) -> Any:
@@ -294,6 +358,69 @@ class Data:
             return int(conn.execute(
                 select(func.coalesce(func.max(review_decisions.c.id), 0))).scalar_one())
 
+    def review_summary(self, **options: Any) -> list[dict[str, Any]]:
+        """kpi.review.summary.review_summary (the review loop's figures over every item and all
+        time), memoised until a run publishes or a reviewer decides, and shared with the other
+        workers: computing it reads every suggestion ever sent (some seconds at 10 M events),
+        while its answer is a few rows, the same for every period and filter."""
+        from kpi.review.summary import review_summary
+
+        def compute() -> list[dict[str, Any]]:
+            return review_summary(self.settings, self.engine(), known=self.review_evidence(),
+                                  **options)
+
+        if self.cache is None:
+            return compute()
+        before = (period_fingerprint(self.settings, date.min, date.max), self.review_token())
+        key = repr(("review_summary", before, sorted(options.items())))
+        hit = self.cache.get(key)
+        if hit is None and self.results is not None:
+            hit = self.results.get(key)
+            if hit is not None:
+                self.cache.set(key, hit, timeout=CACHE_SECONDS)
+        if hit is None:
+            hit = compute()
+            if (period_fingerprint(self.settings, date.min, date.max),
+                    self.review_token()) == before:
+                self.cache.set(key, hit, timeout=CACHE_SECONDS)
+                if self.results is not None:
+                    self.results.set(key, hit)
+        return hit
+
+    def _until_published(self, name: str, compute: Callable[[], Any]) -> Any:
+        """compute(), memoised until a run publishes, and shared with the other workers: for
+        what covers every published day, whatever the period."""
+        if self.cache is None:
+            return compute()
+        before = period_fingerprint(self.settings, date.min, date.max)
+        key = repr((name, before))
+        hit = self.cache.get(key)
+        if hit is None and self.results is not None:
+            hit = self.results.get(key)
+            if hit is not None:
+                self.cache.set(key, hit, timeout=CACHE_SECONDS)
+        if hit is None:
+            hit = compute()
+            if period_fingerprint(self.settings, date.min, date.max) == before:
+                self.cache.set(key, hit, timeout=CACHE_SECONDS)
+                if self.results is not None:
+                    self.results.set(key, hit)
+        return hit
+
+    def review_evidence(self) -> list[Any]:
+        """kpi.review.items.evidence for every kind and language (seconds at 10 M events),
+        until a run publishes; the statuses are applied per request (list_items(known=...))."""
+        from kpi.review.items import evidence
+
+        return self._until_published("review_evidence", lambda: evidence(self.settings))
+
+    def review_item_months(self, since: date) -> dict[str, dict[date, int]]:
+        """kpi.review.items.item_months from `since` on, until a run publishes."""
+        from kpi.review.items import item_months
+
+        return self._until_published(f"review_item_months {since.isoformat()}",
+                                     lambda: item_months(self.settings, since))
+
     def download(self, path: str, table: str, state: FilterState,
                  build: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
         """A CSV download of a page's table, built once per host: the file is kept with the
@@ -311,7 +438,7 @@ class Data:
         key = (name, period.start, period.end, state.label_language, sorted(filters.items()))
         return self._cached(self.cache, key, period, lambda: indicators.query(
             self.settings, name, period, label_language=state.label_language, **filters),
-            quality=name in QUALITY_INDICATORS)
+            quality=name in QUALITY_INDICATORS, shared=self.results)
 
     def trend(self, period: Period, state: FilterState, concept_uri: str | None = None
               ) -> tuple[str, list[dict[str, Any]]]:
@@ -321,7 +448,8 @@ class Data:
                   "concept_uri": concept_uri, **state.filters()}
         key = ("usage_trend", sorted((k, str(v)) for k, v in params.items()))
         result = self._cached(self.cache, key, period,
-                              lambda: run_extra(self.settings, "usage_trend", params))
+                              lambda: run_extra(self.settings, "usage_trend", params),
+                              shared=self.results)
         found = {row["bucket"]: row for row in result.rows}
         rows = [found.get(b, {"bucket": b, "usage": 0, "events": 0, "implementers": 0,
                               "concepts": 0}) for b in bucket_starts(period, grain)]
@@ -332,7 +460,19 @@ class Data:
                   **{k: v for k, v in state.filters().items() if k != "concept_type"}}
         key = ("concept_detail", sorted((k, str(v)) for k, v in params.items()))
         return self._cached(self.cache, key, period,
-                            lambda: run_extra(self.settings, "concept_detail", params))
+                            lambda: run_extra(self.settings, "concept_detail", params),
+                            shared=self.results)
+
+    def kpi_counts(self, period: Period, state: FilterState) -> dict[str, int]:
+        """sql/kpi_counts.sql: candidate_labels, proposals and feedback_events, what counting
+        the rows of candidate_alt_labels and new_concept_proposals and summing the events of
+        translation_feedback gives for the same period and filters, without computing them."""
+        params = {"start": period.start, "end": period.end, **state.filters()}
+        key = ("kpi_counts", sorted((k, str(v)) for k, v in params.items()))
+        result = self._cached(self.cache, key, period,
+                              lambda: run_extra(self.settings, "kpi_counts", params),
+                              shared=self.results)
+        return dict(result.rows[0])
 
     def releases(self) -> Result:
         """The loaded ESCO releases (the published catalogue_versions), oldest first: version,
@@ -369,7 +509,8 @@ class Data:
         params = {"start": period.start, "end": period.end, **state.filters()}
         key = ("release_uptake", sorted((k, str(v)) for k, v in params.items()))
         return self._cached(self.cache, key, period,
-                            lambda: run_extra(self.settings, "release_uptake", params))
+                            lambda: run_extra(self.settings, "release_uptake", params),
+                            shared=self.results)
 
 
 class Warmer(threading.Thread):

@@ -28,7 +28,7 @@ from dashboard.state import FilterState, parse_query, to_query, today
 from kpi.review import ReviewError
 from kpi.review.decisions import decide, latest_rows, list_items, trail
 from kpi.review.handover import FILES, export_changes
-from kpi.review.items import KINDS, Item, item_detail, item_id, item_months
+from kpi.review.items import KINDS, Item, item_detail, item_id
 from kpi.store.registry import user_role
 from kpi.vocabulary import CONCEPT_URI
 
@@ -95,12 +95,12 @@ def review_rows(data: Data, state: FilterState) -> list[dict[str, Any]]:
     the page's period (concept_trends), then the rest, each by evidence."""
     try:
         items = list_items(data.settings, data.engine(), kind=state.kind, status=state.status,
-                           language=state.language)
+                           language=state.language, known=data.review_evidence())
     except FileNotFoundError:
         return []  # nothing published yet (a fresh install)
     months = spark_months()
     try:
-        monthly = item_months(data.settings, months[0])
+        monthly = data.review_item_months(months[0])
     except FileNotFoundError:
         monthly = {}
     rows = []
@@ -204,9 +204,10 @@ def take_decision(data: Data, decision: str, selected: Any, reason: Any, note: A
     if not ids:
         return "Select at least one item first.", False
     try:
+        known = list_items(data.settings, engine, known=data.review_evidence())
         done = decide(data.settings, engine, ids, decision, user,
                       reason=reason if decision == "reject" and reason else None,
-                      note=note if isinstance(note, str) else None)
+                      note=note if isinstance(note, str) else None, items=known)
     except ReviewError as exc:
         return f"Nothing was decided: {exc}.", False
     why = f" ({reason.replace('_', ' ')})" if decision == "reject" else ""

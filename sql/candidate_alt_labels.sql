@@ -20,8 +20,8 @@ with
 added as (
     select concept_key, concept_type, language, label_norm, label, implementer_id, usage,
            events
-    from filtered_rows('labels_daily', $start, $end,
-                       $concept_type, $language, $context, $country, $sector)
+    from filtered_span_rows('labels', $start, $end,
+                            $concept_type, $language, $context, $country, $sector)
     where label_norm <> ''
       and ($concept_uri is null or concept_key = concept_key_of($concept_uri))
 ),
@@ -39,8 +39,21 @@ event_types as (
     group by concept_key
 ),
 
+-- the groups whose label_norm is not among the concept's labels in that language
+new_groups as (
+    select g.*
+    from label_groups(added_labels) as g
+    anti join concept_label_norms as kl
+        on kl.concept_key = g.concept_key and kl.language = g.language
+       and kl.label_norm = g.label_norm
+),
+
+-- the concepts and languages of those groups that the catalogue has any label for: only
+-- theirs are looked up, not every concept's languages
 catalogue_languages as (
-    select distinct concept_key, language from concept_label_norms
+    select distinct kl.concept_key, kl.language
+    from concept_label_norms as kl
+    semi join new_groups as g on g.concept_key = kl.concept_key and g.language = kl.language
 )
 
 select
@@ -60,17 +73,13 @@ select
         when cl.concept_key is null then 'cannot judge: no catalogue label in this language'
         else 'new'
     end as verdict
-from label_groups(added_labels) as g
+from new_groups as g
 join concept_keys as ck on ck.key = g.concept_key
 join event_types as t on t.concept_key = g.concept_key
-left join concept_label_norms as kl
-    on kl.concept_key = g.concept_key and kl.language = g.language
-   and kl.label_norm = g.label_norm
 left join catalogue_languages as cl
     on cl.concept_key = g.concept_key and cl.language = g.language
 left join concepts as k on k.uri = ck.uri
 left join concept_names as en on en.uri = ck.uri and en.language = 'en'
 left join concept_names as chosen
     on chosen.uri = ck.uri and chosen.language = $label_language
-where kl.concept_key is null
 order by g.implementers desc, g.usage desc, ck.uri, g.language, g.label_norm

@@ -20,7 +20,7 @@
 with
 used as (
     select language, country, implementer_id, usage, events
-    from filtered_rows('usage_daily', $start, $end, null, $language, $context, $country, $sector)
+    from filtered_span_rows('usage', $start, $end, null, $language, $context, $country, $sector)
     where concept_key = concept_key_of($concept_uri)
 ),
 

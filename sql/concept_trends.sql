@@ -45,17 +45,36 @@ thresholds as (
         10 as min_tested_events  -- fewer events in both periods could never be significant
 ),
 
+-- Each kind's rows of the two periods, the events and usage of each period in columns of
+-- their own. The periods are read apart (each from its whole quarters and months where it
+-- has them, see span_rows), and each kind is grouped by its own key columns below: integers
+-- for concepts, which are most of the rows, instead of five columns mostly null.
 concept_rows as (
-    select day, concept_key, implementer_id, events, usage
-    from filtered_rows('usage_daily', $prev_start, $end,
-                       $concept_type, $language, $context, $country, $sector)
+    select concept_key, implementer_id, events as previous_events,
+           0::bigint as current_events, usage as previous_usage, 0::bigint as current_usage
+    from filtered_span_rows('usage', $prev_start, $prev_end,
+                            $concept_type, $language, $context, $country, $sector)
+    union all
+    select concept_key, implementer_id, 0::bigint, events, 0::bigint, usage
+    from filtered_span_rows('usage', $start, $end,
+                            $concept_type, $language, $context, $country, $sector)
 ),
 
 label_rows as (
-    select l.day, l.concept_key, l.language, l.label_norm, l.label, l.implementer_id,
-           l.events, l.usage
-    from filtered_rows('labels_daily', $prev_start, $end,
-                       $concept_type, $language, $context, $country, $sector) as l
+    select l.concept_key, l.language, l.label_norm, l.label, l.implementer_id,
+           l.previous_events, l.current_events, l.previous_usage, l.current_usage
+    from (
+        select concept_key, language, label_norm, label, implementer_id,
+               events as previous_events, 0::bigint as current_events,
+               usage as previous_usage, 0::bigint as current_usage
+        from filtered_span_rows('labels', $prev_start, $prev_end,
+                                $concept_type, $language, $context, $country, $sector)
+        union all
+        select concept_key, language, label_norm, label, implementer_id,
+               0::bigint, events, 0::bigint, usage
+        from filtered_span_rows('labels', $start, $end,
+                                $concept_type, $language, $context, $country, $sector)
+    ) as l
     anti join concept_label_norms as kl
         on kl.concept_key = l.concept_key and kl.language = l.language
        and kl.label_norm = l.label_norm
@@ -63,45 +82,62 @@ label_rows as (
 ),
 
 proposal_rows as (
-    select day, concept_type, language, label_norm, label, implementer_id, events, usage
-    from filtered_rows('proposals_daily', $prev_start, $end,
-                       $concept_type, $language, $context, $country, $sector)
+    select concept_type, language, label_norm, label, implementer_id,
+           events as previous_events, 0::bigint as current_events,
+           usage as previous_usage, 0::bigint as current_usage
+    from filtered_span_rows('proposals', $prev_start, $prev_end,
+                            $concept_type, $language, $context, $country, $sector)
+    where label_norm <> ''
+    union all
+    select concept_type, language, label_norm, label, implementer_id,
+           0::bigint, events, 0::bigint, usage
+    from filtered_span_rows('proposals', $start, $end,
+                            $concept_type, $language, $context, $country, $sector)
     where label_norm <> ''
 ),
 
--- one shape for the three kinds: an item is (kind, concept_key, concept_type, language,
--- label_norm), the columns a kind does not use left null
-item_rows as (
-    select 'concept' as kind, concept_key, null::varchar as concept_type,
-           null::varchar as language, null::varchar as label_norm, day, implementer_id,
-           events, usage
+-- per item and implementer
+concept_by_implementer as (
+    select
+        concept_key, implementer_id,
+        sum(previous_events) as previous_events, sum(current_events) as current_events,
+        sum(previous_usage) as previous_usage, sum(current_usage) as current_usage
     from concept_rows
-    union all
-    select 'label', concept_key, null, language, label_norm, day, implementer_id, events, usage
-    from label_rows
-    union all
-    select 'proposal', null, concept_type, language, label_norm, day, implementer_id, events,
-           usage
-    from proposal_rows
+    group by concept_key, implementer_id
 ),
 
-by_implementer as (
+label_by_implementer as (
     select
-        kind, concept_key, concept_type, language, label_norm, implementer_id,
-        coalesce(sum(events) filter (where day <= $prev_end), 0) as previous_events,
-        coalesce(sum(events) filter (where day >= $start), 0) as current_events,
-        coalesce(sum(usage) filter (where day <= $prev_end), 0) as previous_usage,
-        coalesce(sum(usage) filter (where day >= $start), 0) as current_usage
-    from item_rows
-    group by all
+        concept_key, language, label_norm, implementer_id,
+        sum(previous_events) as previous_events, sum(current_events) as current_events,
+        sum(previous_usage) as previous_usage, sum(current_usage) as current_usage
+    from label_rows
+    group by concept_key, language, label_norm, implementer_id
+),
+
+proposal_by_implementer as (
+    select
+        concept_type, language, label_norm, implementer_id,
+        sum(previous_events) as previous_events, sum(current_events) as current_events,
+        sum(previous_usage) as previous_usage, sum(current_usage) as current_usage
+    from proposal_rows
+    group by concept_type, language, label_norm, implementer_id
 ),
 
 -- the volume a share is taken of: every event of the kind, per implementer and in all
 implementer_volume as (
-    select kind, implementer_id,
+    select 'concept' as kind, implementer_id,
            sum(previous_events) as previous_volume, sum(current_events) as current_volume
-    from by_implementer
-    group by all
+    from concept_by_implementer
+    group by implementer_id
+    union all
+    select 'label', implementer_id, sum(previous_events), sum(current_events)
+    from label_by_implementer
+    group by implementer_id
+    union all
+    select 'proposal', implementer_id, sum(previous_events), sum(current_events)
+    from proposal_by_implementer
+    group by implementer_id
 ),
 
 volume as (
@@ -110,17 +146,36 @@ volume as (
     group by kind
 ),
 
+-- one shape for the three kinds: an item is (kind, concept_key, concept_type, language,
+-- label_norm), the columns a kind does not use left null
 items as (
     select
-        kind, concept_key, concept_type, language, label_norm,
+        'concept' as kind, concept_key, null::varchar as concept_type,
+        null::varchar as language, null::varchar as label_norm,
         sum(previous_events) as previous_events,
         sum(current_events) as current_events,
         sum(previous_usage) as previous_usage,
         sum(current_usage) as current_usage,
         count(*) filter (where previous_events > 0) as previous_implementers,
         count(*) filter (where current_events > 0) as current_implementers
-    from by_implementer
-    group by all
+    from concept_by_implementer
+    group by concept_key
+    union all
+    select
+        'label', concept_key, null, language, label_norm,
+        sum(previous_events), sum(current_events), sum(previous_usage), sum(current_usage),
+        count(*) filter (where previous_events > 0),
+        count(*) filter (where current_events > 0)
+    from label_by_implementer
+    group by concept_key, language, label_norm
+    union all
+    select
+        'proposal', null, concept_type, language, label_norm,
+        sum(previous_events), sum(current_events), sum(previous_usage), sum(current_usage),
+        count(*) filter (where previous_events > 0),
+        count(*) filter (where current_events > 0)
+    from proposal_by_implementer
+    group by concept_type, language, label_norm
 ),
 
 tested as (
@@ -187,6 +242,32 @@ candidates as (
           >= (select min_implementers from reader_info)
 ),
 
+-- the candidates' rows per implementer, in the shape of items
+candidate_rows as (
+    select 'concept' as kind, b.concept_key, null::varchar as concept_type,
+           null::varchar as language, null::varchar as label_norm, b.implementer_id,
+           b.previous_events, b.current_events
+    from concept_by_implementer as b
+    semi join candidates as c
+        on c.kind = 'concept' and c.concept_key is not distinct from b.concept_key
+    union all
+    select 'label', b.concept_key, null, b.language, b.label_norm, b.implementer_id,
+           b.previous_events, b.current_events
+    from label_by_implementer as b
+    semi join candidates as c
+        on c.kind = 'label' and c.concept_key is not distinct from b.concept_key
+       and c.language is not distinct from b.language
+       and c.label_norm is not distinct from b.label_norm
+    union all
+    select 'proposal', null, b.concept_type, b.language, b.label_norm, b.implementer_id,
+           b.previous_events, b.current_events
+    from proposal_by_implementer as b
+    semi join candidates as c
+        on c.kind = 'proposal' and c.concept_type is not distinct from b.concept_type
+       and c.language is not distinct from b.language
+       and c.label_norm is not distinct from b.label_norm
+),
+
 -- each candidate without each implementer of its kind in turn: its events and volume out
 without_one as (
     select
@@ -197,7 +278,7 @@ without_one as (
         c.current_volume - iv.current_volume as current_volume_rest
     from candidates as c
     join implementer_volume as iv on iv.kind = c.kind
-    left join by_implementer as b
+    left join candidate_rows as b
         on b.kind = c.kind and b.implementer_id = iv.implementer_id
        and b.concept_key is not distinct from c.concept_key
        and b.concept_type is not distinct from c.concept_type
@@ -237,15 +318,42 @@ holding as (
        and h.label_norm is not distinct from c.label_norm
 ),
 
--- the label and proposal rows, for their groups' most used spelling (see label_groups)
+-- the label and proposal rows of the items shown, for their groups' most used spelling (see
+-- label_groups): read again for those items only (they are not in the catalogue and have a
+-- label_norm, so their rows are exactly theirs in label_rows and proposal_rows), which costs
+-- less than keeping every row of label_rows for the few items shown
 spelling_rows as (
-    select 'label' as kind, concept_key, null::varchar as concept_type, language, label_norm,
-           label, implementer_id, usage, events
-    from label_rows
+    select 'label' as kind, l.concept_key, null::varchar as concept_type, l.language,
+           l.label_norm, l.label, l.implementer_id, l.usage, l.events
+    from (
+        select concept_key, language, label_norm, label, implementer_id, usage, events
+        from filtered_span_rows('labels', $prev_start, $prev_end,
+                                $concept_type, $language, $context, $country, $sector)
+        union all
+        select concept_key, language, label_norm, label, implementer_id, usage, events
+        from filtered_span_rows('labels', $start, $end,
+                                $concept_type, $language, $context, $country, $sector)
+    ) as l
+    semi join holding as h
+        on h.kind = 'label' and h.concept_key is not distinct from l.concept_key
+       and h.language is not distinct from l.language
+       and h.label_norm is not distinct from l.label_norm
     union all
-    select 'proposal', null, concept_type, language, label_norm, label, implementer_id,
-           usage, events
-    from proposal_rows
+    select 'proposal', null, p.concept_type, p.language, p.label_norm, p.label,
+           p.implementer_id, p.usage, p.events
+    from (
+        select concept_type, language, label_norm, label, implementer_id, usage, events
+        from filtered_span_rows('proposals', $prev_start, $prev_end,
+                                $concept_type, $language, $context, $country, $sector)
+        union all
+        select concept_type, language, label_norm, label, implementer_id, usage, events
+        from filtered_span_rows('proposals', $start, $end,
+                                $concept_type, $language, $context, $country, $sector)
+    ) as p
+    semi join holding as h
+        on h.kind = 'proposal' and h.concept_type is not distinct from p.concept_type
+       and h.language is not distinct from p.language
+       and h.label_norm is not distinct from p.label_norm
 ),
 
 spellings as (

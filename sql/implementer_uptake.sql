@@ -12,8 +12,8 @@
 with
 activity as (
     select implementer_id, country, sector, esco_version, events, usage
-    from filtered_rows('activity_daily', $start, $end,
-                       $concept_type, $language, $context, $country, $sector)
+    from filtered_span_rows('activity', $start, $end,
+                            $concept_type, $language, $context, $country, $sector)
 ),
 
 by_implementer as (

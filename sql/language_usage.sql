@@ -10,8 +10,8 @@
 with
 used as (
     select language, concept_key, implementer_id, usage, events
-    from filtered_rows('usage_daily', $start, $end,
-                       $concept_type, $language, $context, $country, $sector)
+    from filtered_span_rows('usage', $start, $end,
+                            $concept_type, $language, $context, $country, $sector)
 ),
 
 by_language as (

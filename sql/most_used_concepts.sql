@@ -20,11 +20,18 @@
 -- $label_language; filters (NULL = all): $concept_type, $language, $country, $sector, $context.
 
 with
--- the previous period ends the day before this one starts: one range covers both
-filtered as (
-    select day, concept_key, concept_type, implementer_id, usage, events
-    from filtered_rows('usage_daily', $prev_start, $end,
-                       $concept_type, $language, $context, $country, $sector)
+-- each period read on its own, from its whole quarters and months where it has them (see
+-- span_rows); the current one per concept and implementer first (integers), then per concept
+current_by_implementer as (
+    select
+        concept_key,
+        implementer_id,
+        any_value(concept_type) as concept_type,
+        sum(usage) as usage,
+        sum(events) as events
+    from filtered_span_rows('usage', $start, $end,
+                            $concept_type, $language, $context, $country, $sector)
+    group by concept_key, implementer_id
 ),
 
 current_period as (
@@ -33,16 +40,15 @@ current_period as (
         any_value(concept_type) as concept_type,
         sum(usage) as usage,
         sum(events) as events,
-        count(distinct implementer_id) as implementers
-    from filtered
-    where day between $start and $end
+        count(*) as implementers
+    from current_by_implementer
     group by concept_key
 ),
 
 previous_period as (
     select concept_key, sum(usage) as usage
-    from filtered
-    where day between $prev_start and $prev_end
+    from filtered_span_rows('usage', $prev_start, $prev_end,
+                            $concept_type, $language, $context, $country, $sector)
     group by concept_key
 ),
 

@@ -14,8 +14,8 @@ with
 proposed as (
     select p.concept_type, p.language, p.label_norm, p.label, b.uri as broader_uri,
            p.implementer_id, p.usage, p.events
-    from filtered_rows('proposals_daily', $start, $end,
-                       $concept_type, $language, $context, $country, $sector) as p
+    from filtered_span_rows('proposals', $start, $end,
+                            $concept_type, $language, $context, $country, $sector) as p
     left join concept_keys as b on b.key = p.broader_key
     where p.label_norm <> ''
 ),

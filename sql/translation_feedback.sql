@@ -15,8 +15,8 @@ with
 feedback as (
     select concept_key, concept_type, language, label_norm, label, implementer_id, usage,
            events
-    from filtered_rows('feedback_daily', $start, $end,
-                       $concept_type, $language, $context, $country, $sector)
+    from filtered_span_rows('feedback', $start, $end,
+                            $concept_type, $language, $context, $country, $sector)
     where $concept_uri is null or concept_key = concept_key_of($concept_uri)
 ),
 

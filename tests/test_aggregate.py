@@ -108,8 +108,10 @@ def test_incremental_run_recomputes_only_touched_days_and_equals_a_full_rebuild(
     assert (second.events_read, second.days_recomputed) == (4, 3)
     assert not second.catalogue_copied
     after = published.read_manifest(store.settings)
+    # the daily rollups (their month and quarter sums change with them)
     changed = {day for table, days in after["rollups"].items() for day, files in days.items()
-               if before["rollups"].get(table, {}).get(day) != files}
+               if table.endswith("_daily")
+               and before["rollups"].get(table, {}).get(day) != files}
     assert changed == {"2026-07-03", "2026-07-20", "2026-08-02"}
 
     # a re-run is a no-op

@@ -13,7 +13,6 @@ from dashboard.data import Data
 from dashboard.state import FilterState, target_href, to_query
 from dashboard.trends import TABLE as TRENDS
 from dashboard.trends import trend_sections, trend_table
-from kpi.review.summary import review_summary
 
 TITLE = "Overview"
 PATH = ""
@@ -37,15 +36,16 @@ def kpis(data: Data, state: FilterState, period) -> dict[str, float | None]:
               if r["dimension"] == "country"]
     coverage = data.indicator("catalogue_coverage", period, state).rows
     concepts = sum(r["concepts"] for r in coverage)
+    counts = data.kpi_counts(period, state)
     return {
         "usage": sum(r["usage"] for r in trend),
         "implementers": sum(r["active_implementers"] for r in uptake),
         "countries": len({r["value"] for r in uptake if r["value"]}),
         "coverage": (sum(r["used"] for r in coverage) / concepts) if concepts else None,
-        "candidate_labels": len(data.indicator("candidate_alt_labels", period, state).rows),
-        "proposals": len(data.indicator("new_concept_proposals", period, state).rows),
-        "feedback": sum(r["events"] for r in
-                        data.indicator("translation_feedback", period, state).rows),
+        # counted without listing them (sql/kpi_counts.sql gives the lists' counts)
+        "candidate_labels": counts["candidate_labels"],
+        "proposals": counts["proposals"],
+        "feedback": counts["feedback_events"],
     }
 
 
@@ -93,7 +93,7 @@ def review_loop(data: Data) -> list[dict[str, Any]]:
     """The review loop's own figures over every item and all time (kpi.review.summary), one
     row; none before the first aggregation."""
     try:
-        rows = review_summary(data.settings, data.engine(), overall=True)
+        rows = data.review_summary(overall=True)
     except FileNotFoundError:
         return []
     return [{k: rows[0][k] for k in LOOP_COLUMNS}] if rows else []

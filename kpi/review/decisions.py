@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -134,11 +135,14 @@ def apply_status(item: Item, latest: dict[str, Any] | None) -> Item:
 
 
 def list_items(settings: Settings, engine: Engine, *, kind: str | None = None,
-               status: str | None = None, language: str | None = None) -> list[Item]:
+               status: str | None = None, language: str | None = None,
+               known: Sequence[Item] | None = None) -> list[Item]:
     """Review items with their statuses, by evidence (implementers, then events).
 
     A label already among its concept's catalogue labels is no candidate, unless a decision
-    names it (it was a candidate once, and a release took it in).
+    names it (it was a candidate once, and a release took it in). `known`: the evidence of
+    every item (kpi.review.items.evidence() for all kinds and languages) when the caller keeps
+    it, as the dashboard does between runs; it is not changed.
     """
     if kind is not None and kind not in KINDS:
         raise ReviewError(f"kind must be one of: {', '.join(KINDS)}; got {kind!r}")
@@ -146,7 +150,11 @@ def list_items(settings: Settings, engine: Engine, *, kind: str | None = None,
         raise ReviewError(f"status must be one of: {', '.join(STATUSES)}; got {status!r}")
     if language is not None and language not in LANGUAGES:
         raise ReviewError(f"language must be one of: {', '.join(LANGUAGES)}; got {language!r}")
-    found = evidence(settings, kind, language)
+    if known is None:
+        found = evidence(settings, kind, language)
+    else:
+        found = [replace(i) for i in known if (kind is None or i.kind == kind)
+                 and (language is None or i.language == language)]
     with engine.connect() as conn:
         latest = latest_rows(conn)
     items = []

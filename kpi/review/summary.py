@@ -8,6 +8,7 @@ SQL model as the table `review_statuses` on an in-memory DuckDB connection.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
@@ -15,6 +16,7 @@ import pyarrow as pa
 from sqlalchemy import Engine, select
 
 from kpi.review.decisions import SYSTEM_USER, list_items
+from kpi.review.items import Item
 from kpi.settings import Settings
 from kpi.store.db import review_decisions
 from kpi.warehouse import models
@@ -25,10 +27,11 @@ _SCHEMA = pa.schema([("kind", pa.string()), ("language", pa.string()),
 
 
 def review_summary(settings: Settings, engine: Engine, *, kind: str | None = None,
-                   language: str | None = None, overall: bool = False) -> list[dict[str, Any]]:
+                   language: str | None = None, overall: bool = False,
+                   known: Sequence[Item] | None = None) -> list[dict[str, Any]]:
     """One dict per kind and language (see sql/review_summary.sql); with `overall`, one dict
     for every item together (kind and language "all"), its medians over all of them."""
-    items = list_items(settings, engine, kind=kind, language=language)
+    items = list_items(settings, engine, kind=kind, language=language, known=known)
     decided: dict[str, Any] = {}
     released: dict[str, Any] = {}
     with engine.connect() as conn:

@@ -141,8 +141,10 @@ class Result:
         return [tuple(row[c] for c in self.columns) for row in self.rows]
 
 
-# Queries of sql/ that serve the dashboard's drill-downs rather than the KPI framework.
-SUPPORT_QUERIES: tuple[str, ...] = ("usage_trend", "concept_detail", "release_uptake")
+# Queries of sql/ that serve the dashboard's drill-downs rather than the KPI framework;
+# kpi_counts gives the counts of three indicators' answers without the answers.
+SUPPORT_QUERIES: tuple[str, ...] = ("usage_trend", "concept_detail", "release_uptake",
+                                    "kpi_counts")
 
 
 def load_sql(name: str) -> str:

@@ -26,8 +26,10 @@ from kpi.warehouse.published import (
     MANIFEST,
     ROLLUPS,
     SCHEMAS,
+    SPAN_ROLLUPS,
     published_dir,
     read_manifest,
+    span_start,
 )
 
 
@@ -108,16 +110,71 @@ def shared_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
 
 
 def _empty_select(table: str) -> str:
-    # Built only from the constant SCHEMAS above: no value from outside reaches this SQL.
+    # Built only from the constant SCHEMAS above: no value from outside reaches this SQL. A
+    # month or quarter table has its daily table's columns.
+    if table in SPAN_ROLLUPS:
+        table = f"{table.rsplit('_', 1)[0]}_daily"
     cols = ", ".join(f"cast(null as {typ}) as {name}" for name, typ in SCHEMAS[table])
     return f"select {cols} limit 0"
+
+
+_READ_PARTS = ("select * from read_parquet($files, hive_partitioning = true, "
+               "hive_types = {'day': 'date'}, hive_types_autocast = false)")
+
+
+def _create_span_view(con: duckdb.DuckDBPyConnection, pub: Path,
+                      rollups: dict[str, dict[str, list[str]]], table: str) -> None:
+    """The view of a month or quarter table: its published sums, and for every span without
+    them (the current month and quarter, or a warehouse published before they existed) the
+    rows of its days (and, for a quarter, of its months that have sums) as they are, `day`
+    made the span's first day. Either way the span's rows add up to the same figures, so the
+    macros of sql/macros/span_rows.sql read a span from here whether it has sums or not."""
+    _, span = SPAN_ROLLUPS[table]
+    base = table.rsplit("_", 1)[0]
+    have = rollups.get(table, {})
+    parts: list[str] = []  # files whose day is relabelled to their span's first day
+    done: set[str] = set()
+    if span == "quarter":  # the months that have sums, then the days of the others
+        for month, files in rollups.get(f"{base}_monthly", {}).items():
+            if span_start(month, span) not in have:
+                parts.extend(files)
+                done.add(month)
+    for day, files in rollups.get(f"{base}_daily", {}).items():
+        if span_start(day, span) not in have and span_start(day, "month") not in done:
+            parts.extend(files)
+    sums = [str(pub / f) for files in have.values() for f in files]
+    selects, params = [], {}
+    if sums:
+        selects.append(_READ_PARTS)
+        params["files"] = sums
+    if parts:
+        # the span comes from the constant SPAN_ROLLUPS: no value from outside reaches this
+        selects.append(_READ_PARTS.replace("$files", "$parts").replace(
+            "select *", f"select * replace (cast(date_trunc('{span}', day) as date) as day)"))
+        params["parts"] = [str(pub / f) for f in parts]
+    if selects:
+        con.sql(" union all by name ".join(selects), params=params).create_view(table)
+    else:
+        con.execute(f"create view {table} as {_empty_select(table)}")
+
+
+def install_span_views(con: duckdb.DuckDBPyConnection) -> None:
+    """The month and quarter tables (SPAN_ROLLUPS) as views of the daily tables' rows, `day`
+    made the span's first day: for a warehouse built in memory from SCHEMAS alone (a benchmark
+    or a test), whose months and quarters have no sums, so that the indicators read it."""
+    for table, (_, span) in SPAN_ROLLUPS.items():
+        # names and the span come from the constants of kpi.warehouse.published
+        con.execute(f"create or replace view {table} as select * replace "
+                    f"(cast(date_trunc('{span}', day) as date) as day) "
+                    f"from {table.rsplit('_', 1)[0]}_daily")
 
 
 def open_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view per published table (current manifest).
 
-    Views: usage_daily, labels_daily, proposals_daily, feedback_daily, activity_daily,
-    quality_daily, concepts, concept_labels, concept_names, catalogue_versions, implementers.
+    Views: usage_daily, labels_daily, proposals_daily, feedback_daily, activity_daily, their
+    sums per month and quarter (usage_monthly, usage_quarterly, ...), quality_daily, concepts,
+    concept_labels, concept_names, catalogue_versions, implementers.
     Never blocks and never blocks the aggregator. Use it for one request or one export, then
     close it: files superseded by a later run are deleted after RETIRE_GRACE_SECONDS.
     """
@@ -130,14 +187,19 @@ def open_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
         # Published by an older version: readers see no data until the next aggregation run
         # rewrites it in this format (connect_private upgrades the private database).
         rollups, dims = {}, {}
-    for table in SCHEMAS:
+    for table in (*SCHEMAS, *SPAN_ROLLUPS):
+        if table in SPAN_ROLLUPS:
+            _create_span_view(con, pub, rollups, table)
+            continue
         if table in ROLLUPS:
             files = [str(pub / f) for day_files in rollups.get(table, {}).values()
                      for f in day_files]
             if files:
                 # hive partitioning turns day=YYYY-MM-DD into a date column and lets DuckDB
-                # skip whole files for days outside a query's range.
-                con.read_parquet(files, hive_partitioning=True).create_view(table)
+                # skip whole files for days outside a query's range. Its type is given, not
+                # guessed from every file's path at each query: a third of the fixed cost of a
+                # query over months of daily files.
+                con.sql(_READ_PARTS, params={"files": files}).create_view(table)
                 continue
         elif table in dims:
             con.read_parquet(str(pub / dims[table])).create_view(table)

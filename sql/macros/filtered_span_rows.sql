@@ -1,0 +1,12 @@
+-- filtered_span_rows: span_rows of a rollup ('usage', 'labels', 'proposals', 'feedback' or
+-- 'activity') in every global filter, as filtered_rows is to period_rows: what an indicator
+-- that sums over the whole period reads. A NULL filter selects all.
+create or replace macro filtered_span_rows(
+    rollup, from_day, to_day,
+    only_concept_type, only_language, only_context, only_country, only_sector
+) as table
+    select *
+    from span_rows(rollup, from_day, to_day, only_country, only_sector)
+    where (only_concept_type is null or concept_type = only_concept_type)
+      and (only_language is null or language = only_language)
+      and (only_context is null or context = only_context);

@@ -1,0 +1,289 @@
+"""Month and quarter rollups: the sums of their days, rewritten with them, and every indicator
+over them gives exactly what the days give, for random periods and filters."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from kpi.warehouse import published
+from kpi.warehouse.indicators import (
+    FILTERS,
+    INDICATORS,
+    SUPPORT_QUERIES,
+    Period,
+    applicable_filters,
+    load_sql,
+    query,
+    run_support_query,
+)
+from kpi.warehouse.models import parameters
+from kpi.warehouse.published import SPAN_ROLLUPS, read_manifest
+from kpi.warehouse.reader import install_span_views
+from tests.kpi_fixtures import O1, O2, S1, S2, S3, S4, standard_store
+
+TYPES = ("concept_used", "concept_used", "label_added", "concept_proposed",
+         "translation_feedback")
+LABELS = ("Programmierer", "coder", "Café-Bar", "cafe bar", "Straße", "STRASSE", "data wizard",
+          "Python (Computerprogrammierung)", "python programming", "!!")
+FIRST, LAST = date(2026, 2, 10), date(2026, 11, 20)
+
+# span_rows as it would be without month and quarter rows: every day read from its day's rows
+DAYS_ONLY = """
+create or replace macro span_rows(rollup, from_day, to_day, only_country, only_sector)
+as table
+    select r.*, i.name as implementer, i.country, i.sector
+    from query_table(rollup || '_daily') as r
+    left join implementers as i on i.id = r.implementer_id
+    where r.day between from_day and to_day
+      and (only_country is null or i.country = only_country)
+      and (only_sector is null or i.sector = only_sector)
+"""
+
+
+def random_events(n: int, seed: int, first: date = FIRST, last: date = LAST
+                  ) -> list[dict[str, Any]]:
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        kind = rnd.choice(TYPES)
+        row: dict[str, Any] = {
+            "type": kind, "day": first + timedelta(days=rnd.randint(0, (last - first).days)),
+            "implementer_id": rnd.randint(1, 3), "language": rnd.choice(("en", "de", "fr")),
+            "context": rnd.choice(("cv", "search", "job_vacancy")),
+            "count": rnd.randint(1, 4), "concept_uri": rnd.choice((O1, O2, S1, S2, S3, S4))}
+        if kind != "concept_used":
+            row["label"] = rnd.choice(LABELS)
+        if kind == "concept_proposed":
+            row["concept_type"] = rnd.choice(("occupation", "skill"))
+            row["concept_uri"] = rnd.choice((O1, S2, None))
+        out.append(row)
+    return out
+
+
+def random_period(rnd: random.Random) -> Period:
+    """Whole months or quarters half of the time (what the month and quarter rows serve),
+    else any days, some reaching outside the data."""
+    if rnd.random() < 0.5:
+        start = date(2026, rnd.randint(1, 11), 1)
+        end = Period.month(date(2026, rnd.randint(start.month, 12), 1)).end
+        return Period(start, end)
+    start = FIRST - timedelta(days=20) + timedelta(days=rnd.randint(0, 300))
+    return Period(start, start + timedelta(days=rnd.randint(0, 200)))
+
+
+def random_filters(rnd: random.Random) -> dict[str, Any]:
+    choices = {"concept_type": ("occupation", "skill"), "language": ("en", "de"),
+               "country": ("DE", "FR"), "sector": ("pes", "job_portal"),
+               "context": ("cv", "search")}
+    return {name: rnd.choice(values) for name, values in choices.items() if rnd.random() < 0.3}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    store = standard_store(tmp_path_factory.mktemp("grains"))
+    store.events(*random_events(1500, seed=11))
+    store.aggregate()
+    # a second run: late events on old days and new ones (months and quarters rewritten)
+    store.events(*random_events(300, seed=12), *random_events(20, seed=13, last=FIRST))
+    store.aggregate()
+    yield store
+    store.engine.dispose()
+
+
+def rows_of(con, sql: str) -> list[tuple]:
+    return sorted(con.execute(sql).fetchall(), key=repr)
+
+
+def closed_spans(rollups: dict[str, Any], name: str) -> set[str]:
+    """The months (or quarters) that have days and have ended before this month."""
+    span = SPAN_ROLLUPS[name][1]
+    starts = {published.span_start(d, span) for d in rollups[f"{name.rsplit('_', 1)[0]}_daily"]}
+    return {s for s in starts if published.span_closed(s, span, date.today())}
+
+
+def test_which_months_and_quarters_have_ended():
+    today = date(2026, 12, 1)
+    assert published.span_closed("2026-11-01", "month", today)
+    assert not published.span_closed("2026-12-01", "month", today)
+    assert published.span_closed("2026-07-01", "quarter", today)
+    assert not published.span_closed("2026-10-01", "quarter", today)
+    assert published.span_closed("2026-10-01", "quarter", date(2027, 1, 1))
+    assert published.span_start("2026-11-30", "quarter") == "2026-10-01"
+
+
+def test_month_and_quarter_rows_are_the_sums_of_their_days(store):
+    con = store.reader()
+    try:
+        rollups = read_manifest(store.settings)["rollups"]
+        assert not published.missing_spans(rollups)
+        for name, (source, span) in SPAN_ROLLUPS.items():
+            # the months and quarters that have ended have sums; the current ones do not
+            assert set(rollups[name]) == closed_spans(rollups, name), name
+            assert published.span_closed("2026-07-01", span, date(2026, 10, 1))
+            assert not published.span_closed("2026-10-01", span, date(2026, 10, 31))
+            # table names and the span come from the constants of kpi.warehouse.published
+            expected = rows_of(con, f"""
+                select * exclude (usage, events, day), sum(usage)::bigint as usage,
+                       sum(events)::bigint as events,
+                       cast(date_trunc('{span}', day) as date) as day
+                from {source} group by all""")
+            got = rows_of(con, f"""
+                select * exclude (usage, events, day), sum(usage)::bigint as usage,
+                       sum(events)::bigint as events, day
+                from {name} group by all""")
+            assert got == expected and expected, name
+            # the published sums: one row per key and span
+            files = [str(published.published_dir(store.settings) / f)
+                     for fs in rollups[name].values() for f in fs]
+            assert con.execute("""
+                select count(*) from (
+                    select * exclude (usage, events)
+                    from read_parquet($files, hive_partitioning = true)
+                    group by all having count(*) > 1)""", {"files": files}).fetchall() == [(0,)]
+    finally:
+        con.close()
+
+
+def test_month_and_quarter_tables_have_the_daily_columns_before_and_after_a_run(store,
+                                                                              tmp_path):
+    fresh = standard_store(tmp_path / "fresh")
+    try:
+        for settings_of in (fresh, store):
+            con = settings_of.reader()
+            try:
+                for name in SPAN_ROLLUPS:
+                    daily = f"{name.rsplit('_', 1)[0]}_daily"
+                    # table names come from the constants of kpi.warehouse.published
+                    assert [(n, t.lower()) for n, t, *_ in con.execute(
+                        f"describe {name}").fetchall()] == list(published.SCHEMAS[daily])
+            finally:
+                con.close()
+    finally:
+        fresh.engine.dispose()
+
+
+def run_all(con, period: Period, filters: dict[str, Any]) -> dict[str, Any]:
+    """Every indicator and support query, with the filters each applies."""
+    out: dict[str, Any] = {}
+    for name in INDICATORS:
+        usable = {k: v for k, v in filters.items() if k in applicable_filters(name)}
+        out[name] = query(con, name, period, label_language="de", **usable).tuples()
+    previous = period.previous()
+    base = {"start": period.start, "end": period.end, "prev_start": previous.start,
+            "prev_end": previous.end, "label_language": "de", "concept_uri": S1,
+            "implementer_id": None, **{f: None for f in FILTERS if f != "concept_uri"},
+            **filters}
+    for name in SUPPORT_QUERIES:
+        for grain in ("day", "week", "month") if name == "usage_trend" else (None,):
+            params = {k: v for k, v in {**base, "grain": grain}.items()
+                      if k in parameters(load_sql(name))}
+            out[f"{name}/{grain}"] = run_support_query(con, name, params).tuples()
+    return out
+
+
+def test_every_indicator_gives_the_same_rows_as_over_the_days(store):
+    spans, days = store.reader(), store.reader()
+    days.execute(DAYS_ONLY)
+    rnd = random.Random(5)
+    try:
+        for _ in range(25):
+            period, filters = random_period(rnd), random_filters(rnd)
+            got, expected = run_all(spans, period, filters), run_all(days, period, filters)
+            for name in expected:
+                assert got[name] == expected[name], (name, str(period), filters)
+        # the whole data set, unfiltered: every row of every kind counted
+        assert run_all(spans, Period(date(2026, 1, 1), date(2026, 12, 31)), {}) == run_all(
+            days, Period(date(2026, 1, 1), date(2026, 12, 31)), {})
+    finally:
+        spans.close()
+        days.close()
+
+
+def test_span_views_of_the_days_alone_give_the_same_answers(store):
+    # what a warehouse built in memory from SCHEMAS (bench/trends.py) reads through
+    spans, days = store.reader(), store.reader()
+    install_span_views(days)
+    try:
+        period = Period(date(2026, 3, 1), date(2026, 9, 30))
+        assert run_all(spans, period, {}) == run_all(days, period, {})
+    finally:
+        spans.close()
+        days.close()
+
+
+def test_kpi_counts_count_the_lists(store):
+    con = store.reader()
+    rnd = random.Random(8)
+    try:
+        for _ in range(20):
+            period, filters = random_period(rnd), random_filters(rnd)
+            full = {f: None for f in ("concept_type", "language", "country", "sector",
+                                      "context")} | filters
+            counts = run_support_query(con, "kpi_counts", {
+                "start": period.start, "end": period.end, **full}).rows[0]
+            assert counts == {
+                "candidate_labels": len(query(con, "candidate_alt_labels", period,
+                                              **filters).rows),
+                "proposals": len(query(con, "new_concept_proposals", period, **filters).rows),
+                "feedback_events": sum(r["events"] for r in query(
+                    con, "translation_feedback", period, **filters).rows),
+            }, (str(period), filters)
+    finally:
+        con.close()
+
+
+def test_a_late_event_rewrites_its_month_and_quarter_only(tmp_path):
+    store = standard_store(tmp_path / "late")
+    try:
+        store.events(*random_events(200, seed=3))
+        store.aggregate()
+        before = read_manifest(store.settings)["rollups"]
+        store.events({"day": "2026-05-20", "count": 3})
+        store.aggregate()
+        after = read_manifest(store.settings)["rollups"]
+        changed = {(table.rsplit("_", 1)[1], key) for table, spans in after.items()
+                   for key, files in spans.items() if before.get(table, {}).get(key) != files}
+        assert changed == {("daily", "2026-05-20"), ("monthly", "2026-05-01"),
+                           ("quarterly", "2026-04-01")}
+        assert {t for t, spans in after.items() if spans != before.get(t)} >= {
+            "usage_daily", "usage_monthly", "usage_quarterly"}
+    finally:
+        store.engine.dispose()
+
+
+def test_a_warehouse_published_without_them_answers_the_same_and_gets_them(tmp_path):
+    store = standard_store(tmp_path / "old")
+    try:
+        store.events(*random_events(400, seed=21))
+        store.aggregate()
+        period = Period(date(2026, 4, 1), date(2026, 9, 30))
+        con = store.reader()
+        expected = run_all(con, period, {})
+        con.close()
+        # as an earlier version published it: daily rollups only
+        path = published.published_dir(store.settings) / published.MANIFEST
+        manifest = json.loads(path.read_text())
+        manifest["rollups"] = {t: d for t, d in manifest["rollups"].items()
+                               if t not in SPAN_ROLLUPS}
+        path.write_text(json.dumps(manifest))
+        con = store.reader()
+        assert run_all(con, period, {}) == expected  # the sums computed from the days
+        con.close()
+        store.events({"day": "2026-07-02"})  # the next run writes every month and quarter
+        store.aggregate()
+        spans = read_manifest(store.settings)["rollups"]
+        assert not published.missing_spans(spans)
+        for name in SPAN_ROLLUPS:
+            assert set(spans[name]) == closed_spans(spans, name) != set()
+        spans_con, days_con = store.reader(), store.reader()
+        days_con.execute(DAYS_ONLY)
+        assert run_all(spans_con, period, {}) == run_all(days_con, period, {})
+        spans_con.close()
+        days_con.close()
+    finally:
+        store.engine.dispose()
