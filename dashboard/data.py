@@ -237,7 +237,10 @@ def _view(state: FilterState, period: Period) -> tuple:
 
 
 def result_rows(value: Any) -> int:
-    """The size of a cached indicator result: its rows."""
+    """The size of a cached indicator result: its rows (of a list, such as the review items:
+    its length)."""
+    if isinstance(value, list):
+        return len(value)
     return len(getattr(value, "rows", ()))
 
 
@@ -413,6 +416,29 @@ class Data:
         from kpi.review.items import evidence
 
         return self._until_published("review_evidence", lambda: evidence(self.settings))
+
+    def review_items(self, kind: str | None, status: str | None, language: str | None
+                     ) -> list[Any]:
+        """kpi.review.decisions.list_items with the kept evidence, memoised in this worker
+        until a run publishes or a reviewer decides (statuses come from the audit trail, and a
+        deferred item reopens when the evidence grows). The items are not to be changed."""
+        from kpi.review.decisions import list_items
+
+        def compute() -> list[Any]:
+            return list_items(self.settings, self.engine(), kind=kind, status=status,
+                              language=language, known=self.review_evidence())
+
+        if self.cache is None:
+            return compute()
+        before = (period_fingerprint(self.settings, date.min, date.max), self.review_token())
+        key = repr(("review_items", before, kind, status, language))
+        hit = self.cache.get(key)
+        if hit is None:
+            hit = compute()
+            if (period_fingerprint(self.settings, date.min, date.max),
+                    self.review_token()) == before:
+                self.cache.set(key, hit, timeout=CACHE_SECONDS)
+        return hit
 
     def review_item_months(self, since: date) -> dict[str, dict[date, int]]:
         """kpi.review.items.item_months from `since` on, until a run publishes."""

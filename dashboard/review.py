@@ -22,6 +22,7 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import PREFIX
+from dashboard.components import GRID_ROW_LIMIT
 from dashboard.data import Data
 from dashboard.login import csrf_ok, session_username
 from dashboard.state import FilterState, parse_query, to_query, today
@@ -89,46 +90,56 @@ def sparkline(values: list[int]) -> str:
     return "".join(_BLOCKS[round((v / top) * (len(_BLOCKS) - 1))] if v else " " for v in values)
 
 
-def review_rows(data: Data, state: FilterState) -> list[dict[str, Any]]:
-    """The review items for the page's filters (kind, status, language, concept type), as
-    rows of TABLE_COLUMNS plus what the grid shows: what is emerging, then what is rising in
-    the page's period (concept_trends), then the rest, each by evidence."""
+def review_queue(data: Data, state: FilterState) -> list[tuple[Item, str]]:
+    """The review items for the page's filters (kind, status, language, concept type, one
+    item), each with its trend in the page's period: what is emerging, then what is rising
+    (concept_trends), then the rest, each by evidence."""
     try:
-        items = list_items(data.settings, data.engine(), kind=state.kind, status=state.status,
-                           language=state.language, known=data.review_evidence())
+        items = data.review_items(state.kind, state.status, state.language)
     except FileNotFoundError:
         return []  # nothing published yet (a fresh install)
+    items = [i for i in items if (not state.concept_type or i.concept_type == state.concept_type)
+             and (not state.item or i.item_id == state.item)]
+    trends = trending(data, state) if items else {}
+    queue = [(item, trends.get(item.item_id, "")) for item in items]
+    # a stable sort: the evidence order stays within each group
+    queue.sort(key=lambda pair: _TREND_ORDER[pair[1]])
+    return queue
+
+
+def review_rows(data: Data, state: FilterState, limit: int | None = None
+                ) -> list[dict[str, Any]]:
+    """The queue (review_queue) as rows of TABLE_COLUMNS plus what the grid shows; only the
+    first `limit` when given (a page shows the first GRID_ROW_LIMIT, the CSV has them all)."""
+    return queue_rows(data, review_queue(data, state)[:limit])
+
+
+def queue_rows(data: Data, queue: list[tuple[Item, str]]) -> list[dict[str, Any]]:
+    """Rows of TABLE_COLUMNS (and the grid's own columns) for items of the queue."""
     months = spark_months()
     try:
-        monthly = data.review_item_months(months[0])
+        monthly = data.review_item_months(months[0]) if queue else {}
     except FileNotFoundError:
         monthly = {}
+    names = [f"{m:%b %Y}" for m in months]
+    shown: dict[tuple[int, ...], tuple[str, str]] = {}  # counts -> (spark, text), reused
     rows = []
-    for item in items:
-        if state.concept_type and item.concept_type != state.concept_type:
-            continue
-        if state.item and item.item_id != state.item:
-            continue
+    for item, trend in queue:
         row = item.public()
         row.update(spellings=item.spellings, countries=item.countries,
-                   label_norm=item.label_norm)
-        counts = [monthly.get(item.item_id, {}).get(m, 0) for m in months]
-        row["spark"] = sparkline(counts)
-        row["implementers_by_month"] = ", ".join(
-            f"{m:%b %Y} {n}" for m, n in zip(months, counts, strict=True))
+                   label_norm=item.label_norm, trend=trend)
+        sent = monthly.get(item.item_id, {})
+        counts = tuple(sent.get(m, 0) for m in months)
+        if counts not in shown:
+            shown[counts] = (sparkline(list(counts)), ", ".join(
+                f"{name} {n}" for name, n in zip(names, counts, strict=True)))
+        row["spark"], row["implementers_by_month"] = shown[counts]
         status = item.status + (f" ({GROWN})" if item.grown_since_decision else "")
         if item.in_release:
             status += f" in {item.in_release}"
         row["status_text"] = status
         row["concept"] = item.concept_uri or f"new {item.concept_type or 'concept'}"
-        row["trend"] = ""
         rows.append(row)
-    if rows:
-        trends = trending(data, state)
-        for row in rows:
-            row["trend"] = trends.get(row["item_id"], "")
-        # a stable sort: the evidence order stays within each group
-        rows.sort(key=lambda row: _TREND_ORDER[row["trend"]])
     return rows
 
 
@@ -350,7 +361,7 @@ def register_review_callbacks(app: Dash, data: Data) -> None:
                                          note, token)
         if not written:
             return message, no_update, no_update
-        return message, review_rows(data, parse_query(search)), []
+        return message, review_rows(data, parse_query(search), GRID_ROW_LIMIT), []
 
     @app.callback(
         Output("review-details", "children"),

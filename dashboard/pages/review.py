@@ -22,6 +22,8 @@ from dashboard.review import (
     TABLE_COLUMNS,
     current_role,
     details,
+    queue_rows,
+    review_queue,
     review_rows,
 )
 from dashboard.state import FilterState, to_query
@@ -118,7 +120,10 @@ def render(data: Data, state: FilterState) -> list[Any]:
     from dashboard.login import csrf_token
 
     reviewer = current_role(data) == "reviewer"
-    rows = review_rows(data, state)
+    queue = review_queue(data, state)
+    total = len(queue)
+    # rows only for what the grid shows: the CSV download builds them all
+    rows = queue_rows(data, queue[:GRID_ROW_LIMIT])
     filters = html.Div(className="review-filters", children=[
         _choices(state, "kind", KINDS, "Kind"), _choices(state, "status", STATUSES, "Status")])
     note = ("Evidence covers all time: language and concept type filter the items. First "
@@ -134,7 +139,7 @@ def render(data: Data, state: FilterState) -> list[Any]:
         # the token the decision callback checks against the session (dashboard.review)
         body += [dcc.Store(id="review-csrf", data=csrf_token()),
                  html.P(f"Select items (click a row, or move to it with the arrow keys and "
-                        f"press Space), then decide. {len(rows)} items shown.",
+                        f"press Space), then decide. {total} items.",
                         className="note")]
     else:
         body.append(html.P("You can view and download the items; reviewers decide on them. "
@@ -146,8 +151,8 @@ def render(data: Data, state: FilterState) -> list[Any]:
             "The linked item is not in the queue with these filters. ",
             dcc.Link("Show every item", href=everything, id="review-all-items")],
             className="note"))
-    if len(rows) > GRID_ROW_LIMIT:
-        body.append(html.P(f"Showing the first {GRID_ROW_LIMIT:,} of {len(rows):,} items; the "
+    if total > GRID_ROW_LIMIT:
+        body.append(html.P(f"Showing the first {GRID_ROW_LIMIT:,} of {total:,} items; the "
                            "CSV has them all.", className="note"))
     body.append(_grid(rows, reviewer) if rows else empty_state("No review items."))
     if reviewer and rows:
