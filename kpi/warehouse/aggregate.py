@@ -6,8 +6,9 @@ One run:
    no transaction still in flight can later commit an id below it);
 3. copies the catalogue (only versions that changed) and the implementers;
 4. reads the accepted events with watermark < id <= high-water mark in id ranges, and appends
-   each batch to the warehouse's events in one DuckDB transaction together with the days it
-   touches and the new watermark: a crash at any point, then a re-run, counts nothing twice;
+   them to the warehouse's events (a few ranges at a time, in id order) in one DuckDB
+   transaction together with the days they touch and the new watermark: a crash at any point,
+   then a re-run, counts nothing twice;
 5. publishes the rollups of the touched days (see kpi/warehouse/published.py) and records the run in
    the ingest store's `aggregation_runs`.
 """
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import multiprocessing
 import os
+import shutil
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,11 +33,8 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Engine, Select, func, insert, literal_column, select
 
-from kpi.catalogue.labels import gendered_forms, normalise_label
 from kpi.catalogue.versions import version_key
 from kpi.settings import Settings
 from kpi.store.db import (
@@ -51,13 +51,32 @@ from kpi.store.db import (
 )
 from kpi.warehouse import models, private, published
 from kpi.warehouse.models import registered, transaction
+from kpi.warehouse.store_arrow import (
+    EVENT_TYPES,
+    ArrowStore,
+    MixedTypes,
+    compile_qmark,
+    read_result,
+    result_folder,
+    store_source,
+    with_label_keys,
+    with_label_norm,
+    worker_select,
+)
 
 # Ids per read from the ingest store: bounded memory (a few hundred MB at most) and
 # DuckDB transactions of a useful size.
 BATCH_IDS = 200_000
-# A backlog of at least this many ids is read by worker threads (see _batches).
+# A backlog of at least this many ids is read by workers (see _batches).
 PARALLEL_MIN_IDS = 1_000_000
 READ_WORKERS = 4
+# Batches are appended to the warehouse (and the watermark committed) once they hold this many
+# events, or at the end of the backlog: inserts of ~1 M rows cost DuckDB a third less than
+# five times as many of 200 k, which leave partial row groups for the checkpoint to rewrite.
+APPEND_MIN_ROWS = 1_000_000
+# A catalogue version with at least this many labels has them read and normalised by worker
+# processes (see _sync_catalogue); a smaller one here (no process start-up for a few labels).
+LABEL_WORKERS_MIN = 20_000
 
 Progress = Callable[[int, int], None]
 """Called as progress(ids_done, ids_total) after each batch."""
@@ -164,14 +183,22 @@ def _run(
         _sync_quality(con, engine)
 
     read = 0
+    held: list[pa.Table] = []  # batches read but not appended yet
+    held_rows = 0
     # sync() runs before the first batch is appended, while the first batches are being read
     for upper, batch in _batches(settings, engine, previous, high, before=sync):
-        # The batch, the days it touches and the watermark that covers it: one transaction.
-        with transaction(con):
-            for table in batch:
-                _append_events(con, table)
-            private.set_meta(con, "watermark", str(upper))
-        read += sum(t.num_rows for t in batch)
+        held.extend(batch)
+        held_rows += sum(t.num_rows for t in batch)
+        if held_rows >= APPEND_MIN_ROWS or upper == high:
+            # The batches, the days they touch and the watermark that covers them: one
+            # transaction. Fewer, larger inserts: DuckDB writes whole row groups at once
+            # instead of logging small ones and rewriting them at the checkpoint.
+            with transaction(con):
+                for part in _by_kind(held):
+                    _append_events(con, part)
+                private.set_meta(con, "watermark", str(upper))
+            read += held_rows
+            held, held_rows = [], 0
         if progress:
             progress(upper - previous, high - previous)
     catalogue_copied = synced["catalogue"]
@@ -210,11 +237,11 @@ def _batches(
 ) -> Iterator[tuple[int, list[pa.Table]]]:
     """(upper id, Arrow tables) for each id range of the backlog, in id order.
 
-    Rows never pass through Python one by one (see _fetch): SQLite joins each column's values
-    into one string, PostgreSQL sends CSV (COPY ... TO STDOUT), and Arrow splits or parses them
-    in C++. Both release the GIL, so a large backlog is read by threads (one per core, up to
-    READ_WORKERS) while this thread appends to DuckDB; results still arrive in id order, so
-    each commit's watermark stays exact.
+    A large backlog is read by workers (one per core, up to READ_WORKERS) while this thread
+    appends to DuckDB: threads with ADBC on PostgreSQL, processes with ADBC on SQLite (see
+    kpi.warehouse.store_arrow: no Python object per row, and no second SQLite library in
+    this process). Results still arrive in id order, so each commit's watermark stays exact.
+    A small backlog is read here, through the engine's driver.
 
     `before()` is called in this thread before the first batch is handed out, even when there
     is none; with a large backlog the first reads are already running meanwhile.
@@ -222,47 +249,97 @@ def _batches(
     ranges = [(lo, min(lo + BATCH_IDS, high)) for lo in range(low, high, BATCH_IDS)]
     workers = min(os.cpu_count() or 1, READ_WORKERS)
     norm_cache: dict[str, str] = {}
-    url = engine.url.render_as_string(hide_password=False)
-    # (an in-memory SQLite database exists once per connection: read it on one)
-    if high - low < PARALLEL_MIN_IDS or workers < 2 or ":memory:" in url:
+    if high - low < PARALLEL_MIN_IDS or workers < 2 or not _separate_connections(engine):
         before()
-        with engine.connect() as conn:
+        if not ranges:
+            return
+        store = ArrowStore(engine)
+        try:
             for lo, hi in ranges:
-                yield hi, _read_events(conn.connection.dbapi_connection, engine.dialect.name,
-                                       lo, hi, norm_cache)
+                yield hi, _read_events(store, lo, hi, norm_cache)
+        finally:
+            store.close()
         return
+
     local = threading.local()
-    opened: list[Any] = []
+    opened: list[ArrowStore] = []
     lock = threading.Lock()
 
-    def read(lo: int, hi: int) -> list[pa.Table]:
-        raw = getattr(local, "raw", None)
-        if raw is None:
-            raw = local.raw = engine.raw_connection()
+    def store_here() -> ArrowStore:
+        store = getattr(local, "store", None)
+        if store is None:
+            store = local.store = ArrowStore(engine)
             with lock:
-                opened.append(raw)
-        return _read_events(raw.dbapi_connection, engine.dialect.name, lo, hi, norm_cache)
+                opened.append(store)
+        return store
+
+    pool: Executor
+    folder = None
+    if engine.dialect.name == "sqlite":
+        pool = _process_pool(workers)
+        source = store_source(engine)
+        folder = result_folder()
+
+        def submit(lo: int, hi: int) -> Future:
+            return pool.submit(worker_select, source, tuple(
+                compile_qmark(_events_in(used, lo, hi), engine.dialect)
+                for used in (True, False)), "events", folder)
+    else:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="aggregate-read")
+
+        def submit(lo: int, hi: int) -> Future:
+            return pool.submit(lambda: _read_events(store_here(), lo, hi, norm_cache))
 
     try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="aggregate-read") as pool:
+        with pool:
             todo = iter(ranges)
-            pending: deque[tuple[int, Future]] = deque(
-                (hi, pool.submit(read, lo, hi)) for lo, hi in islice(todo, 3 * workers))
+            pending: deque[tuple[int, int, Future]] = deque(
+                (lo, hi, submit(lo, hi)) for lo, hi in islice(todo, 3 * workers))
             try:
                 before()
                 while pending:
-                    hi, future = pending.popleft()
-                    tables = future.result()
+                    lo, hi, future = pending.popleft()
+                    try:
+                        tables = future.result()
+                        if folder is not None:
+                            tables = read_result(tables)
+                    except MixedTypes:  # values ADBC cannot type: this range row by row
+                        tables = _read_events(store_here(), lo, hi, norm_cache)
                     following = next(todo, None)
                     if following:
-                        pending.append((following[1], pool.submit(read, *following)))
+                        pending.append((*following, submit(*following)))
                     yield hi, tables
             finally:
-                for _, future in pending:
+                for *_, future in pending:
                     future.cancel()
     finally:
-        for raw in opened:
-            raw.close()
+        for store in opened:
+            store.close()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _by_kind(tables: list[pa.Table]) -> list[pa.Table]:
+    """The tables of several batches as one table per kind (concept_used or the others)."""
+    kinds: dict[bool, list[pa.Table]] = {}
+    for table in tables:
+        kinds.setdefault("type" in table.column_names, []).append(table)
+    return [pa.concat_tables(group, promote_options="permissive") for group in kinds.values()]
+
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    # Spawned, not forked: this process runs DuckDB's threads (and the entry script must guard
+    # its top level with `if __name__ == "__main__"`, as multiprocessing requires).
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _separate_connections(engine: Engine) -> bool:
+    """Whether other connections see the same store (an in-memory SQLite database exists once
+    per connection: it is read on one)."""
+    url = engine.url
+    return not (engine.dialect.name == "sqlite"
+                and (not url.database or url.database == ":memory:"
+                     or "mode=memory" in str(url)))
 
 
 # concept_used events are nearly all of the volume and need fewer columns: they are read by a
@@ -270,136 +347,29 @@ def _batches(
 _USED_COLUMNS = ("implementer_id", "day", "concept_uri", "esco_version", "language",
                  "context", "count")
 _OTHER_COLUMNS = (*_USED_COLUMNS, "type", "label", "concept_type")
-_NULLABLE = frozenset({"concept_uri", "label", "concept_type"})  # the rest are NOT NULL
-_TYPES = {"implementer_id": pa.int32(), "day": pa.date32(), "count": pa.int64()}
-_SEP = "\x1f"  # joins one column's values; a value holding it sends the batch to _fetch_rows
+_EVENTS_SQL = {
+    used: select(*(events.c[c] for c in (_USED_COLUMNS if used else _OTHER_COLUMNS)))
+    .where(events.c.status == "accepted",
+           events.c.type == "concept_used" if used else events.c.type != "concept_used")
+    for used in (True, False)
+}
 
 
-def _where(used: bool, placeholder: str) -> str:
-    kind = "type = 'concept_used'" if used else "type <> 'concept_used'"
-    return (f"from events where id > {placeholder} and id <= {placeholder} "
-            f"and status = 'accepted' and {kind}")
-
-
-def _sqlite_sql(columns: tuple[str, ...], used: bool) -> str:
-    """One row: count(*), then per column all its values joined by _SEP.
-
-    Rows never pass through Python one by one: SQLite joins each column in C, Arrow splits it
-    (a third of the cost of fetching tuples). group_concat skips NULLs, so a nullable column
-    is either prefixed ('x' || value, '' for NULL) or, for concept_used rows, whose URI is
-    never NULL when accepted, counted: a batch that breaks the rule is read by _fetch_rows.
-    """
-    parts = ["count(*)"]
-    if used:
-        parts += [f"count({c})" for c in columns if c in _NULLABLE]
-        parts += [f"group_concat({c}, char(31))" for c in columns]
-    else:
-        parts += [f"group_concat(coalesce('x' || {c}, ''), char(31))" if c in _NULLABLE
-                  else f"group_concat({c}, char(31))" for c in columns]
-    return f"select {', '.join(parts)} {_where(used, '?')}"
-
-
-def _postgresql_sql(columns: tuple[str, ...], used: bool) -> str:
-    # CSV: text quoted when needed, NULL an empty unquoted field, empty text "".
-    cols = ", ".join("to_char(day, 'YYYY-MM-DD')" if c == "day" else c for c in columns)
-    return f"copy (select {cols} {_where(used, '%s')}) to stdout (format csv)"
-
-
-_SQL: dict[tuple[str, bool], str] = {}
-
-
-def _sql(dialect: str, used: bool) -> str:
-    sql = _SQL.get((dialect, used))
-    if sql is None:
-        columns = _USED_COLUMNS if used else _OTHER_COLUMNS
-        build = _postgresql_sql if dialect == "postgresql" else _sqlite_sql
-        sql = _SQL[(dialect, used)] = build(columns, used)
-    return sql
-
-
-def _fetch(dbapi: Any, dialect: str, used: bool, low: int, high: int) -> pa.Table | None:
-    """Accepted events of one kind with low < id <= high as an Arrow table (None if none)."""
-    columns = _USED_COLUMNS if used else _OTHER_COLUMNS
-    cursor = dbapi.cursor()
-    try:
-        if dialect == "postgresql":
-            out = bytearray()
-            with cursor.copy(_sql(dialect, used), (low, high)) as copy:
-                for block in copy:
-                    out += block
-            return _parse_csv(bytes(out), columns) if out else None
-        if dialect != "sqlite":
-            raise RuntimeError(f"the aggregator reads SQLite or PostgreSQL, not {dialect}")
-        row = cursor.execute(_sql(dialect, used), (low, high)).fetchone()
-    finally:
-        cursor.close()
-    n = row[0]
-    if not n:
-        return None
-    counts, joined = (row[1:-len(columns)], row[-len(columns):]) if used else ((), row[1:])
-    if any(c != n for c in counts):
-        return _fetch_rows(dbapi, columns, used, low, high)
-    data = {}
-    for name, text in zip(columns, joined, strict=True):
-        values = pc.split_pattern(pa.array([text], pa.large_string()), _SEP).flatten()
-        if len(values) != n:  # a value held the separator
-            return _fetch_rows(dbapi, columns, used, low, high)
-        if name in _NULLABLE and not used:
-            values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.large_string()),
-                                pc.utf8_slice_codeunits(values, 1))
-        data[name] = values.cast(_TYPES.get(name, pa.string()))
-    return pa.table(data)
-
-
-def _fetch_rows(dbapi: Any, columns: tuple[str, ...], used: bool, low: int,
-                high: int) -> pa.Table:
-    """The same as _fetch through plain rows: slower, for values the fast path cannot carry."""
-    cursor = dbapi.cursor()
-    try:
-        cursor.execute(f"select {', '.join(columns)} {_where(used, '?')}", (low, high))
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    cols = list(zip(*rows, strict=True))
-    return pa.table({n: pa.array(c).cast(_TYPES.get(n, pa.string()))
-                     for n, c in zip(columns, cols, strict=True)})
-
-
-def _parse_csv(data: bytes, columns: tuple[str, ...]) -> pa.Table:
-    return pa_csv.read_csv(
-        pa.py_buffer(data),
-        read_options=pa_csv.ReadOptions(column_names=list(columns), block_size=1 << 24),
-        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-        convert_options=pa_csv.ConvertOptions(
-            column_types={c: _TYPES.get(c, pa.string()) for c in columns},
-            null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False),
-    )
+def _events_in(used: bool, low: int, high: int) -> Select:
+    return _EVENTS_SQL[used].where(events.c.id > low, events.c.id <= high)
 
 
 def _read_events(
-    dbapi: Any, dialect: str, low: int, high: int, norm_cache: dict[str, str]
+    store: ArrowStore, low: int, high: int, norm_cache: dict[str, str]
 ) -> list[pa.Table]:
     """Accepted events with low < id <= high, as Arrow tables (one per query that found any)."""
     tables = []
-    used = _fetch(dbapi, dialect, True, low, high)
-    if used is not None:
+    used = store.select(_events_in(True, low, high), EVENT_TYPES)
+    if used.num_rows:
         tables.append(used)
-    other = _fetch(dbapi, dialect, False, low, high)
-    if other is not None:
-        # Normalised once per distinct label, not per row.
-        labels = other.column("label")
-        distinct = pc.unique(labels)
-        norms = []
-        for label in distinct.to_pylist():
-            norm = None
-            if label is not None:
-                norm = norm_cache.get(label)
-                if norm is None:
-                    norm = norm_cache[label] = normalise_label(label)
-            norms.append(norm)
-        positions = pc.index_in(labels, value_set=distinct)
-        tables.append(other.append_column(
-            "label_norm", pc.take(pa.array(norms, pa.string()), positions)))
+    other = store.select(_events_in(False, low, high), EVENT_TYPES)
+    if other.num_rows:
+        tables.append(with_label_norm(other, norm_cache))  # once per distinct label
     return tables
 
 
@@ -435,9 +405,30 @@ def _sync_catalogue(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
     with transaction(con):
         for version in (*changed, *gone):
             models.run(con, "private/forget_catalogue_version", {"version": version})
-        with engine.connect() as conn:
+        store = ArrowStore(engine)
+        pool = None
+        try:
+            # A large release's labels are read and normalised by worker processes, in parts,
+            # while this thread copies its concepts (normalise_label is Python: 385,000 labels
+            # take about a second of one core).
+            workers = min(os.cpu_count() or 1, READ_WORKERS)
+            large = [v for v in changed if source[v][3] >= LABEL_WORKERS_MIN]
+            parts: dict[str, list[Future]] = {}
+            if large and workers >= 2 and _separate_connections(engine):
+                pool = _process_pool(workers)
+                where = store_source(engine)
+                folder = result_folder()
+                for version in large:
+                    parts[version] = [pool.submit(worker_select, where, (compile_qmark(
+                        _labels_of(version, engine.dialect.name, part, workers),
+                        engine.dialect),), "labels", folder) for part in range(workers)]
             for version in changed:
-                _copy_version(con, conn, version)
+                _copy_version(con, store, version, parts.get(version))
+        finally:
+            store.close()
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+                shutil.rmtree(folder, ignore_errors=True)
         for version in changed:
             loaded_at, src, n_concepts, n_labels, languages = source[version]
             models.run(con, "private/add_catalogue_version", {
@@ -451,59 +442,49 @@ def _sync_catalogue(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
     return True
 
 
-def _copy_version(con: duckdb.DuckDBPyConnection, conn: Connection, version: str) -> None:
-    rows = conn.execute(
+def _copy_version(con: duckdb.DuckDBPyConnection, store: ArrowStore, version: str,
+                  parts: list[Future] | None = None) -> None:
+    """Copy one version's concepts, members and labels; `parts`: its labels being read (with
+    their keys) by worker processes, else they are read here."""
+    version_concepts = store.select(
         select(concepts.c.uri, concepts.c.concept_type, concepts.c.status)
-        .where(concepts.c.version == version)
-    ).all()
-    if rows:
-        uri, ctype, status = (list(c) for c in zip(*rows, strict=True))
-        version_concepts = pa.table({"uri": uri, "concept_type": ctype, "status": status})
+        .where(concepts.c.version == version))
+    if version_concepts.num_rows:
         with registered(con, version_concepts=version_concepts):
             models.run(con, "private/copy_catalogue_concepts", {"version": version})
-    _copy_members(con, conn, version)
-    cache: dict[str, str] = {}
-    result = conn.execution_options(yield_per=100_000).execute(
-        select(concept_labels.c.uri, concept_labels.c.language, concept_labels.c.kind,
-               concept_labels.c.label).where(concept_labels.c.version == version)
-    )
-    for part in result.partitions():
-        uri, lang, kind, label = (list(c) for c in zip(*part, strict=True))
-        norm = []
-        for text in label:
-            n = cache.get(text)
-            if n is None:
-                n = cache[text] = normalise_label(text)
-            norm.append(n)
-        version_labels = pa.table({
-            "uri": uri, "language": lang, "kind": kind, "label": label, "label_norm": norm,
-            "form_norms": pa.array([gendered_forms(text) for text in label],
-                                   pa.list_(pa.string())),
-        })
+    _copy_members(con, store, version)
+    tables = []
+    try:
+        tables = [table for part in parts or () for table in read_result(part.result())]
+    except MixedTypes:  # values SQLite's ADBC driver cannot type: read them here
+        parts = None
+    if parts is None:
+        labels = store.select(_labels_of(version, store.dialect))
+        tables = [with_label_keys(labels)] if labels.num_rows else []
+    for version_labels in tables:
         with registered(con, version_labels=version_labels):
             models.run(con, "private/copy_catalogue_labels", {"version": version})
 
 
-def _copy_members(con: duckdb.DuckDBPyConnection, conn: Connection, version: str) -> None:
+def _labels_of(version: str, dialect: str, part: int = 0, parts: int = 1) -> Select:
+    """One version's labels, or one of `parts` disjoint parts of them."""
+    query = select(concept_labels.c.uri, concept_labels.c.language, concept_labels.c.kind,
+                   concept_labels.c.label).where(concept_labels.c.version == version)
+    if parts > 1:
+        row = (literal_column("rowid") if dialect == "sqlite"
+               else func.abs(func.hashtext(concept_labels.c.uri)))
+        query = query.where(row % parts == part)
+    return query
+
+
+def _copy_members(con: duckdb.DuckDBPyConnection, store: ArrowStore, version: str) -> None:
     """Copy one version's collection members and the URIs it says it replaced."""
-    members = conn.execute(
+    version_collections = store.select(
         select(concept_collections.c.collection, concept_collections.c.uri)
-        .where(concept_collections.c.version == version)
-    ).all()
-    version_collections = pa.table({
-        "collection": pa.array([m[0] for m in members], pa.string()),
-        "uri": pa.array([m[1] for m in members], pa.string()),
-    })
-    replaced = conn.execute(
+        .where(concept_collections.c.version == version))
+    version_successors = store.select(
         select(concept_successors.c.uri, concept_successors.c.successor_uri,
-               concept_successors.c.source)
-        .where(concept_successors.c.version == version)
-    ).all()
-    version_successors = pa.table({
-        "uri": pa.array([r[0] for r in replaced], pa.string()),
-        "successor_uri": pa.array([r[1] for r in replaced], pa.string()),
-        "source": pa.array([r[2] for r in replaced], pa.string()),
-    })
+               concept_successors.c.source).where(concept_successors.c.version == version))
     with registered(con, version_collections=version_collections,
                     version_successors=version_successors):
         models.run(con, "private/copy_catalogue_collections", {"version": version})
