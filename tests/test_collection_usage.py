@@ -312,10 +312,10 @@ def indicator_row(collection: str, country: str | None, usage: int, base_usage: 
 def test_export_disclosure():
     rows = [
         indicator_row("green", None, 130, 1000, 9, 12, 30),
-        indicator_row("green", "AT", 3, 200, 1, 3, 2),  # kept: 3 implementers use skills
+        indicator_row("green", "AT", 3, 200, 1, 3, 2),  # 3 implementers use skills, but:
         indicator_row("green", "DE", 120, 700, 7, 8, 25),
-        indicator_row("green", "FR", 4, 60, 1, 1, 3),  # these two fold into other
-        indicator_row("green", "LU", 3, 40, 1, 1, 2),
+        indicator_row("green", "FR", 4, 60, 1, 1, 3),  # these two fold into other, which
+        indicator_row("green", "LU", 3, 40, 1, 1, 2),  # then has 2: AT, the smallest, too
         indicator_row("green", "NL", 0, 0, 0, 0, 0),  # no skill usage: adds nothing
         indicator_row("=cmd", None, 0, 0, 0, 0, 0),
         indicator_row("=cmd", "NL", 0, 0, 0, 0, 0),
@@ -325,14 +325,17 @@ def test_export_disclosure():
                       "implementers", "base_implementers", "concepts", "used", "coverage"]
     assert out == [
         ["green", "all", "skill", "130", "1000", "0.1300", "9", "12", "40", "30", "0.7500"],
-        # a usage under 5 hides the share worked out from it; used under 5 its coverage
-        ["green", "AT", "skill", "<5", "200", "", "<3", "3", "40", "<5", ""],
         ["green", "DE", "skill", "120", "700", "0.1714", "7", "8", "40", "25", "0.6250"],
-        # FR and LU: 7 uses out of 100; their distinct concepts used cannot be added up
-        ["green", "other", "skill", "7", "100", "0.0700", "<3", "<3", "40", "", ""],
+        # FR, LU and AT: 10 uses out of 300; their distinct concepts used cannot be added up
+        ["green", "other", "skill", "10", "300", "0.0333", "3", "5", "40", "", ""],
         # no country folded with any usage: no other row; text never starts a formula
         ["'=cmd", "all", "skill", "0", "0", "", "0", "0", "40", "0", "0.0000"],
     ]
+    # a kept country's usage under 5 hides the share worked out from it, and used under 5
+    # its coverage
+    kept = [indicator_row("green", "AT", 3, 200, 1, 3, 2)]
+    assert _collections(Result(tuple(kept[0]), kept), Thresholds(3, 5))[1] == [
+        ["green", "AT", "skill", "<5", "200", "", "<3", "3", "40", "<5", ""]]
     # an implementer count of 2 out of 3 needed, and a base under 5, hide the share too
     few = [indicator_row("digital", None, 6, 4, 2, 2, 1, concepts=10)]
     assert _collections(Result(tuple(few[0]), few), Thresholds(3, 5))[1] == [

@@ -112,13 +112,12 @@ def test_files_exactly(store, tmp_path):
         "Python (programmation informatique),Python (programmation),<5,<5,3,<5,3\n"
     )
     # Active: 1, 3, 6 (DE), 2 (FR), 4 (ES); 5 sent nothing. FR and ES fold into "other",
-    # which then has fewer than 3 implementers: its mean is left blank.
+    # which then has 2 implementers: DE folds too (else "other" would show two portals'
+    # figures, and any total minus DE would give them away). The same for the sectors.
     assert read(folder, "implementer_uptake.csv") == (
         "dimension,value,active_implementers,events,usage,events_per_implementer,esco_versions\n"
-        "country,DE,3,15,29,5.0,1.0.0\n"
-        "country,other,<3,9,11,,1.0.0\n"
-        "sector,pes,3,14,16,4.7,1.0.0\n"
-        "sector,other,<3,10,24,,1.0.0\n"
+        "country,other,5,24,40,4.8,1.0.0\n"
+        "sector,other,5,24,40,4.8,1.0.0\n"
     )
     assert read(folder, "language_usage.csv") == (
         "language,usage,events,implementers,concepts,share\n"
@@ -279,20 +278,19 @@ def test_collection_usage_file(collection_store, tmp_path):
     export_quarter(collection_store.settings, "2026-Q3", tmp_path / "a")
     export_quarter(collection_store.settings, "2026-Q3", tmp_path / "b")
     folder = tmp_path / "a" / "2026-Q3"
-    # Skill usage: DE 43 (implementers 1, 3, 6), FR 7 (2), ES 1 (4); 51 in all. DE is shown
-    # for the skill collections; FR and ES fold into other (NL used no skill: it adds
-    # nothing). For the research occupations DE has 2 implementers using occupations and NL
-    # 1: both fold. Concepts used (2 or 1) read <5 and hide the coverage; other's concepts
-    # used cannot be added up over its countries and are left blank.
+    # Skill usage: DE 43 (implementers 1, 3, 6), FR 7 (2), ES 1 (4); 51 in all. FR and ES
+    # fold into other (NL used no skill: it adds nothing), which then holds 2 implementers:
+    # DE folds too, else all minus DE would show FR's and ES's figures. For the research
+    # occupations DE has 2 implementers using occupations and NL 1: both fold. Concepts used
+    # (2 or 1) read <5 and hide the coverage; other's concepts used cannot be added up over
+    # its countries and are left blank.
     assert read(folder, "collection_usage.csv") == (
         "collection,country,base_type,usage,base_usage,share,implementers,base_implementers,"
         "concepts,used,coverage\n"
         "digital,all,skill,8,51,0.1569,3,5,2,<5,\n"
-        "digital,DE,skill,7,43,0.1628,<3,3,2,<5,\n"
-        "digital,other,skill,<5,8,,<3,<3,2,,\n"
+        "digital,other,skill,8,51,0.1569,3,5,2,,\n"
         "green,all,skill,29,51,0.5686,3,5,2,<5,\n"
-        "green,DE,skill,27,43,0.6279,<3,3,2,<5,\n"
-        "green,other,skill,<5,8,,<3,<3,2,,\n"
+        "green,other,skill,29,51,0.5686,3,5,2,,\n"
         "research_occupations,all,occupation,14,14,1.0000,3,3,1,<5,\n"
         "research_occupations,other,occupation,14,14,1.0000,3,3,1,,\n"
     )
@@ -300,7 +298,7 @@ def test_collection_usage_file(collection_store, tmp_path):
     assert body == (tmp_path / "b" / "2026-Q3" / "collection_usage.csv").read_bytes()
     manifest = json.loads(read(folder, "manifest.json"))
     assert manifest["files"]["collection_usage.csv"] == {
-        "rows": 8, "sha256": hashlib.sha256(body).hexdigest()}
+        "rows": 6, "sha256": hashlib.sha256(body).hexdigest()}
 
 
 def test_collection_usage_thresholds_come_from_settings(collection_store, tmp_path):
@@ -308,10 +306,10 @@ def test_collection_usage_thresholds_come_from_settings(collection_store, tmp_pa
                                                  privacy__export_min_count=2)
     export_quarter(settings, "2026-Q3", tmp_path)
     lines = read(tmp_path / "2026-Q3", "collection_usage.csv").splitlines()
-    # DE now shows for the research occupations too; FR and ES, one implementer each, fold
+    # FR and ES, one implementer each, fold into an other of 2: enough now, DE stays shown
     assert lines[4:7] == ["green,all,skill,29,51,0.5686,3,5,2,2,1.0000",
                           "green,DE,skill,27,43,0.6279,2,3,2,2,1.0000",
                           "green,other,skill,2,8,0.2500,<2,2,2,,"]
+    # for the research occupations NL alone (1 implementer) folds: too few, so DE (2) too
     assert lines[7:] == ["research_occupations,all,occupation,14,14,1.0000,3,3,1,<2,",
-                         "research_occupations,DE,occupation,9,9,1.0000,2,2,1,<2,",
-                         "research_occupations,other,occupation,5,5,1.0000,<2,<2,1,,"]
+                         "research_occupations,other,occupation,14,14,1.0000,3,3,1,,"]

@@ -157,6 +157,19 @@ def _feedback(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
     return header, rows
 
 
+def _fold(rows: list[dict], size: str, t: Thresholds) -> tuple[list[dict], list[dict]]:
+    """(kept, folded): a row of fewer than min_implementers implementers (column `size`)
+    folds into `other`. While the folded rows hold some, but fewer than min_implementers,
+    implementers together, the smallest kept row folds too: an `other` of one or two portals
+    would show their figures, and the total minus the rows shown would give them away."""
+    kept = sorted((r for r in rows if r[size] >= t.min_implementers),
+                  key=lambda r: (r[size], str(r.get("value") or r.get("country"))))
+    folded = [r for r in rows if r[size] < t.min_implementers]
+    while kept and 0 < sum(r[size] for r in folded) < t.min_implementers:
+        folded.append(kept.pop(0))
+    return kept, folded
+
+
 def _uptake(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
     header = ["dimension", "value", "active_implementers", "events", "usage",
               "events_per_implementer", "esco_versions"]
@@ -165,8 +178,7 @@ def _uptake(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
     rows: Rows = []
     for dimension in ("country", "sector"):
         groups = [r for r in result.rows if r["dimension"] == dimension]
-        kept = [r for r in groups if r["active_implementers"] >= t.min_implementers]
-        folded = [r for r in groups if r["active_implementers"] < t.min_implementers]
+        kept, folded = _fold(groups, "active_implementers", t)
         if folded:
             versions = sorted({v for r in folded for v in (r["esco_versions"] or [])},
                               key=version_key)
@@ -231,10 +243,8 @@ def _collections(result: Result, t: Thresholds) -> tuple[list[str], Rows]:
         countries = [r for r in group if r["country"] is not None]
         # A country folds when fewer than min_implementers sent usage of the collection's base
         # type there: then its row would be one or two portals' own mix.
-        kept = sorted((r for r in countries if r["base_implementers"] >= t.min_implementers),
-                      key=lambda r: r["country"])
-        folded = [r for r in countries if r["base_implementers"] < t.min_implementers]
-        shown += kept
+        kept, folded = _fold(countries, "base_implementers", t)
+        shown += sorted(kept, key=lambda r: r["country"])
         if any(r["base_implementers"] for r in folded):
             usage = sum(r["usage"] for r in folded)
             base = sum(r["base_usage"] for r in folded)
