@@ -363,51 +363,41 @@ class Data:
 
     def review_summary(self, **options: Any) -> list[dict[str, Any]]:
         """kpi.review.summary.review_summary (the review loop's figures over every item and all
-        time), memoised until a run publishes or a reviewer decides, and shared with the other
-        workers: computing it reads every suggestion ever sent (some seconds at 10 M events),
-        while its answer is a few rows, the same for every period and filter."""
+        time), memoised until a run publishes or a reviewer decides: computing it reads every
+        suggestion ever sent (some seconds at 10 M events), while its answer is a few rows."""
         from kpi.review.summary import review_summary
 
-        def compute() -> list[dict[str, Any]]:
-            return review_summary(self.settings, self.engine(), known=self.review_evidence(),
-                                  **options)
+        return self._until_changed(
+            f"review_summary {sorted(options.items())}", decisions=True,
+            compute=lambda: review_summary(self.settings, self.engine(),
+                                           known=self.review_evidence(), **options))
 
+    def _until_changed(self, name: str, compute: Callable[[], Any], decisions: bool = False,
+                       shared: bool = True) -> Any:
+        """compute(), memoised until a run publishes (and, with `decisions`, until a reviewer
+        decides), and with `shared` also given to the other workers: for what covers every
+        published day, whatever the period."""
         if self.cache is None:
             return compute()
-        before = (period_fingerprint(self.settings, date.min, date.max), self.review_token())
-        key = repr(("review_summary", before, sorted(options.items())))
-        hit = self.cache.get(key)
-        if hit is None and self.results is not None:
-            hit = self.results.get(key)
-            if hit is not None:
-                self.cache.set(key, hit, timeout=CACHE_SECONDS)
-        if hit is None:
-            hit = compute()
-            if (period_fingerprint(self.settings, date.min, date.max),
-                    self.review_token()) == before:
-                self.cache.set(key, hit, timeout=CACHE_SECONDS)
-                if self.results is not None:
-                    self.results.set(key, hit)
-        return hit
 
-    def _until_published(self, name: str, compute: Callable[[], Any]) -> Any:
-        """compute(), memoised until a run publishes, and shared with the other workers: for
-        what covers every published day, whatever the period."""
-        if self.cache is None:
-            return compute()
-        before = period_fingerprint(self.settings, date.min, date.max)
+        def state() -> tuple:
+            return (period_fingerprint(self.settings, date.min, date.max),
+                    self.review_token() if decisions else None)
+
+        before = state()
         key = repr((name, before))
+        results = self.results if shared else None
         hit = self.cache.get(key)
-        if hit is None and self.results is not None:
-            hit = self.results.get(key)
+        if hit is None and results is not None:
+            hit = results.get(key)
             if hit is not None:
                 self.cache.set(key, hit, timeout=CACHE_SECONDS)
         if hit is None:
             hit = compute()
-            if period_fingerprint(self.settings, date.min, date.max) == before:
+            if state() == before:  # nothing published or decided meanwhile
                 self.cache.set(key, hit, timeout=CACHE_SECONDS)
-                if self.results is not None:
-                    self.results.set(key, hit)
+                if results is not None:
+                    results.set(key, hit)
         return hit
 
     def review_evidence(self) -> list[Any]:
@@ -415,7 +405,7 @@ class Data:
         until a run publishes; the statuses are applied per request (list_items(known=...))."""
         from kpi.review.items import evidence
 
-        return self._until_published("review_evidence", lambda: evidence(self.settings))
+        return self._until_changed("review_evidence", lambda: evidence(self.settings))
 
     def review_items(self, kind: str | None, status: str | None, language: str | None
                      ) -> list[Any]:
@@ -424,28 +414,17 @@ class Data:
         deferred item reopens when the evidence grows). The items are not to be changed."""
         from kpi.review.decisions import list_items
 
-        def compute() -> list[Any]:
-            return list_items(self.settings, self.engine(), kind=kind, status=status,
-                              language=language, known=self.review_evidence())
-
-        if self.cache is None:
-            return compute()
-        before = (period_fingerprint(self.settings, date.min, date.max), self.review_token())
-        key = repr(("review_items", before, kind, status, language))
-        hit = self.cache.get(key)
-        if hit is None:
-            hit = compute()
-            if (period_fingerprint(self.settings, date.min, date.max),
-                    self.review_token()) == before:
-                self.cache.set(key, hit, timeout=CACHE_SECONDS)
-        return hit
+        return self._until_changed(
+            f"review_items {kind} {status} {language}", decisions=True, shared=False,
+            compute=lambda: list_items(self.settings, self.engine(), kind=kind, status=status,
+                                       language=language, known=self.review_evidence()))
 
     def review_item_months(self, since: date) -> dict[str, dict[date, int]]:
         """kpi.review.items.item_months from `since` on, until a run publishes."""
         from kpi.review.items import item_months
 
-        return self._until_published(f"review_item_months {since.isoformat()}",
-                                     lambda: item_months(self.settings, since))
+        return self._until_changed(f"review_item_months {since.isoformat()}",
+                                   lambda: item_months(self.settings, since))
 
     def download(self, path: str, table: str, state: FilterState,
                  build: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
