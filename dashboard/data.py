@@ -370,7 +370,7 @@ class Data:
         return self._until_changed(
             f"review_summary {sorted(options.items())}", decisions=True,
             compute=lambda: review_summary(self.settings, self.engine(),
-                                           known=self.review_evidence(), **options))
+                                           known=self.review_evidence_table(), **options))
 
     def _until_changed(self, name: str, compute: Callable[[], Any], decisions: bool = False,
                        shared: bool = True) -> Any:
@@ -400,12 +400,23 @@ class Data:
                     results.set(key, hit)
         return hit
 
+    def review_evidence_table(self) -> Any:
+        """kpi.review.items.evidence_table for every kind and language (an Arrow table; a
+        second or more at 10 M events), until a run publishes."""
+        from kpi.review.items import evidence_table
+
+        return self._until_changed("review_evidence_table",
+                                   lambda: evidence_table(self.settings))
+
     def review_evidence(self) -> list[Any]:
-        """kpi.review.items.evidence for every kind and language (seconds at 10 M events),
-        until a run publishes; the statuses are applied per request (list_items(known=...))."""
+        """kpi.review.items.evidence for every kind and language, until a run publishes: one
+        Item per row of review_evidence_table; the statuses are applied per request
+        (list_items(known=...))."""
         from kpi.review.items import evidence
 
-        return self._until_changed("review_evidence", lambda: evidence(self.settings))
+        return self._until_changed(
+            "review_evidence",
+            lambda: evidence(self.settings, table=self.review_evidence_table()))
 
     def review_items(self, kind: str | None, status: str | None, language: str | None
                      ) -> list[Any]:

@@ -23,9 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from esco_kpi.cli import main
 from kpi.review import ReviewError
-from kpi.review.decisions import decide, list_items, trail
+from kpi.review.decisions import STATUSES, decide, list_items, trail
 from kpi.review.handover import changes_graph, export_changes, proposal_uri
-from kpi.review.items import item_id
+from kpi.review.items import evidence_table, item_id
 from kpi.review.reconcile import reconcile
 from kpi.review.summary import review_summary
 from kpi.settings import Settings
@@ -357,6 +357,46 @@ def test_summary(store):
     assert rows[("translation", "de")]["deferred"] == 1
     assert rows[("label", "en")]["open"] == 1
     assert rows[("label", "en")]["days_to_decision"] is None
+
+
+def test_the_sql_item_ids_are_the_python_ones(store):
+    seed(store)
+    store.events({**LABEL, "label": "Straßenbahnführerin", "implementer_id": 1},
+                 {**PROPOSAL, "label": "Ingénieur·e IA", "language": "fr", "implementer_id": 2})
+    store.aggregate()
+    table = evidence_table(store.settings)
+    assert table.num_rows == 7
+    for row in table.to_pylist():
+        concept = row["concept_type"] if row["kind"] == "proposal" else row["concept_uri"]
+        assert row["item_id"] == item_id(row["kind"], concept, row["language"],
+                                         row["label_norm"])
+
+
+def test_the_summary_agrees_with_the_items_statuses(store):
+    """review_summary counts statuses from the evidence table and the decided items alone;
+    the same figures as counting list_items' statuses one by one, whatever the decisions."""
+    seed(store)
+    decide(store.settings, store.engine, [P_ID], "accept", "eva")
+    decide(store.settings, store.engine, [L_ID], "reject", "eva", reason="out_of_scope")
+    decide(store.settings, store.engine, [T_ID], "defer", "eva")
+    # more implementers since: the rejected label is marked grown, the deferred one reopens
+    store.events({**LABEL, "label": "Software Entwickler", "implementer_id": 3},
+                 {**FEEDBACK, "label": "Python Programmierung", "implementer_id": 3})
+    store.aggregate()
+    for kind, language in ((None, None), ("label", None), (None, "de"), ("proposal", "en")):
+        items = list_items(store.settings, store.engine, kind=kind, language=language)
+        expected: dict[tuple[str, str], dict[str, int]] = {}
+        for i in items:
+            counts = expected.setdefault((i.kind, i.language), {})
+            counts[i.status] = counts.get(i.status, 0) + 1
+        rows = review_summary(store.settings, store.engine, kind=kind, language=language)
+        got = {(r["kind"], r["language"]): {s: r[s] for s in STATUSES if r[s]} for r in rows}
+        assert got == expected
+        overall = review_summary(store.settings, store.engine, kind=kind, language=language,
+                                 overall=True)
+        assert [r["open"] for r in overall] == [sum(i.status == "open" for i in items)]
+    statuses = {i.item_id: i.status for i in list_items(store.settings, store.engine)}
+    assert (statuses[P_ID], statuses[L_ID], statuses[T_ID]) == ("accepted", "rejected", "open")
 
 
 # ---------------------------------------------------------------------------------------------

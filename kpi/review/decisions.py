@@ -105,7 +105,7 @@ def status_of(latest: dict[str, Any] | None, implementers: int) -> tuple[str, bo
     return status, status == "rejected" and grown
 
 
-def _stored_item(row: dict[str, Any]) -> Item:
+def stored_item(row: dict[str, Any]) -> Item:
     """An item that the warehouse no longer holds (rebuilt from events that retention had
     deleted), from the evidence its latest decision saw."""
     extra = json.loads(row["evidence"])
@@ -176,7 +176,7 @@ def list_items(settings: Settings, engine: Engine, *, kind: str | None = None,
         if item_id in seen or (kind and row["kind"] != kind) or (
                 language and row["language"] != language):
             continue
-        items.append(apply_status(_stored_item(row), row))
+        items.append(apply_status(stored_item(row), row))
     if status is not None:
         items = [i for i in items if i.status == status]
     items.sort(key=lambda i: (-i.implementers, -i.events, i.item_id))

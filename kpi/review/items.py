@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from kpi.settings import Settings
 from kpi.warehouse import models
 
@@ -92,26 +95,55 @@ class Item:
         }
 
 
-def evidence(settings: Settings, kind: str | None = None, language: str | None = None
-             ) -> list[Item]:
-    """Every suggestion group of the published warehouse as an Item (status still "open"),
-    by evidence: implementers, then events. Runs sql/review_items.sql on a fresh reader."""
+def evidence_table(settings: Settings, kind: str | None = None, language: str | None = None
+                   ) -> pa.Table:
+    """Every suggestion group of the published warehouse as one Arrow row (the columns of
+    sql/review_items.sql, item ids included), by evidence: what the review loop's figures read
+    without building an Item per group. Runs on a fresh reader."""
+    from kpi.warehouse.reader import open_reader  # the warehouse is only needed here
+
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of: {', '.join(KINDS)}; got {kind!r}")
-    rows = _query(settings, "review_items", {"kind": kind, "language": language})
-    items = []
-    for row in rows:
-        concept = row["concept_type"] if row["kind"] == "proposal" else row["concept_uri"]
-        items.append(Item(
-            item_id=item_id(row["kind"], concept, row["language"], row["label_norm"]),
-            kind=row["kind"], concept_uri=row["concept_uri"], concept_type=row["concept_type"],
-            language=row["language"], label=row["label"], label_norm=row["label_norm"],
-            implementers=int(row["implementers"]), events=int(row["events"]),
-            first_seen=row["first_seen"], last_seen=row["last_seen"],
-            spellings=int(row["spellings"]), countries=int(row["countries"]),
-            usage=int(row["usage"]), broader_uris=list(row["broader_uris"] or []),
-            current_label=row["current_label"], in_catalogue=bool(row["in_catalogue"])))
-    return items
+    con = open_reader(settings)
+    try:
+        return models.arrow(con, "review_items", {"kind": kind, "language": language})
+    finally:
+        con.close()
+
+
+def evidence(settings: Settings, kind: str | None = None, language: str | None = None,
+             table: pa.Table | None = None) -> list[Item]:
+    """Every suggestion group of the published warehouse as an Item (status still "open"),
+    by evidence: implementers, then events (from `table`, an evidence_table of every kind and
+    language, when the caller has it)."""
+    if table is None:
+        table = evidence_table(settings, kind, language)
+    else:
+        table = filtered(table, kind, language)
+    # a list per column, then one Item per row: about half the time of a dict per row
+    columns = {name: table.column(name).to_pylist() for name in table.column_names}
+    return [
+        Item(item_id=iid, kind=k, concept_uri=uri, concept_type=ctype, language=lang,
+             label=label, label_norm=norm, implementers=impl, events=events, first_seen=first,
+             last_seen=last, spellings=spellings, countries=countries, usage=usage,
+             broader_uris=list(broader or []), current_label=current, in_catalogue=bool(known))
+        for iid, k, uri, ctype, lang, label, norm, impl, events, first, last, spellings,
+        countries, usage, broader, current, known in zip(
+            *(columns[c] for c in ("item_id", "kind", "concept_uri", "concept_type", "language",
+                                   "label", "label_norm", "implementers", "events",
+                                   "first_seen", "last_seen", "spellings", "countries",
+                                   "usage", "broader_uris", "current_label", "in_catalogue")),
+            strict=True)
+    ]
+
+
+def filtered(table: pa.Table, kind: str | None, language: str | None) -> pa.Table:
+    """The rows of an evidence_table of one kind and language (None: all)."""
+    if kind is not None:
+        table = table.filter(pc.equal(table.column("kind"), kind))
+    if language is not None:
+        table = table.filter(pc.equal(table.column("language"), language))
+    return table
 
 
 def _query(settings: Settings, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:

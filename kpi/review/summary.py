@@ -2,21 +2,23 @@
 
 Not one of kpi.warehouse.indicators.INDICATORS: those run on a warehouse reader, and the
 statuses live in the ingest store's audit trail, which is not published into the warehouse.
-Here the items and their dates are computed in Python (kpi.review.decisions) and handed to the
-SQL model as the table `review_statuses` on an in-memory DuckDB connection.
+The items' evidence comes as an Arrow table (kpi.review.items.evidence_table); the statuses of
+the decided items, a few among 100,000, are computed in Python by the rules of
+kpi.review.decisions, and every other item is open. The table `review_statuses` that results
+is handed to the SQL model on an in-memory DuckDB connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Engine, select
 
-from kpi.review.decisions import SYSTEM_USER, list_items
-from kpi.review.items import Item
+from kpi.review.decisions import SYSTEM_USER, apply_status, latest_rows, stored_item
+from kpi.review.items import Item, evidence, evidence_table, filtered
 from kpi.settings import Settings
 from kpi.store.db import review_decisions
 from kpi.warehouse import models
@@ -28,13 +30,18 @@ _SCHEMA = pa.schema([("kind", pa.string()), ("language", pa.string()),
 
 def review_summary(settings: Settings, engine: Engine, *, kind: str | None = None,
                    language: str | None = None, overall: bool = False,
-                   known: Sequence[Item] | None = None) -> list[dict[str, Any]]:
+                   known: pa.Table | None = None) -> list[dict[str, Any]]:
     """One dict per kind and language (see sql/review_summary.sql); with `overall`, one dict
-    for every item together (kind and language "all"), its medians over all of them."""
-    items = list_items(settings, engine, kind=kind, language=language, known=known)
+    for every item together (kind and language "all"), its medians over all of them.
+
+    `known`: the evidence_table of every kind and language, when the caller keeps it (as the
+    dashboard does between runs); otherwise it is read from the warehouse.
+    """
+    table = filtered(evidence_table(settings) if known is None else known, kind, language)
     decided: dict[str, Any] = {}
     released: dict[str, Any] = {}
     with engine.connect() as conn:
+        latest = latest_rows(conn)
         rows = conn.execute(select(review_decisions.c.item_id, review_decisions.c.decision,
                                    review_decisions.c.decided_by,
                                    review_decisions.c.decided_at)
@@ -44,15 +51,36 @@ def review_summary(settings: Settings, engine: Engine, *, kind: str | None = Non
                 decided[item_id] = at.date()  # the latest reviewer's decision wins
             elif decision == "release":
                 released[item_id] = at.date()
-    table = pa.Table.from_pylist([
-        {"kind": "all" if overall else i.kind, "language": "all" if overall else i.language,
-         "status": i.status,
-         "first_seen": i.first_seen, "decided_on": decided.get(i.item_id),
-         "released_on": released.get(i.item_id) if i.status == "released" else None}
-        for i in items], schema=_SCHEMA)
+    ids = table.column("item_id")
+    named = pc.is_in(ids, value_set=pa.array(list(latest), pa.string()))
+    # Items without a decision are open; a label the catalogue has already is no candidate.
+    undecided = table.filter(pc.and_(pc.invert(named), pc.invert(table.column("in_catalogue"))))
+    # Items with one: their status by the audit trail's rules, whether or not the warehouse
+    # still holds them (kpi.review.decisions.list_items does the same per item).
+    items: list[Item] = evidence(settings, table=table.filter(named))
+    present = {i.item_id for i in items}
+    items = [apply_status(i, latest[i.item_id]) for i in items]
+    items += [apply_status(stored_item(row), row) for item_id, row in latest.items()
+              if item_id not in present and (kind is None or row["kind"] == kind)
+              and (language is None or row["language"] == language)]
+    statuses = pa.concat_tables([
+        pa.table({"kind": undecided.column("kind"), "language": undecided.column("language"),
+                  "status": pa.array(["open"] * undecided.num_rows, pa.string()),
+                  "first_seen": undecided.column("first_seen"),
+                  "decided_on": pa.nulls(undecided.num_rows, pa.date32()),
+                  "released_on": pa.nulls(undecided.num_rows, pa.date32())}).cast(_SCHEMA),
+        pa.Table.from_pylist([
+            {"kind": i.kind, "language": i.language, "status": i.status,
+             "first_seen": i.first_seen, "decided_on": decided.get(i.item_id),
+             "released_on": released.get(i.item_id) if i.status == "released" else None}
+            for i in items], schema=_SCHEMA),
+    ])
+    if overall:
+        every = pa.array(["all"] * statuses.num_rows, pa.string())
+        statuses = statuses.set_column(0, "kind", every).set_column(1, "language", every)
     con = duckdb.connect(":memory:")
     try:
-        with models.registered(con, review_statuses=table):
+        with models.registered(con, review_statuses=statuses):
             # the items are filtered already; overall, the model sees only "all"
             cur = models.run(con, "review_summary", {"kind": None if overall else kind,
                                                      "language": None if overall else language})

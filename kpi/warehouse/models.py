@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 _SQL = resources.files("kpi.sql")
 _DEFINES = re.compile(r"create\s+or\s+replace\s+(?:temp\s+)?(?:macro|view)\s+(\w+)", re.I)
@@ -65,6 +66,19 @@ def run(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None
         used = parameters(statement)
         con.execute(statement, {k: v for k, v in (params or {}).items() if k in used})
     return con
+
+
+def arrow(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None
+          ) -> pa.Table:
+    """Run every statement of a model (see `run`) and return the last one's result as an
+    Arrow table: columns, not a Python object per value."""
+    *first, last = statements(name)
+    for statement in first:
+        used = parameters(statement)
+        con.execute(statement, {k: v for k, v in (params or {}).items() if k in used})
+    used = parameters(last)
+    return con.sql(last, params={k: v for k, v in (params or {}).items() if k in used}
+                   ).to_arrow_table()
 
 
 @cache
