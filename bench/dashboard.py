@@ -395,10 +395,10 @@ def span_cost(data_dir: Path, runs: int = 2) -> list[tuple[str, int, float, floa
     return out
 
 
-def top_concept(data_dir: Path) -> str:
+def top_concept(data_dir: Path, database_url: str | None = None) -> str:
     from kpi.warehouse.indicators import Period, query
 
-    settings = agg_bench._settings(data_dir)
+    settings = agg_bench._settings(data_dir, database_url)
     rows = query(settings, "most_used_concepts", Period.custom(*PERIODS["quarter"])).rows
     if not rows:
         raise SystemExit("no usage in the benchmark's quarter")
@@ -432,8 +432,10 @@ def stop(process: Any) -> None:
     stop_process(process, timeout=30)
 
 
-def write_config(config: Path, data_dir: Path, warm_up: bool) -> None:
-    config.write_text(f"storage:\n  data_dir: {data_dir}\ndashboard:\n  warm_up: "
+def write_config(config: Path, data_dir: Path, warm_up: bool,
+                 database_url: str | None = None) -> None:
+    store = f"  database_url: {json.dumps(database_url)}\n" if database_url else ""
+    config.write_text(f"storage:\n  data_dir: {data_dir}\n{store}dashboard:\n  warm_up: "
                       f"{'true' if warm_up else 'false'}\n", encoding="utf-8")
 
 
