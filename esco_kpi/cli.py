@@ -73,6 +73,7 @@ def init(ctx: click.Context, no_catalogue: bool) -> None:
     """Create the stores and load the bundled ESCO catalogue (safe to run twice)."""
     from kpi.catalogue.load import load_bundled
     from kpi.catalogue.report import load_lines
+    from kpi.warehouse.label_keys import prepare as prepare_label_keys
 
     settings = _settings(ctx)
     engine = _engine(ctx)
@@ -85,6 +86,8 @@ def init(ctx: click.Context, no_catalogue: bool) -> None:
     if loaded:
         for line in load_lines(loaded):
             click.echo(line)
+        # normalised once here, the first aggregation copies the labels' keys as they are
+        prepare_label_keys(settings, engine, loaded.version)
     else:
         click.echo("The bundled ESCO catalogue was already loaded.")
     click.echo(f"Stores ready in {where}")
@@ -253,12 +256,14 @@ def catalogue_load(ctx: click.Context, paths: tuple[Path, ...], version: str,
     """
     from kpi.catalogue.load import current_version, load_catalogue
     from kpi.catalogue.report import load_lines
+    from kpi.warehouse.label_keys import prepare as prepare_label_keys
 
     engine = _engine(ctx)
     loaded = load_catalogue(engine, list(paths), version,
                             progress=_progress("catalogue"), replace=replace)
     for line in load_lines(loaded):
         click.echo(line)
+    prepare_label_keys(_settings(ctx), engine, loaded.version)
     if current_version(engine) == loaded.version:
         # a release newer than every other: which review items does it hold?
         from kpi.review.reconcile import reconcile

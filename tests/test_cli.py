@@ -135,6 +135,9 @@ def test_init_is_safe_twice(tmp_path):
     first = run(config, "init")
     assert first.returncode == 0, first.stderr
     assert "Loaded ESCO 1.2.0: 18237 concepts" in first.stdout
+    # the labels' keys are kept for the first aggregation (kpi.warehouse.label_keys)
+    kept = list((tmp_path / "data" / "cache" / "label-keys").iterdir())
+    assert len(kept) == 1 and kept[0].suffix == ".parquet"
     second = run(config, "init")
     assert second.returncode == 0 and "already loaded" in second.stdout
     assert (tmp_path / "data" / "ingest.sqlite3").exists()

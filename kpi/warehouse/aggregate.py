@@ -39,7 +39,6 @@ from kpi.catalogue.versions import version_key
 from kpi.settings import Settings
 from kpi.store.db import (
     aggregation_runs,
-    catalogue_versions,
     concept_collections,
     concept_labels,
     concept_successors,
@@ -49,7 +48,7 @@ from kpi.store.db import (
     make_engine,
     outcome_counts,
 )
-from kpi.warehouse import models, private, published
+from kpi.warehouse import label_keys, models, private, published
 from kpi.warehouse.models import registered, transaction
 from kpi.warehouse.store_arrow import (
     EVENT_TYPES,
@@ -178,7 +177,7 @@ def _run(
     synced: dict[str, bool] = {}
 
     def sync() -> None:
-        synced["catalogue"] = _sync_catalogue(con, engine)
+        synced["catalogue"] = _sync_catalogue(con, engine, settings)
         _sync_implementers(con, engine)
         _sync_quality(con, engine)
 
@@ -386,14 +385,10 @@ def _append_events(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> None:
 # Catalogue, implementers, data quality
 
 
-def _sync_catalogue(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
+def _sync_catalogue(con: duckdb.DuckDBPyConnection, engine: Engine, settings: Settings
+                    ) -> bool:
     """Copy the catalogue versions that are new or changed; True when anything changed."""
-    with engine.connect() as conn:
-        source = {
-            row.version: (str(row.loaded_at), row.source, int(row.concepts), int(row.labels),
-                          row.languages or "")
-            for row in conn.execute(select(catalogue_versions))
-        }
+    source = label_keys.releases(engine)
     held = {
         row[0]: (row[1], row[2], int(row[3]), int(row[4]), row[5] or "")
         for row in models.run(con, "private/catalogue_versions").fetchall()
@@ -402,6 +397,9 @@ def _sync_catalogue(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
     gone = [v for v in held if v not in source]
     if not changed and not gone:
         return False
+    # label keys kept from an earlier copy or load of the same release (kpi.warehouse.label_keys)
+    kept = {v: table for v in changed
+            if (table := label_keys.cached(settings, v, source[v])) is not None}
     with transaction(con):
         for version in (*changed, *gone):
             models.run(con, "private/forget_catalogue_version", {"version": version})
@@ -412,7 +410,7 @@ def _sync_catalogue(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
             # while this thread copies its concepts (normalise_label is Python: 385,000 labels
             # take about a second of one core).
             workers = min(os.cpu_count() or 1, READ_WORKERS)
-            large = [v for v in changed if source[v][3] >= LABEL_WORKERS_MIN]
+            large = [v for v in changed if v not in kept and source[v][3] >= LABEL_WORKERS_MIN]
             parts: dict[str, list[Future]] = {}
             if large and workers >= 2 and _separate_connections(engine):
                 pool = _process_pool(workers)
@@ -423,7 +421,11 @@ def _sync_catalogue(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
                         _labels_of(version, engine.dialect.name, part, workers),
                         engine.dialect),), "labels", folder) for part in range(workers)]
             for version in changed:
-                _copy_version(con, store, version, parts.get(version))
+                if version in kept:
+                    _copy_version(con, store, version, labels=[kept[version]])
+                else:
+                    copied = _copy_version(con, store, version, parts.get(version))
+                    label_keys.keep(settings, version, source[version], copied)
         finally:
             store.close()
             if pool is not None:
@@ -439,13 +441,16 @@ def _sync_catalogue(con: duckdb.DuckDBPyConnection, engine: Engine) -> bool:
         models.run(con, "private/concept_info")
         models.run(con, "private/fill_concept_types")
         private.mark_unpublished(con, *published.CATALOGUE_DIMENSIONS)
+    label_keys.forget_others(settings, source)
     return True
 
 
 def _copy_version(con: duckdb.DuckDBPyConnection, store: ArrowStore, version: str,
-                  parts: list[Future] | None = None) -> None:
+                  parts: list[Future] | None = None, labels: list[pa.Table] | None = None
+                  ) -> list[pa.Table]:
     """Copy one version's concepts, members and labels; `parts`: its labels being read (with
-    their keys) by worker processes, else they are read here."""
+    their keys) by worker processes; `labels`: its labels with their keys already at hand;
+    else they are read here. Returns the labels copied, with their keys."""
     version_concepts = store.select(
         select(concepts.c.uri, concepts.c.concept_type, concepts.c.status)
         .where(concepts.c.version == version))
@@ -453,17 +458,18 @@ def _copy_version(con: duckdb.DuckDBPyConnection, store: ArrowStore, version: st
         with registered(con, version_concepts=version_concepts):
             models.run(con, "private/copy_catalogue_concepts", {"version": version})
     _copy_members(con, store, version)
-    tables = []
+    tables = labels or []
     try:
-        tables = [table for part in parts or () for table in read_result(part.result())]
+        tables += [table for part in parts or () for table in read_result(part.result())]
     except MixedTypes:  # values SQLite's ADBC driver cannot type: read them here
         parts = None
-    if parts is None:
-        labels = store.select(_labels_of(version, store.dialect))
-        tables = [with_label_keys(labels)] if labels.num_rows else []
+    if parts is None and labels is None:
+        read = store.select(_labels_of(version, store.dialect))
+        tables = [with_label_keys(read)] if read.num_rows else []
     for version_labels in tables:
         with registered(con, version_labels=version_labels):
             models.run(con, "private/copy_catalogue_labels", {"version": version})
+    return tables
 
 
 def _labels_of(version: str, dialect: str, part: int = 0, parts: int = 1) -> Select:
