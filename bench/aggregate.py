@@ -697,13 +697,17 @@ def phase_duckdb_read(settings, python: str) -> dict[str, Any]:
     return {"missing": (proc.stderr.strip().splitlines() or ["failed"])[-1][:200]}
 
 
+INIT_COSTS: dict[str, float] = {}  # what `init` does beyond loading, timed by init_store
+
+
 def init_store(args) -> tuple[Path, str | None]:
     """A store with the bundled catalogue and no events (what `esco-kpi init` leaves), cached:
     (its data folder, its database URL or None for SQLite)."""
     from sqlalchemy import text
 
-    from kpi.catalogue.load import load_bundled
+    from kpi.catalogue.load import BUNDLED_VERSION, load_bundled
     from kpi.store.db import init_store as create_tables
+    from kpi.warehouse.label_keys import prepare as prepare_label_keys
 
     folder = Path(args.cache).resolve() / f"init-s{args.seed}"
     url = None
@@ -724,6 +728,12 @@ def init_store(args) -> tuple[Path, str | None]:
             loaded = conn.execute(text("select count(*) from catalogue_versions")).scalar_one()
         if not loaded:
             load_bundled(engine)
+        # as `esco-kpi init` does after loading: the labels' keys, kept for the first run
+        # (its cost belongs to init; timed here so that the report can say what moved there)
+        shutil.rmtree(folder / "cache", ignore_errors=True)
+        t0 = time.perf_counter()
+        prepare_label_keys(settings, engine, BUNDLED_VERSION)
+        INIT_COSTS["label_keys_seconds"] = time.perf_counter() - t0
     finally:
         engine.dispose()
     return folder, url
@@ -1004,6 +1014,8 @@ def render(command, info, meta, load_before, load_after, full, full_load, fulls,
         f"{best_first['seconds']:.2f} s, {best_first['cpu_seconds']:.1f} CPU-s, peak "
         f"{best_first['peak_tree_mb']:.0f} MB | runs: "
         + ", ".join(f"{f['seconds']:.2f} s" for f in firsts)
+        + (f"; `init` itself spent {INIT_COSTS['label_keys_seconds']:.2f} s keeping the "
+           "labels' keys for it" if "label_keys_seconds" in INIT_COSTS else "")
         + f" | < 3 s | {_ok(best_first['seconds'] < TARGET_FIRST_RUN_SECONDS)} |")
     for kind, label in (("recent", "100 k new events on the last 3 days"),
                         ("spread", "100 k new events over all days")):
