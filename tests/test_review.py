@@ -25,7 +25,7 @@ from esco_kpi.cli import main
 from kpi.review import ReviewError
 from kpi.review.decisions import STATUSES, decide, list_items, trail
 from kpi.review.handover import changes_graph, export_changes, proposal_uri
-from kpi.review.items import evidence_table, item_id
+from kpi.review.items import evidence, evidence_table, item_id
 from kpi.review.reconcile import reconcile
 from kpi.review.summary import review_summary
 from kpi.settings import Settings
@@ -370,6 +370,21 @@ def test_the_sql_item_ids_are_the_python_ones(store):
         concept = row["concept_type"] if row["kind"] == "proposal" else row["concept_uri"]
         assert row["item_id"] == item_id(row["kind"], concept, row["language"],
                                          row["label_norm"])
+
+
+def test_kept_evidence_is_never_changed_by_statuses_or_decisions(store):
+    """The dashboard keeps evidence() between requests and hands it to list_items and
+    decide(): statuses are filled in on copies, and the kept items stay open."""
+    seed(store)
+    known = evidence(store.settings)
+    snapshot = [dict(vars(i)) for i in known]
+    listed = list_items(store.settings, store.engine, known=known)
+    done = decide(store.settings, store.engine, [L_ID], "accept", "eva", items=listed)
+    assert done[0].status == "accepted"
+    again = {i.item_id: i for i in list_items(store.settings, store.engine, known=known)}
+    assert again[L_ID].status == "accepted" and again[P_ID].status == "open"
+    assert [dict(vars(i)) for i in known] == snapshot
+    assert {i.item_id: i.status for i in listed}[L_ID] == "open"  # the caller's list as it was
 
 
 def test_the_summary_agrees_with_the_items_statuses(store):

@@ -131,6 +131,12 @@ def _copy(item: Item) -> Item:
     return copy
 
 
+def _undecided(item: Item) -> bool:
+    """Whether an item's status fields are still those of an item without a decision."""
+    return (item.status == "open" and not item.grown_since_decision
+            and item.in_release is None and item.released_as is None)
+
+
 def apply_status(item: Item, latest: dict[str, Any] | None) -> Item:
     """Fill in an item's status, growth flag and release from its latest audit row."""
     item.status, item.grown_since_decision = status_of(latest, item.implementers)
@@ -156,22 +162,25 @@ def list_items(settings: Settings, engine: Engine, *, kind: str | None = None,
         raise ReviewError(f"status must be one of: {', '.join(STATUSES)}; got {status!r}")
     if language is not None and language not in LANGUAGES:
         raise ReviewError(f"language must be one of: {', '.join(LANGUAGES)}; got {language!r}")
-    if known is None:
-        found = evidence(settings, kind, language)
-    else:
-        # copies (statuses are filled in below), made without dataclasses.replace's
-        # __init__: 100,000 items are copied per request
-        found = [_copy(i) for i in known if (kind is None or i.kind == kind)
-                 and (language is None or i.language == language)]
+    fresh = known is None
+    found = evidence(settings, kind, language) if fresh else [
+        i for i in known if (kind is None or i.kind == kind)
+        and (language is None or i.language == language)]
     with engine.connect() as conn:
         latest = latest_rows(conn)
     items = []
     seen = set()
     for item in found:
         seen.add(item.item_id)
-        if item.in_catalogue and item.item_id not in latest:
+        row = latest.get(item.item_id)
+        if item.in_catalogue and row is None:
             continue
-        items.append(apply_status(item, latest.get(item.item_id)))
+        if fresh or (row is None and _undecided(item)):
+            # an item without a decision is open as evidence() made it: no copy of the
+            # caller's item (100,000 of them per request) unless a status is filled in
+            items.append(apply_status(item, row))
+        else:
+            items.append(apply_status(_copy(item), row))
     for item_id, row in latest.items():
         if item_id in seen or (kind and row["kind"] != kind) or (
                 language and row["language"] != language):
@@ -243,7 +252,8 @@ def decide(settings: Settings, engine: Engine, item_ids: Sequence[str], decision
     The evidence is read first (or taken from `items`, a list_items answer of the caller that
     decides many batches: reading it costs seconds on a large warehouse); each item's current
     status is read again under the audit trail's write lock, and the rows (decision and
-    evidence) are written in that transaction. Returns the items with their new status.
+    evidence) are written in that transaction. Returns copies of the items with their new
+    status.
 
     `decided_at` (default now) records a decision taken earlier, for instance when decisions
     made elsewhere are brought in; it can be neither in the future nor before the day an item
@@ -277,7 +287,7 @@ def decide(settings: Settings, engine: Engine, item_ids: Sequence[str], decision
         latest = latest_rows(conn, wanted)
         rows = []
         for item_id in wanted:
-            item = known[item_id]
+            item = _copy(known[item_id])  # the caller's items (perhaps kept) stay as they were
             current, _ = status_of(latest.get(item_id), item.implementers)
             refusal = _refusal(item, current, decision)
             if refusal:
