@@ -56,6 +56,9 @@ log = logging.getLogger("esco_kpi.dashboard")
 # The cache's budget, in result rows, per worker process (the collector shares the worker:
 # 150k rows of indicator dicts are some 150 MB at worst, usually far less).
 CACHE_ROW_BUDGET = 150_000
+# Names of the review loop's answers kept per worker (Data.loop): the evidence, and a list of
+# references into it per kind, status and language asked for.
+LOOP_NAMES = 128
 # No expiry: a key names the published files its answer came from (see Data.fingerprint), so
 # an entry is never stale; the budgets below bound memory and disk instead.
 CACHE_SECONDS = 0
@@ -91,6 +94,36 @@ REVIEW_PAGES = frozenset({"overview", "labels", "proposals", "translations"})
 WARM_PRESETS = ("last30", "last_quarter", "this_quarter")
 # What the list of loaded releases does not read: every published table but its own.
 NOT_RELEASES = tuple(t for t in SCHEMAS if t != "catalogue_versions")
+
+
+class LatestAnswers:
+    """One answer per name, for the newest key (state) it was set with, the least recently
+    used names first out beyond `names`.
+
+    For what the review loop computes over every published day: its evidence alone is some
+    100,000 items, more than the indicator results' row budget (ResultCache), where it would
+    push out every page's results and itself at each view. An answer for an older state is
+    replaced, never kept beside the new one."""
+
+    def __init__(self, names: int) -> None:
+        self.names = names
+        self._answers: OrderedDict[str, tuple[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, name: str, key: str) -> Any:
+        with self._lock:
+            held = self._answers.get(name)
+            if held is None or held[0] != key:
+                return None
+            self._answers.move_to_end(name)
+            return held[1]
+
+    def set(self, name: str, key: str, value: Any) -> None:
+        with self._lock:
+            self._answers[name] = (key, value)
+            self._answers.move_to_end(name)
+            while len(self._answers) > self.names:
+                self._answers.popitem(last=False)
 
 
 class ResultCache(BaseCache):
@@ -297,6 +330,10 @@ class Data:
     store: Engine | None = None
     # indicator results shared with the other workers (when the pages are shared too)
     results: SharedResults | None = field(default=None, init=False, repr=False)
+    # what covers every published day (the review loop's evidence, items and figures): one
+    # answer per name, for the newest state it was asked in (see _until_changed)
+    loop: LatestAnswers = field(default_factory=lambda: LatestAnswers(LOOP_NAMES),
+                                init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.pages, SharedPageCache):
@@ -387,15 +424,15 @@ class Data:
         before = state()
         key = repr((name, before))
         results = self.results if shared else None
-        hit = self.cache.get(key)
+        hit = self.loop.get(name, key)
         if hit is None and results is not None:
             hit = results.get(key)
             if hit is not None:
-                self.cache.set(key, hit, timeout=CACHE_SECONDS)
+                self.loop.set(name, key, hit)
         if hit is None:
             hit = compute()
             if state() == before:  # nothing published or decided meanwhile
-                self.cache.set(key, hit, timeout=CACHE_SECONDS)
+                self.loop.set(name, key, hit)
                 if results is not None:
                     results.set(key, hit)
         return hit
@@ -430,12 +467,15 @@ class Data:
             compute=lambda: list_items(self.settings, self.engine(), kind=kind, status=status,
                                        language=language, known=self.review_evidence()))
 
-    def review_item_months(self, since: date) -> dict[str, dict[date, int]]:
-        """kpi.review.items.item_months from `since` on, until a run publishes."""
-        from kpi.review.items import item_months
+    def review_item_months(self, since: date, item_ids: Iterable[str]
+                           ) -> dict[str, dict[date, int]]:
+        """kpi.review.items.item_months from `since` on of some items, from every item's
+        months (an Arrow table kept until a run publishes)."""
+        from kpi.review.items import item_months, item_months_table
 
-        return self._until_changed(f"review_item_months {since.isoformat()}",
-                                   lambda: item_months(self.settings, since))
+        table = self._until_changed(f"review_item_months {since.isoformat()}",
+                                    lambda: item_months_table(self.settings, since))
+        return item_months(table, item_ids)
 
     def download(self, path: str, table: str, state: FilterState,
                  build: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:

@@ -118,7 +118,8 @@ def queue_rows(data: Data, queue: list[tuple[Item, str]]) -> list[dict[str, Any]
     """Rows of TABLE_COLUMNS (and the grid's own columns) for items of the queue."""
     months = spark_months()
     try:
-        monthly = data.review_item_months(months[0]) if queue else {}
+        monthly = data.review_item_months(months[0], [i.item_id for i, _ in queue]
+                                          ) if queue else {}
     except FileNotFoundError:
         monthly = {}
     names = [f"{m:%b %Y}" for m in months]

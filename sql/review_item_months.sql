@@ -21,6 +21,10 @@ sent as (
 )
 
 select
+    review_item_id(
+        s.kind, case when s.kind = 'proposal' then s.concept_type else ck.uri end,
+        s.language, s.label_norm
+    ) as item_id,
     s.kind,
     ck.uri as concept_uri,
     s.concept_type,

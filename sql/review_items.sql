@@ -14,10 +14,8 @@
 -- concept's labels in that language (in any loaded release, gendered forms included); such a
 -- label is no candidate (kpi.review keeps it only when a decision names it). broader_uris: the
 -- broader concepts a proposal named (sorted). current_label: a translation's concept's
--- preferred label in that language (null when the catalogue has none). item_id: the kind's
--- letter and the first 16 hex digits of the SHA-256 of the group key (kind, concept URI or, for
--- a proposal, concept type, language and label_norm, joined by the unit separator), exactly
--- what kpi.review.items.item_id gives. Labels that normalise to nothing are left out.
+-- preferred label in that language (null when the catalogue has none). item_id: see the
+-- macro review_item_id. Labels that normalise to nothing are left out.
 --
 -- Parameters (NULL = all): $kind ('label', 'proposal' or 'translation'), $language.
 
@@ -199,11 +197,10 @@ items as (
 )
 
 select
-    upper(left(kind, 1)) || '-' || left(sha256(concat_ws(
-        chr(31), kind,
-        coalesce(case when kind = 'proposal' then concept_type else concept_uri end, ''),
+    review_item_id(
+        kind, case when kind = 'proposal' then concept_type else concept_uri end,
         language, label_norm
-    )), 16) as item_id,
+    ) as item_id,
     kind,
     concept_uri,
     concept_type,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -181,12 +182,26 @@ def item_detail(settings: Settings, item: Item, since: date) -> ItemDetail:
                       for r in rows if r["section"] == "month"))
 
 
-def item_months(settings: Settings, since: date) -> dict[str, dict[date, int]]:
-    """item id -> {month's first day: implementers} from `since` on, for every item sent in
-    that time (sql/review_item_months.sql)."""
+def item_months_table(settings: Settings, since: date) -> pa.Table:
+    """The implementers per month from `since` on of every item sent in that time, one row
+    per item and month (item_id, month's first day, implementers...: sql/review_item_months.sql),
+    as Arrow: see item_months for the few items a page shows."""
+    from kpi.warehouse.reader import open_reader  # the warehouse is only needed here
+
+    con = open_reader(settings)
+    try:
+        return models.arrow(con, "review_item_months", {"since": since})
+    finally:
+        con.close()
+
+
+def item_months(table: pa.Table, item_ids: Iterable[str]) -> dict[str, dict[date, int]]:
+    """item id -> {month's first day: implementers} for some items, from an
+    item_months_table."""
+    wanted = table.filter(pc.is_in(table.column("item_id"),
+                                   value_set=pa.array(list(item_ids), pa.string())))
     out: dict[str, dict[date, int]] = {}
-    for r in _query(settings, "review_item_months", {"since": since}):
-        concept = r["concept_type"] if r["kind"] == "proposal" else r["concept_uri"]
-        key = item_id(r["kind"], concept, r["language"], r["label_norm"])
-        out.setdefault(key, {})[r["month"]] = int(r["implementers"])
+    for key, month, implementers in zip(*(wanted.column(c).to_pylist() for c in (
+            "item_id", "month", "implementers")), strict=True):
+        out.setdefault(key, {})[month] = implementers
     return out
