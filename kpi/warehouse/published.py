@@ -179,18 +179,19 @@ def publish(
     dirty = [row[0].isoformat()
              for row in models.run(con, "private/dirty_days").fetchall()]
     dimensions = list(dict.fromkeys(dimensions))
-    jobs: list[tuple[str, str, dict[str, Any]]] = []
+    jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
     if dirty:
         for table in ROLLUPS:
             (pub / table).mkdir(exist_ok=True)
             # One statement per table: DuckDB writes one file per day under day=YYYY-MM-DD/.
             jobs.append((f"rollups/{table}", str(pub / table), {
                 "partition_by": ["day"], "filename_pattern": f"{tag}_{{uuid}}",
-                "append": True}))
+                "append": True}, {}))
     if dimensions:
         (pub / "dimensions").mkdir(exist_ok=True)
     for name in dimensions:
-        jobs.append((f"dimensions/{name}", str(pub / f"dimensions/{name}-{tag}.parquet"), {}))
+        jobs.append((f"dimensions/{name}", str(pub / f"dimensions/{name}-{tag}.parquet"), {},
+                     {}))
     # the largest first, so that no large one is left running alone at the end
     jobs.sort(key=lambda job: job[0] not in _LARGEST)
     _write_parquet(con, jobs)
@@ -281,7 +282,12 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
     `rollups` and `retired` are updated in place."""
     today = datetime.now(UTC).date()
     written = 0
+    jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
     for name, (source, span) in SPAN_ROLLUPS.items():
+        if span == "quarter" and jobs:
+            # a quarter sums its months' files: those of this run must be written first
+            _write_parquet(con, jobs)
+            jobs = []
         parts = rollups.get(source, {})
         current = rollups.setdefault(name, {})
         by_span: dict[str, list[str]] = {}
@@ -296,18 +302,18 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
             rel = f"{name}/day={start}/{tag}_{uuid.uuid4().hex}.parquet"
             (pub / rel).parent.mkdir(parents=True, exist_ok=True)
             files = [str(pub / f) for f in by_span[start]]
-            con.sql(models.sql("rollups/span_totals"), params={"files": files}).to_parquet(
-                str(pub / rel))
+            jobs.append(("rollups/span_totals", str(pub / rel), {}, {"files": files}))
             current[start] = [rel]
             written += 1
         if not current:
             rollups.pop(name)
+    _write_parquet(con, jobs)
     return written
 
 
 def _write_parquet(con: duckdb.DuckDBPyConnection,
-                   jobs: list[tuple[str, str, dict[str, Any]]]) -> None:
-    """Write each (model, path, to_parquet options) job, several at a time.
+                   jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]]) -> None:
+    """Write each (model, path, to_parquet options, parameters) job, several at a time.
 
     A run's rollups and dimensions are independent queries, and most of them are small (a few
     days): one at a time they leave DuckDB's threads waiting on each other's planning and file
@@ -316,8 +322,8 @@ def _write_parquet(con: duckdb.DuckDBPyConnection,
     """
     workers = min(len(jobs), PUBLISH_WORKERS, os.cpu_count() or 1)
     if workers < 2:
-        for model, path, options in jobs:
-            con.sql(models.sql(model)).to_parquet(path, **options)
+        for model, path, options, params in jobs:
+            con.sql(models.sql(model), params=params or None).to_parquet(path, **options)
         return
     local = threading.local()
     cursors: list[duckdb.DuckDBPyConnection] = []
@@ -330,8 +336,8 @@ def _write_parquet(con: duckdb.DuckDBPyConnection,
             with lock:
                 cursors.append(cursor)
             models.install(cursor, "private")
-        model, path, options = job
-        cursor.sql(models.sql(model)).to_parquet(path, **options)
+        model, path, options, params = job
+        cursor.sql(models.sql(model), params=params or None).to_parquet(path, **options)
 
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="publish") as pool:
