@@ -474,6 +474,7 @@ def prepare_store(args) -> tuple[Path, dict]:
             raise SystemExit(f"{args.database_url} holds implementers this benchmark did not "
                              "create: give it a database of its own (created if missing)")
         if meta_file.exists() and have == args.events and stamp == 50:
+            _keep_label_keys(data_dir, args.database_url)
             return data_dir, json.loads(meta_file.read_text())
         with engine.begin() as conn:
             conn.execute(text("truncate events, implementers, outcome_counts, aggregation_runs"
@@ -481,9 +482,11 @@ def prepare_store(args) -> tuple[Path, dict]:
         engine.dispose()
         print(f"generating {args.events:,} events into {args.database_url} ...", flush=True)
         meta = generate_store(data_dir, args.events, args.seed, args.database_url)
+        _keep_label_keys(data_dir, args.database_url)
         meta_file.write_text(json.dumps(meta))
         return data_dir, meta
     if meta_file.exists():
+        _keep_label_keys(cached / "var", None)  # a store generated before they existed
         return cached / "var", json.loads(meta_file.read_text())
     shutil.rmtree(cached, ignore_errors=True)
     tmp = cached.with_name(cached.name + ".partial")
@@ -491,9 +494,23 @@ def prepare_store(args) -> tuple[Path, dict]:
     tmp.mkdir(parents=True)
     print(f"generating {args.events:,} events into {tmp} (cached for later runs) ...", flush=True)
     meta = generate_store(tmp / "var", args.events, args.seed, None)
+    _keep_label_keys(tmp / "var", None)
     (tmp / "meta.json").write_text(json.dumps(meta))
     tmp.rename(cached)
     return cached / "var", meta
+
+
+def _keep_label_keys(data_dir: Path, database_url: str | None) -> None:
+    """The bundled release's label keys, kept as `esco-kpi init` keeps them
+    (kpi.warehouse.label_keys): an installation has them before its first aggregation."""
+    from kpi.catalogue.load import BUNDLED_VERSION
+    from kpi.warehouse.label_keys import prepare
+
+    engine = _engine(_settings(data_dir, database_url))
+    try:
+        prepare(_settings(data_dir, database_url), engine, BUNDLED_VERSION)
+    finally:
+        engine.dispose()
 
 
 def _create_database(url: str) -> None:
@@ -524,7 +541,9 @@ def working_copy(data_dir: Path, work: Path, database_url: str | None) -> Path:
         for name in ("ingest.sqlite3", "ingest.sqlite3-wal", "ingest.sqlite3-shm"):
             if (data_dir / name).exists():
                 shutil.copyfile(data_dir / name, target / name)
-        os.sync()  # the copy's dirty pages are not the aggregator's to write
+    if (data_dir / "cache" / "label-keys").is_dir():  # what `init` left (see _keep_label_keys)
+        shutil.copytree(data_dir / "cache" / "label-keys", target / "cache" / "label-keys")
+    os.sync()  # the copy's dirty pages are not the aggregator's to write
     return target
 
 
