@@ -445,27 +445,18 @@ class Data:
         return self._until_changed("review_evidence_table",
                                    lambda: evidence_table(self.settings))
 
-    def review_evidence(self) -> list[Any]:
-        """kpi.review.items.evidence for every kind and language, until a run publishes: one
-        Item per row of review_evidence_table; the statuses are applied per request
-        (list_items(known=...))."""
-        from kpi.review.items import evidence
-
-        return self._until_changed(
-            "review_evidence",
-            lambda: evidence(self.settings, table=self.review_evidence_table()))
-
     def review_items(self, kind: str | None, status: str | None, language: str | None
-                     ) -> list[Any]:
-        """kpi.review.decisions.list_items with the kept evidence, memoised in this worker
-        until a run publishes or a reviewer decides (statuses come from the audit trail, and a
-        deferred item reopens when the evidence grows). The items are not to be changed."""
-        from kpi.review.decisions import list_items
+                     ) -> Any:
+        """kpi.review.decisions.queue from the kept evidence table (a Queue: ids in order,
+        Items made for the ones shown), memoised in this worker until a run publishes or a
+        reviewer decides (statuses come from the audit trail, and a deferred item reopens when
+        the evidence grows)."""
+        from kpi.review.decisions import queue
 
         return self._until_changed(
             f"review_items {kind} {status} {language}", decisions=True, shared=False,
-            compute=lambda: list_items(self.settings, self.engine(), kind=kind, status=status,
-                                       language=language, known=self.review_evidence()))
+            compute=lambda: queue(self.settings, self.engine(), kind=kind, status=status,
+                                  language=language, known=self.review_evidence_table()))
 
     def review_item_months(self, since: date, item_ids: Iterable[str]
                            ) -> dict[str, dict[date, int]]:

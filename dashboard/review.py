@@ -18,6 +18,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
@@ -27,7 +29,7 @@ from dashboard.data import Data
 from dashboard.login import csrf_ok, session_username
 from dashboard.state import FilterState, parse_query, to_query, today
 from kpi.review import ReviewError
-from kpi.review.decisions import decide, latest_rows, list_items, trail
+from kpi.review.decisions import Queue, decide, latest_rows, trail
 from kpi.review.handover import FILES, export_changes
 from kpi.review.items import KINDS, Item, item_detail, item_id
 from kpi.store.registry import user_role
@@ -90,28 +92,47 @@ def sparkline(values: list[int]) -> str:
     return "".join(_BLOCKS[round((v / top) * (len(_BLOCKS) - 1))] if v else " " for v in values)
 
 
-def review_queue(data: Data, state: FilterState) -> list[tuple[Item, str]]:
-    """The review items for the page's filters (kind, status, language, concept type, one
-    item), each with its trend in the page's period: what is emerging, then what is rising
-    (concept_trends), then the rest, each by evidence."""
+def review_queue(data: Data, state: FilterState) -> tuple[Queue | None, dict[str, str]]:
+    """The review queue for the page's filters (kind, status, language, concept type, one
+    item) and each flagged item's trend in the page's period: what is emerging, then what is
+    rising (concept_trends), then the rest, each by evidence. None before anything is
+    published."""
     try:
-        items = data.review_items(state.kind, state.status, state.language)
+        queue = data.review_items(state.kind, state.status, state.language)
     except FileNotFoundError:
-        return []  # nothing published yet (a fresh install)
-    items = [i for i in items if (not state.concept_type or i.concept_type == state.concept_type)
-             and (not state.item or i.item_id == state.item)]
-    trends = trending(data, state) if items else {}
-    queue = [(item, trends.get(item.item_id, "")) for item in items]
-    # a stable sort: the evidence order stays within each group
-    queue.sort(key=lambda pair: _TREND_ORDER[pair[1]])
-    return queue
+        return None, {}  # nothing published yet (a fresh install)
+    ids = queue.order.column("item_id")
+    keep = pc.is_valid(ids)
+    if state.concept_type:
+        keep = pc.and_(keep, pc.equal(queue.order.column("concept_type"), state.concept_type))
+    if state.item:
+        keep = pc.and_(keep, pc.equal(ids, state.item))
+    queue = queue.where(keep)
+    trends = trending(data, state) if len(queue) else {}
+    # a stable partition: the evidence order stays within each group
+    ids = queue.order.column("item_id")
+    flagged = [pc.is_in(ids, value_set=pa.array(
+        [i for i, t in trends.items() if t == trend], pa.string()))
+        for trend in ("emerging", "rising")]
+    rest = pc.invert(pc.or_(*flagged))
+    positions = pa.concat_arrays([pc.indices_nonzero(m) for m in (*flagged, rest)])
+    return Queue(queue.evidence, queue.order.take(positions), queue.decided), trends
+
+
+def shown(queue: Queue | None, trends: dict[str, str], limit: int | None = None
+          ) -> list[tuple[Item, str]]:
+    """The first `limit` items of a review_queue (all when None) with their trends."""
+    if queue is None:
+        return []
+    ids = queue.ids()[:limit]
+    return [(item, trends.get(item.item_id, "")) for item in queue.items(ids)]
 
 
 def review_rows(data: Data, state: FilterState, limit: int | None = None
                 ) -> list[dict[str, Any]]:
     """The queue (review_queue) as rows of TABLE_COLUMNS plus what the grid shows; only the
     first `limit` when given (a page shows the first GRID_ROW_LIMIT, the CSV has them all)."""
-    return queue_rows(data, review_queue(data, state)[:limit])
+    return queue_rows(data, shown(*review_queue(data, state), limit))
 
 
 def queue_rows(data: Data, queue: list[tuple[Item, str]]) -> list[dict[str, Any]]:
@@ -216,7 +237,7 @@ def take_decision(data: Data, decision: str, selected: Any, reason: Any, note: A
     if not ids:
         return "Select at least one item first.", False
     try:
-        known = list_items(data.settings, engine, known=data.review_evidence())
+        known = data.review_items(None, None, None).items(ids)
         done = decide(data.settings, engine, ids, decision, user,
                       reason=reason if decision == "reject" and reason else None,
                       note=note if isinstance(note, str) else None, items=known)

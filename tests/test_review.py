@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from rdflib import SKOS, Graph, Literal, URIRef
 from sqlalchemy import create_engine, text
@@ -23,9 +24,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from esco_kpi.cli import main
 from kpi.review import ReviewError
-from kpi.review.decisions import STATUSES, decide, list_items, trail
+from kpi.review.decisions import STATUSES, decide, list_items, queue, trail
 from kpi.review.handover import changes_graph, export_changes, proposal_uri
-from kpi.review.items import evidence, evidence_table, item_id
+from kpi.review.items import evidence_table, item_id
 from kpi.review.reconcile import reconcile
 from kpi.review.summary import review_summary
 from kpi.settings import Settings
@@ -373,18 +374,36 @@ def test_the_sql_item_ids_are_the_python_ones(store):
 
 
 def test_kept_evidence_is_never_changed_by_statuses_or_decisions(store):
-    """The dashboard keeps evidence() between requests and hands it to list_items and
-    decide(): statuses are filled in on copies, and the kept items stay open."""
+    """The dashboard keeps the evidence table and a queue between requests and hands the
+    queue's items to decide(): decisions change copies, never the kept items."""
     seed(store)
-    known = evidence(store.settings)
-    snapshot = [dict(vars(i)) for i in known]
-    listed = list_items(store.settings, store.engine, known=known)
-    done = decide(store.settings, store.engine, [L_ID], "accept", "eva", items=listed)
+    known = evidence_table(store.settings)
+    first = queue(store.settings, store.engine, known=known)
+    done = decide(store.settings, store.engine, [L_ID], "accept", "eva", items=first.items())
     assert done[0].status == "accepted"
-    again = {i.item_id: i for i in list_items(store.settings, store.engine, known=known)}
-    assert again[L_ID].status == "accepted" and again[P_ID].status == "open"
-    assert [dict(vars(i)) for i in known] == snapshot
-    assert {i.item_id: i.status for i in listed}[L_ID] == "open"  # the caller's list as it was
+    assert first.items([L_ID])[0].status == "open"  # the queue as it was when it was made
+    again = queue(store.settings, store.engine, known=known)
+    assert [i.status for i in again.items([L_ID, P_ID])] == ["accepted", "open"]
+    decide(store.settings, store.engine, [L_ID], "reject", "eva", reason="other",
+           items=again.items())
+    assert again.items([L_ID])[0].status == "accepted"
+    assert queue(store.settings, store.engine, known=known).items([L_ID])[0].status == "rejected"
+
+
+def test_the_queue_makes_items_only_for_the_ids_asked(store):
+    seed(store)
+    decide(store.settings, store.engine, [L_ID], "accept", "eva")
+    every = queue(store.settings, store.engine)
+    listed = list_items(store.settings, store.engine)
+    assert every.ids() == [i.item_id for i in listed] and len(every) == len(listed)
+    last, first = every.ids()[-1], every.ids()[0]
+    assert [i.item_id for i in every.items([last, "L-0000000000000000", first])] == [last, first]
+    assert every.items([L_ID])[0].status == "accepted"
+    accepted = queue(store.settings, store.engine, status="accepted")
+    assert accepted.ids() == [L_ID]
+    opened = queue(store.settings, store.engine, status="open", kind="proposal")
+    assert opened.ids() == [P_ID]
+    assert len(every.where(pa.array([i == P_ID for i in every.ids()]))) == 1
 
 
 def test_the_summary_agrees_with_the_items_statuses(store):

@@ -25,6 +25,7 @@ from dashboard.review import (
     queue_rows,
     review_queue,
     review_rows,
+    shown,
 )
 from dashboard.state import FilterState, to_query
 from kpi.review.decisions import REASONS, STATUSES
@@ -120,10 +121,10 @@ def render(data: Data, state: FilterState) -> list[Any]:
     from dashboard.login import csrf_token
 
     reviewer = current_role(data) == "reviewer"
-    queue = review_queue(data, state)
-    total = len(queue)
+    queue, trends = review_queue(data, state)
+    total = len(queue) if queue is not None else 0
     # rows only for what the grid shows: the CSV download builds them all
-    rows = queue_rows(data, queue[:GRID_ROW_LIMIT])
+    rows = queue_rows(data, shown(queue, trends, GRID_ROW_LIMIT))
     filters = html.Div(className="review-filters", children=[
         _choices(state, "kind", KINDS, "Kind"), _choices(state, "status", STATUSES, "Status")])
     note = ("Evidence covers all time: language and concept type filter the items. First "
@@ -164,10 +165,10 @@ def render(data: Data, state: FilterState) -> list[Any]:
         dcc.Download(id="review-handover"),
     ])
     # an item opened by a link shows its details at once
-    shown = (details(data, state, rows[0], 1) if state.item and len(rows) == 1 else
+    opened = (details(data, state, rows[0], 1) if state.item and len(rows) == 1 else
              [html.H2("Details"), html.P("Select an item to see its details.", className="note")])
     return [
         section("Review items", TABLE, *body, handover, note=note),
         html.Section(id="review-details", className="panel review-details",
-                     **{"aria-label": "Details of the selected item"}, children=shown),
+                     **{"aria-label": "Details of the selected item"}, children=opened),
     ]

@@ -19,13 +19,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, func, insert, select, text
 
 from kpi.review import ReviewError
-from kpi.review.items import KINDS, Item, evidence
+from kpi.review.items import KINDS, Item, evidence, evidence_items, evidence_table, filtered
 from kpi.settings import Settings
 from kpi.store.db import review_decisions
 from kpi.store.registry import user_role
@@ -131,12 +134,6 @@ def _copy(item: Item) -> Item:
     return copy
 
 
-def _undecided(item: Item) -> bool:
-    """Whether an item's status fields are still those of an item without a decision."""
-    return (item.status == "open" and not item.grown_since_decision
-            and item.in_release is None and item.released_as is None)
-
-
 def apply_status(item: Item, latest: dict[str, Any] | None) -> Item:
     """Fill in an item's status, growth flag and release from its latest audit row."""
     item.status, item.grown_since_decision = status_of(latest, item.implementers)
@@ -146,50 +143,108 @@ def apply_status(item: Item, latest: dict[str, Any] | None) -> Item:
     return item
 
 
-def list_items(settings: Settings, engine: Engine, *, kind: str | None = None,
-               status: str | None = None, language: str | None = None,
-               known: Sequence[Item] | None = None) -> list[Item]:
-    """Review items with their statuses, by evidence (implementers, then events).
+def decided_items(settings: Settings, table: pa.Table, latest: dict[str, dict[str, Any]],
+                  kind: str | None = None, language: str | None = None) -> list[Item]:
+    """The items of `table` (an evidence_table of `kind` and `language`) that a decision
+    names, and those the warehouse no longer holds, rebuilt from their latest decision: each
+    with its status by the audit trail's rules. Every other item of the table is open."""
+    named = pc.is_in(table.column("item_id"), value_set=pa.array(list(latest), pa.string()))
+    items = evidence(settings, table=table.filter(named))
+    present = {i.item_id for i in items}
+    items = [apply_status(i, latest[i.item_id]) for i in items]
+    items += [apply_status(stored_item(row), row) for item_id, row in latest.items()
+              if item_id not in present and (kind is None or row["kind"] == kind)
+              and (language is None or row["language"] == language)]
+    return items
+
+
+@dataclass(frozen=True)
+class Queue:
+    """Review items with their statuses, in order (implementers, then events, then id), as
+    columns: Items are made only for the ones asked for (a page shows 1,000 of 100,000).
+
+    `evidence` is the evidence_table the queue was made from, `order` the queue's item_id and
+    concept_type in order, `decided` the items a decision names (statuses filled in)."""
+
+    evidence: pa.Table
+    order: pa.Table
+    decided: dict[str, Item]
+
+    def __len__(self) -> int:
+        return self.order.num_rows
+
+    def ids(self) -> list[str]:
+        return self.order.column("item_id").to_pylist()
+
+    def where(self, mask: pa.Array) -> Queue:
+        """The queue of the items where `mask` (over `order`) is true, in the same order."""
+        return Queue(self.evidence, self.order.filter(mask), self.decided)
+
+    def items(self, ids: Sequence[str] | None = None) -> list[Item]:
+        """The Items of `ids` (default: the whole queue), in that order; ids not in the queue
+        are left out. Undecided items are made afresh, decided ones shared: not to be changed."""
+        ids = self.ids() if ids is None else [i for i in ids if i in self._positions()]
+        wanted = [i for i in ids if i not in self.decided]
+        column = self.evidence.column("item_id")
+        rows = self.evidence.take(pc.index_in(pa.array(wanted, pa.string()), value_set=column))
+        made = {i.item_id: i for i in evidence_items(rows)}
+        return [self.decided[i] if i in self.decided else made[i] for i in ids]
+
+    def _positions(self) -> set[str]:
+        ids = self.__dict__.get("_ids")
+        if ids is None:
+            ids = set(self.ids())
+            object.__setattr__(self, "_ids", ids)
+        return ids
+
+
+def queue(settings: Settings, engine: Engine, *, kind: str | None = None,
+          status: str | None = None, language: str | None = None,
+          known: pa.Table | None = None) -> Queue:
+    """The review queue (see Queue) for a kind, status and language (None: all).
 
     A label already among its concept's catalogue labels is no candidate, unless a decision
-    names it (it was a candidate once, and a release took it in). `known`: the evidence of
-    every item (kpi.review.items.evidence() for all kinds and languages) when the caller keeps
-    it, as the dashboard does between runs; it is not changed.
+    names it (it was a candidate once, and a release took it in). `known`: the evidence_table
+    of every kind and language when the caller keeps it (as the dashboard does between runs).
     """
+    _check_filters(kind, status, language)
+    table = evidence_table(settings, kind, language) if known is None else filtered(
+        known, kind, language)
+    with engine.connect() as conn:
+        latest = latest_rows(conn)
+    decided = {i.item_id: i for i in decided_items(settings, table, latest, kind, language)}
+    named = pc.is_in(table.column("item_id"), value_set=pa.array(list(decided), pa.string()))
+    # undecided items are open: in the queue unless it asks for another status, or the
+    # catalogue has the label already
+    undecided = table.filter(pc.and_(pc.invert(named), pc.invert(table.column("in_catalogue"))))
+    if status not in (None, "open"):
+        undecided = undecided.slice(0, 0)
+    shown = [i for i in decided.values() if status is None or i.status == status]
+    columns = ("item_id", "concept_type", "implementers", "events")
+    rows = pa.concat_tables([
+        undecided.select(list(columns)),
+        pa.table({c: [getattr(i, c) for i in shown] for c in columns},
+                 schema=undecided.select(list(columns)).schema),
+    ])
+    order = rows.sort_by([("implementers", "descending"), ("events", "descending"),
+                          ("item_id", "ascending")]).select(["item_id", "concept_type"])
+    return Queue(table, order, decided)
+
+
+def list_items(settings: Settings, engine: Engine, *, kind: str | None = None,
+               status: str | None = None, language: str | None = None) -> list[Item]:
+    """Review items with their statuses, by evidence (implementers, then events): every Item
+    of the queue (see queue)."""
+    return queue(settings, engine, kind=kind, status=status, language=language).items()
+
+
+def _check_filters(kind: str | None, status: str | None, language: str | None) -> None:
     if kind is not None and kind not in KINDS:
         raise ReviewError(f"kind must be one of: {', '.join(KINDS)}; got {kind!r}")
     if status is not None and status not in STATUSES:
         raise ReviewError(f"status must be one of: {', '.join(STATUSES)}; got {status!r}")
     if language is not None and language not in LANGUAGES:
         raise ReviewError(f"language must be one of: {', '.join(LANGUAGES)}; got {language!r}")
-    fresh = known is None
-    found = evidence(settings, kind, language) if fresh else [
-        i for i in known if (kind is None or i.kind == kind)
-        and (language is None or i.language == language)]
-    with engine.connect() as conn:
-        latest = latest_rows(conn)
-    items = []
-    seen = set()
-    for item in found:
-        seen.add(item.item_id)
-        row = latest.get(item.item_id)
-        if item.in_catalogue and row is None:
-            continue
-        if fresh or (row is None and _undecided(item)):
-            # an item without a decision is open as evidence() made it: no copy of the
-            # caller's item (100,000 of them per request) unless a status is filled in
-            items.append(apply_status(item, row))
-        else:
-            items.append(apply_status(_copy(item), row))
-    for item_id, row in latest.items():
-        if item_id in seen or (kind and row["kind"] != kind) or (
-                language and row["language"] != language):
-            continue
-        items.append(apply_status(stored_item(row), row))
-    if status is not None:
-        items = [i for i in items if i.status == status]
-    items.sort(key=lambda i: (-i.implementers, -i.events, i.item_id))
-    return items
 
 
 def audit_row(item: Item, decision: str, status: str, by: str, at: datetime, *,

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Engine, select
 
-from kpi.review.decisions import SYSTEM_USER, apply_status, latest_rows, stored_item
-from kpi.review.items import Item, evidence, evidence_table, filtered
+from kpi.review.decisions import SYSTEM_USER, decided_items, latest_rows
+from kpi.review.items import evidence_table, filtered
 from kpi.settings import Settings
 from kpi.store.db import review_decisions
 from kpi.warehouse import models
@@ -51,18 +51,12 @@ def review_summary(settings: Settings, engine: Engine, *, kind: str | None = Non
                 decided[item_id] = at.date()  # the latest reviewer's decision wins
             elif decision == "release":
                 released[item_id] = at.date()
-    ids = table.column("item_id")
-    named = pc.is_in(ids, value_set=pa.array(list(latest), pa.string()))
+    named = pc.is_in(table.column("item_id"), value_set=pa.array(list(latest), pa.string()))
     # Items without a decision are open; a label the catalogue has already is no candidate.
     undecided = table.filter(pc.and_(pc.invert(named), pc.invert(table.column("in_catalogue"))))
     # Items with one: their status by the audit trail's rules, whether or not the warehouse
-    # still holds them (kpi.review.decisions.list_items does the same per item).
-    items: list[Item] = evidence(settings, table=table.filter(named))
-    present = {i.item_id for i in items}
-    items = [apply_status(i, latest[i.item_id]) for i in items]
-    items += [apply_status(stored_item(row), row) for item_id, row in latest.items()
-              if item_id not in present and (kind is None or row["kind"] == kind)
-              and (language is None or row["language"] == language)]
+    # still holds them.
+    items = decided_items(settings, table, latest, kind, language)
     statuses = pa.concat_tables([
         pa.table({"kind": undecided.column("kind"), "language": undecided.column("language"),
                   "status": pa.array(["open"] * undecided.num_rows, pa.string()),
