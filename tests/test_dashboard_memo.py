@@ -9,6 +9,8 @@ import re
 import shutil
 from typing import Any
 
+import pytest
+
 from dashboard.app import create_dashboard
 from dashboard.callbacks import download, render_body
 from dashboard.data import (
@@ -44,6 +46,41 @@ def test_result_cache_keeps_objects_within_a_row_budget():
     cache.set("gone", small, timeout=-1)
     assert cache.get("gone") is None
     assert cache.clear() and cache.get("big") is None
+
+
+def test_prefetch_runs_a_page_s_queries_ahead_and_leaves_errors_to_the_page(app,
+                                                                             monkeypatch):
+    import threading
+
+    from kpi.warehouse import indicators
+
+    data = data_of(app)
+    state = FilterState(preset="this_quarter", concept_type="skill")
+    period = state.period()
+    threads: set[str] = set()
+    real = indicators.query
+
+    def query(*args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(indicators, "query", query)
+    names = ("most_used_concepts", "least_used_concepts", "catalogue_coverage")
+    data.prefetch(*(lambda n=n: data.indicator(n, period, state) for n in names))
+    assert threads and all(t.startswith("prefetch") for t in threads)
+
+    def broken(*args, **kwargs):
+        raise AssertionError("memoised answers are not computed again")
+
+    monkeypatch.setattr(indicators, "query", broken)
+    for name in names:  # the page's own calls find every answer memoised
+        assert data.indicator(name, period, state).columns
+    other = state.with_(concept_type="occupation")
+    data.prefetch(lambda: data.indicator("most_used_concepts", other.period(), other),
+                  lambda: data.indicator("least_used_concepts", other.period(), other))
+    # nothing memoised for an answer that failed: the page's own call raises it
+    with pytest.raises(AssertionError, match="not computed again"):
+        data.indicator("most_used_concepts", other.period(), other)
 
 
 def test_rendered_pages_are_counted_by_the_grid_rows_they_show(app):

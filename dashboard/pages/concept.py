@@ -27,6 +27,12 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
     if not uri:
         return {}
     period = state.period()
+    data.prefetch(
+        lambda: data.indicator("new_concept_proposals", period, state),
+        lambda: data.concept_detail(period, state, uri),
+        lambda: data.trend(period, state, concept_uri=uri),
+        lambda: data.indicator("candidate_alt_labels", period, state, concept_uri=uri),
+        lambda: data.indicator("translation_feedback", period, state, concept_uri=uri))
     detail = data.concept_detail(period, state, uri).rows
     grain, trend = data.trend(period, state, concept_uri=uri)
     part = {s: [r for r in detail if r["section"] == s] for s in

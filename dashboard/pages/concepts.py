@@ -34,6 +34,8 @@ REMOVED_COLUMNS = ("rank", "concept_uri", "label", "concept_type", "last_release
 
 def tables(data: Data, state: FilterState) -> dict[str, Table]:
     period = state.period()
+    data.prefetch(*(lambda name=name: data.indicator(name, period, state) for name in (
+        TRENDS, "most_used_concepts", "least_used_concepts", "catalogue_coverage")))
     most = data.indicator("most_used_concepts", period, state)
     least = data.indicator("least_used_concepts", period, state)
     coverage = data.indicator("catalogue_coverage", period, state)

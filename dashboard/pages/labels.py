@@ -17,6 +17,8 @@ PATH = "labels"
 
 
 def tables(data: Data, state: FilterState) -> dict[str, Table]:
+    data.prefetch(*(lambda name=name: data.indicator(name, state.period(), state)
+                    for name in (TRENDS, "candidate_alt_labels")))
     r = data.indicator("candidate_alt_labels", state.period(), state)
     # the CSV keeps the indicator's columns; the grid adds each row's review status
     return {"candidate_alt_labels": Table(

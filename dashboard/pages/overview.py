@@ -52,6 +52,15 @@ def kpis(data: Data, state: FilterState, period) -> dict[str, float | None]:
 def tables(data: Data, state: FilterState) -> dict[str, Table]:
     period = state.period()
     previous = period.previous()
+    data.prefetch(
+        lambda: data.indicator(TRENDS, period, state),  # the longest first
+        lambda: review_loop(data),
+        lambda: data.indicator("language_usage", period, state),
+        *(call for p in (period, previous) for call in (
+            lambda p=p: data.trend(p, state),
+            lambda p=p: data.indicator("implementer_uptake", p, state),
+            lambda p=p: data.indicator("catalogue_coverage", p, state),
+            lambda p=p: data.kpi_counts(p, state))))
     now, before = kpis(data, state, period), kpis(data, state, previous)
     summary = []
     for key, title in CARDS:

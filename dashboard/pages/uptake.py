@@ -57,6 +57,8 @@ def older_line(data: Data, state: FilterState) -> tuple[int, int, str | None]:
 
 
 def tables(data: Data, state: FilterState) -> dict[str, Table]:
+    data.prefetch(lambda: data.release_uptake(state.period(), state),
+                  lambda: data.indicator("implementer_uptake", state.period(), state))
     r = data.indicator("implementer_uptake", state.period(), state)
     versions: dict[str, set] = {}
     for row in r.rows:
