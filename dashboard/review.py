@@ -97,6 +97,10 @@ def review_queue(data: Data, state: FilterState) -> tuple[Queue | None, dict[str
     item) and each flagged item's trend in the page's period: what is emerging, then what is
     rising (concept_trends), then the rest, each by evidence. None before anything is
     published."""
+    # the queue's evidence, its trends and its sparklines' months, at the same time
+    data.prefetch(lambda: data.review_items(state.kind, state.status, state.language),
+                  lambda: data.indicator("concept_trends", state.period(), state),
+                  lambda: data.review_item_months(spark_months()[0], ()))
     try:
         queue = data.review_items(state.kind, state.status, state.language)
     except FileNotFoundError:
