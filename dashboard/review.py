@@ -51,6 +51,8 @@ DECISION_BUTTONS = {"accept": "Accept", "reject": "Reject", "defer": "Defer",
 _DONE = {"accept": "accepted", "reject": "rejected", "defer": "deferred",
          "reopen": "reopened"}
 GROWN = "more implementers since the decision"
+# Up to this many item ids, item_statuses asks the audit trail for exactly those.
+STATUS_LOOKUP_IDS = 500
 
 
 def current_role(data: Data) -> str | None:
@@ -176,7 +178,9 @@ def item_statuses(data: Data, item_ids: list[str]) -> dict[str, str]:
     """The review status of each of `item_ids` as its latest audit row says ("open" when
     none), with the release that holds a released or covered one."""
     with data.engine().connect() as conn:
-        latest = latest_rows(conn, item_ids)
+        # a long list (50,000 candidate labels) is looked up among every decided item, which
+        # are far fewer, rather than sent as 50,000 parameters
+        latest = latest_rows(conn, item_ids if len(item_ids) <= STATUS_LOOKUP_IDS else None)
     out = {}
     for item in item_ids:
         row = latest.get(item)

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from dashboard.app import create_dashboard
 from dashboard.callbacks import download, render_page
-from dashboard.review import TABLE, details, review_rows
+from dashboard.review import TABLE, details, item_statuses, review_rows
 from dashboard.state import FilterState, parse_query, to_query
 from kpi.review.decisions import trail
 from kpi.store.registry import add_user
@@ -284,6 +284,25 @@ def test_the_queue_sparkline_a_link_to_one_item_and_its_details(app, store):
     months_table = json.dumps(props(tree, "review-months"), ensure_ascii=False)
     assert "Jul 2026" in months_table or date.today() > date(2027, 6, 30)
     assert props(tree, "review-all-items")["href"] == "/dashboard/review"
+
+
+@pytest.mark.parametrize("others", [0, 600])  # looked up by id, or among every decided item
+def test_item_statuses_for_short_and_long_lists(app, store, others):
+    from kpi.review.decisions import decide as take
+    from kpi.review.decisions import latest_rows
+
+    data = data_of(app)
+    if item_statuses(data, [L_ID])[L_ID] == "open":  # the module's store: maybe decided already
+        take(store.settings, store.engine, [L_ID], "accept", REVIEWER[0])
+    with store.engine.connect() as conn:
+        latest = latest_rows(conn, [L_ID, P_ID, T_ID])
+    unknown = [f"L-{n:016x}" for n in range(others)]
+    statuses = item_statuses(data, [*unknown, L_ID, P_ID, T_ID])
+    assert len(statuses) == others + 3
+    for item in (L_ID, P_ID, T_ID):
+        assert statuses[item].split(" in ")[0] == (
+            latest[item]["status"] if item in latest else "open")
+    assert L_ID in latest and all(statuses[u] == "open" for u in unknown)
 
 
 def test_the_suggestion_pages_show_statuses_and_link_to_the_queue(app, store):
