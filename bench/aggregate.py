@@ -838,6 +838,19 @@ def spawn(phase: str, args, data_dir: Path, work: Path, **extra: Any) -> dict[st
     for k, v in extra.items():
         if v is not None:
             cmd += [f"--{k.replace('_', '-')}", str(v)]
+    return phase_result(cmd, phase)
+
+
+def append_results(report: str) -> None:
+    """Add a run's section to bench/RESULTS.md (every run adds its own, in time order)."""
+    with RESULTS.open("a", encoding="utf-8") as handle:
+        handle.write("\n" + report)
+    print(f"appended to {RESULTS}")
+
+
+def phase_result(cmd: list[str], phase: str) -> dict[str, Any]:
+    """Run a phase's command in a fresh process: the JSON of the `RESULT ` line it prints
+    (its output is shown, and the run stops, when it prints none)."""
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -958,9 +971,7 @@ def main() -> None:
                     base, incr, export, queries, args, duck, firsts, smalls)
     print(report)
     if not args.no_results:
-        with RESULTS.open("a", encoding="utf-8") as handle:  # every run adds its section
-            handle.write("\n" + report)
-        print(f"appended to {RESULTS}")
+        append_results(report)
 
 
 def render(command, info, meta, load_before, load_after, full, full_load, fulls, base, incr,

@@ -653,9 +653,7 @@ def main() -> None:
     report = render(command, out, load, agg_bench.loadavg())
     print(report)
     if not args.no_results:
-        with (HERE / "RESULTS.md").open("a", encoding="utf-8") as handle:
-            handle.write("\n" + report)
-        print(f"appended to {HERE / 'RESULTS.md'}")
+        agg_bench.append_results(report)
 
 
 if __name__ == "__main__":

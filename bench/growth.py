@@ -39,7 +39,6 @@ import argparse
 import importlib.util
 import json
 import shutil
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -129,12 +128,7 @@ def own_phase(phase: str, data_dir: Path, database_url: str | None) -> dict[str,
            str(data_dir)]
     if database_url:
         cmd += ["--database-url", database_url]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    sys.stderr.write(proc.stdout + proc.stderr)
-    raise SystemExit(f"phase {phase} failed ({proc.returncode})")
+    return agg_bench.phase_result(cmd, phase)
 
 
 def phase_dashboard_user(data_dir: Path, database_url: str | None) -> dict[str, Any]:
@@ -514,9 +508,7 @@ def main() -> None:
     print(report)
     print(f"wrote {JSON_OUT} and {PNG_OUT}")
     if not args.no_results:
-        with (HERE / "RESULTS.md").open("a", encoding="utf-8") as handle:
-            handle.write("\n" + report)
-        print(f"appended to {HERE / 'RESULTS.md'}")
+        agg_bench.append_results(report)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -172,6 +173,21 @@ def pg_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f"drop database if exists {name} with (force)"))
         admin.dispose()
+
+
+@contextmanager
+def store_on(backend: str, make: Callable[[str | None], Store]) -> Iterator[Store]:
+    """The store that `make(database_url)` builds on SQLite (None) or on a fresh PostgreSQL
+    database ("postgresql": dropped afterwards; skips without a server), disposed at the end."""
+    databases = pg_database() if backend == "postgresql" else None
+    url = next(databases) if databases else None  # skips without a PostgreSQL server
+    store = make(url)
+    try:
+        yield store
+    finally:
+        store.engine.dispose()
+        if databases:
+            databases.close()  # drops the database
 
 
 def standard_store(folder: Path, database_url: str | None = None) -> Store:

@@ -40,7 +40,7 @@ from kpi.store.db import (
     events,
 )
 from tests.conftest import write_config
-from tests.kpi_fixtures import Store, make_store, pg_database
+from tests.kpi_fixtures import Store, make_store, store_on
 
 CODE_RE = re.compile(r"^[A-Z]\d+(\.\d+)*$")
 TABLES = (catalogue_versions, concepts, concept_labels, concept_collections, concept_successors)
@@ -134,15 +134,8 @@ def nl_row(uri: str) -> tuple[str, ...]:
 @pytest.fixture
 def store(backend, tmp_path) -> Iterator[Store]:
     """An empty store (tables, no catalogue) of each backend."""
-    databases = pg_database() if backend == "postgresql" else None
-    url = next(databases) if databases else None  # skips without a PostgreSQL server
-    store = make_store(tmp_path / "store", url)
-    try:
+    with store_on(backend, lambda url: make_store(tmp_path / "store", url)) as store:
         yield store
-    finally:
-        store.engine.dispose()
-        if databases:
-            databases.close()
 
 
 class Cli:

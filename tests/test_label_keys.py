@@ -16,20 +16,13 @@ from sqlalchemy import update
 
 from kpi.store.db import catalogue_versions
 from kpi.warehouse import label_keys
-from tests.kpi_fixtures import O1, Store, pg_database, published_state, standard_store
+from tests.kpi_fixtures import O1, Store, published_state, standard_store, store_on
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request, tmp_path) -> Iterator[Store]:
-    databases = pg_database() if request.param == "postgresql" else None
-    url = next(databases) if databases else None  # skips without a PostgreSQL server
-    store = standard_store(tmp_path, url)
-    try:
+    with store_on(request.param, lambda url: standard_store(tmp_path, url)) as store:
         yield store
-    finally:
-        store.engine.dispose()
-        if databases:
-            databases.close()
 
 
 def kept_files(store: Store) -> list:

@@ -33,7 +33,17 @@ from kpi.settings import Settings
 from kpi.store.db import init_store, make_engine
 from kpi.store.registry import add_user, user_role
 from tests.conftest import write_config
-from tests.kpi_fixtures import CATALOGUE_V2, O1, OCC, S1, S2, Store, pg_database, standard_store
+from tests.kpi_fixtures import (
+    CATALOGUE_V2,
+    O1,
+    OCC,
+    S1,
+    S2,
+    Store,
+    pg_database,
+    standard_store,
+    store_on,
+)
 
 O3 = OCC + "o3"
 
@@ -42,17 +52,10 @@ O3 = OCC + "o3"
 def store(request, tmp_path) -> Iterator[Store]:
     """The standard store (three implementers, catalogue 1.0.0 and 1.10.0) on each backend,
     with a reviewer `eva` and a viewer `vic`."""
-    databases = pg_database() if request.param == "postgresql" else None
-    url = next(databases) if databases else None  # skips without a PostgreSQL server
-    store = standard_store(tmp_path, url)
-    add_user(store.engine, "eva", "password-eva", role="reviewer")
-    add_user(store.engine, "vic", "password-vic")
-    try:
+    with store_on(request.param, lambda url: standard_store(tmp_path, url)) as store:
+        add_user(store.engine, "eva", "password-eva", role="reviewer")
+        add_user(store.engine, "vic", "password-vic")
         yield store
-    finally:
-        store.engine.dispose()
-        if databases:
-            databases.close()  # drops the database
 
 
 LABEL = {"type": "label_added", "concept_uri": O1, "language": "de"}
