@@ -43,7 +43,7 @@ from flask_caching import Cache
 from flask_caching.backends.base import BaseCache
 from sqlalchemy import Engine, func, select
 
-from dashboard.state import FilterState, today
+from dashboard.state import FilterState, to_query, today
 from kpi.settings import Settings
 from kpi.store.db import make_engine, review_decisions
 from kpi.warehouse import indicators
@@ -59,6 +59,8 @@ CACHE_ROW_BUDGET = 150_000
 # Queries of one page run at the same time (Data.prefetch): one per core of the benchmark
 # machine; DuckDB gives each query its own threads too.
 PREFETCH_THREADS = 2
+# Review page states whose rows are kept per worker (Data.review_view).
+REVIEW_VIEWS = 16
 # Names of the review loop's answers kept per worker (Data.loop): the evidence, and a list of
 # references into it per kind, status and language asked for.
 LOOP_NAMES = 128
@@ -350,6 +352,9 @@ class Data:
     # answer per name, for the newest state it was asked in (see _until_changed)
     loop: LatestAnswers = field(default_factory=lambda: LatestAnswers(LOOP_NAMES),
                                 init=False, repr=False)
+    # the Review page's rows per state (Data.review_view): 1,000 rows each
+    review_views: LatestAnswers = field(default_factory=lambda: LatestAnswers(REVIEW_VIEWS),
+                                        init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.pages, SharedPageCache):
@@ -438,12 +443,14 @@ class Data:
                                            known=self.review_evidence_table(), **options))
 
     def _until_changed(self, name: str, compute: Callable[[], Any], decisions: bool = False,
-                       shared: bool = True) -> Any:
+                       shared: bool = True, kept: LatestAnswers | None = None) -> Any:
         """compute(), memoised until a run publishes (and, with `decisions`, until a reviewer
         decides), and with `shared` also given to the other workers: for what covers every
-        published day, whatever the period."""
+        published day, whatever the period. `kept`: where (default: the review loop's
+        answers)."""
         if self.cache is None:
             return compute()
+        kept = self.loop if kept is None else kept
 
         def state() -> tuple:
             return (period_fingerprint(self.settings, date.min, date.max),
@@ -452,18 +459,27 @@ class Data:
         before = state()
         key = repr((name, before))
         results = self.results if shared else None
-        hit = self.loop.get(name, key)
+        hit = kept.get(name, key)
         if hit is None and results is not None:
             hit = results.get(key)
             if hit is not None:
-                self.loop.set(name, key, hit)
+                kept.set(name, key, hit)
         if hit is None:
             hit = compute()
             if state() == before:  # nothing published or decided meanwhile
-                self.loop.set(name, key, hit)
+                kept.set(name, key, hit)
                 if results is not None:
                     results.set(key, hit)
         return hit
+
+    def review_view(self, state: FilterState, compute: Callable[[], Any]) -> Any:
+        """What the Review page shows for a state (its queue's length and first rows),
+        memoised in this worker until a run publishes or a reviewer decides: the page itself is
+        rendered at every request (it shows the user's role and carries the session's token),
+        not its rows."""
+        period = state.period()
+        return self._until_changed(f"review_view {period} {to_query(state)}", compute,
+                                   decisions=True, shared=False, kept=self.review_views)
 
     def review_evidence_table(self) -> Any:
         """kpi.review.items.evidence_table for every kind and language (an Arrow table; a

@@ -163,6 +163,11 @@ def test_a_reviewer_decides_in_bulk_through_the_callback(app, store):
     assert message(decide(client, "reopen", proposal, None)).startswith("The page expired")
     audit = decided(store.engine)
     assert len(audit) == 3 and audit[-1]["reason"] == "too_specific"
+    # the page again: its rows are kept per state, and every decision renews them
+    again = {r["item_id"]: r["status"] for r in props(page(client), "review-grid")["rowData"]}
+    assert (again[L_ID], again[T_ID], again[P_ID]) == ("accepted", "accepted", "rejected")
+    assert props(page(client), "review-grid")["rowData"] == props(page(client),
+                                                                  "review-grid")["rowData"]
 
     # the details of a decided item: its evidence, the concept's labels, the history
     row = next(r for r in refreshed["rowData"] if r["item_id"] == L_ID)

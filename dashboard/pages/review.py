@@ -121,10 +121,13 @@ def render(data: Data, state: FilterState) -> list[Any]:
     from dashboard.login import csrf_token
 
     reviewer = current_role(data) == "reviewer"
-    queue, trends = review_queue(data, state)
-    total = len(queue) if queue is not None else 0
-    # rows only for what the grid shows: the CSV download builds them all
-    rows = queue_rows(data, shown(queue, trends, GRID_ROW_LIMIT))
+    def view() -> tuple[int, list[dict[str, Any]]]:
+        queue, trends = review_queue(data, state)
+        # rows only for what the grid shows: the CSV download builds them all
+        return (len(queue) if queue is not None else 0,
+                queue_rows(data, shown(queue, trends, GRID_ROW_LIMIT)))
+
+    total, rows = data.review_view(state, view)
     filters = html.Div(className="review-filters", children=[
         _choices(state, "kind", KINDS, "Kind"), _choices(state, "status", STATUSES, "Status")])
     note = ("Evidence covers all time: language and concept type filter the items. First "
