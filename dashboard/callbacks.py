@@ -133,9 +133,9 @@ def download(data: Data, pathname: str | None, search: str | None, table: str
         return dcc.send_string(table_csv(found.columns, found.rows),
                                csv_filename(table, state), type="text/csv")
 
-    if getattr(page, "LIVE", False):
-        return build()
-    return data.download(page.PATH, table, state, build)
+    # a LIVE page's tables show the review decisions: kept only until the next one
+    return data.download(page.PATH, table, state, build,
+                         decisions=getattr(page, "LIVE", False))
 
 
 def concept_href(search: str | None, uri: str | None) -> str | None:

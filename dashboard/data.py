@@ -513,14 +513,20 @@ class Data:
         return item_months(table, item_ids)
 
     def download(self, path: str, table: str, state: FilterState,
-                 build: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+                 build: Callable[[], dict[str, Any] | None], decisions: bool = False
+                 ) -> dict[str, Any] | None:
         """A CSV download of a page's table, built once per host: the file is kept with the
         shared pages (on disk only: a CSV can be megabytes), so the worker that gets the next
-        click need not compute the page's indicators again."""
+        click need not compute the page's indicators again. With `decisions` (the review
+        queue's: the same for every user, its evidence over all time) it is kept until a run
+        publishes anything or a reviewer decides, and per the page's own choices too (kind,
+        status, item)."""
         period = state.period()
+        own = (period_fingerprint(self.settings, date.min, date.max), self.review_token(),
+               to_query(state)) if decisions else ()
         return self._cached(getattr(self.pages, "disk", None),
-                            ("csv", CODE_VERSION, path, table, *_view(state, period)), period,
-                            build, quality=path == QUALITY_PAGE)
+                            ("csv", CODE_VERSION, path, table, *own, *_view(state, period)),
+                            period, build, quality=path == QUALITY_PAGE)
 
     def indicator(self, name: str, period: Period, state: FilterState, **extra: Any) -> Result:
         """kpi.warehouse.indicators.query with the state's filters that the indicator can apply."""

@@ -22,7 +22,7 @@ from dashboard.state import FilterState, parse_query, to_query
 from kpi.review.decisions import trail
 from kpi.store.registry import add_user
 from tests.dashboard_world import data_of, find, texts
-from tests.kpi_fixtures import Store, standard_store
+from tests.kpi_fixtures import S1, Store, standard_store
 from tests.test_review import L_ID, P_ID, T_ID, seed
 
 REVIEWER, VIEWER = ("eva", "password-eva"), ("vic", "password-vic")
@@ -289,6 +289,37 @@ def test_the_queue_sparkline_a_link_to_one_item_and_its_details(app, store):
     months_table = json.dumps(props(tree, "review-months"), ensure_ascii=False)
     assert "Jul 2026" in months_table or date.today() > date(2027, 6, 30)
     assert props(tree, "review-all-items")["href"] == "/dashboard/review"
+
+
+def test_the_queue_csv_is_kept_until_a_decision_or_a_run(app, store, monkeypatch):
+    """The Review page's CSV is built once per state, then renewed by a reviewer's decision and
+    by a run that publishes (its evidence covers all time, whatever the period)."""
+    import dashboard.pages.review as review_page
+    from kpi.review.decisions import decide as take
+
+    built = []
+    real = review_page.review_rows
+    monkeypatch.setattr(review_page, "review_rows",
+                        lambda *a, **k: built.append(1) or real(*a, **k))
+    data = data_of(app)
+    search = "?kind=translation"
+
+    def statuses() -> dict[str, str]:
+        payload = download(data, "/dashboard/review", search, TABLE)
+        return {r["item_id"]: r["status"]
+                for r in csv.DictReader(io.StringIO(payload["content"]))}
+
+    first = statuses()
+    assert statuses() == first and set(first) == {T_ID}
+    assert len(built) == 1  # the second download was kept
+    status = "deferred" if first[T_ID] != "deferred" else "open"
+    take(store.settings, store.engine, [T_ID], "defer" if status == "deferred" else "reopen",
+         REVIEWER[0])
+    assert statuses()[T_ID] == status
+    store.events({"type": "translation_feedback", "concept_uri": S1, "language": "fr",
+                  "label": "programmation Python", "implementer_id": 2, "day": "2025-01-02"})
+    store.aggregate()  # a day outside the default period: the evidence changes all the same
+    assert len(statuses()) == 2
 
 
 @pytest.mark.parametrize("others", [0, 600])  # looked up by id, or among every decided item
