@@ -455,6 +455,9 @@ def prepare_store(args) -> tuple[Path, dict]:
         # PostgreSQL: the database itself is the cache; rebuilt unless it holds the same set.
         data_dir = cached / "pg-var"
         data_dir.mkdir(parents=True, exist_ok=True)
+        # its own record of what the database holds: the SQLite store's meta.json says that
+        # `var/` is complete
+        meta_file = data_dir / "meta.json"
         settings = _settings(data_dir, args.database_url)
         engine = _engine(settings)
         from sqlalchemy import text
