@@ -17,6 +17,9 @@
 -- preferred label in that language (null when the catalogue has none). item_id: see the
 -- macro review_item_id. Labels that normalise to nothing are left out.
 --
+-- The rows come in no particular order: kpi.review.decisions.queue orders the items (by
+-- implementers, events and id) once their statuses are known.
+--
 -- Parameters (NULL = all): $kind ('label', 'proposal' or 'translation'), $language.
 
 with
@@ -218,4 +221,3 @@ select
     broader_uris,
     current_label
 from items
-order by implementers desc, events desc, kind, concept_uri, concept_type, language, label_norm

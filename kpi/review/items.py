@@ -99,8 +99,8 @@ class Item:
 def evidence_table(settings: Settings, kind: str | None = None, language: str | None = None
                    ) -> pa.Table:
     """Every suggestion group of the published warehouse as one Arrow row (the columns of
-    sql/review_items.sql, item ids included), by evidence: what the review loop's figures read
-    without building an Item per group. Runs on a fresh reader."""
+    sql/review_items.sql, item ids included), in no particular order: what the review loop's
+    figures read without building an Item per group. Runs on a fresh reader."""
     from kpi.warehouse.reader import open_reader  # the warehouse is only needed here
 
     if kind is not None and kind not in KINDS:
@@ -114,9 +114,9 @@ def evidence_table(settings: Settings, kind: str | None = None, language: str | 
 
 def evidence(settings: Settings, kind: str | None = None, language: str | None = None,
              table: pa.Table | None = None) -> list[Item]:
-    """Every suggestion group of the published warehouse as an Item (status still "open"),
-    by evidence: implementers, then events (from `table`, an evidence_table of every kind and
-    language, when the caller has it)."""
+    """Every suggestion group of the published warehouse as an Item (status still "open"), in
+    no particular order (kpi.review.decisions.queue orders them); from `table`, an
+    evidence_table of every kind and language, when the caller has it."""
     if table is None:
         table = evidence_table(settings, kind, language)
     else:
