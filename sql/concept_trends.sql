@@ -321,19 +321,14 @@ holding as (
 -- the label and proposal rows of the items shown, for their groups' most used spelling (see
 -- label_groups): read again for those items only (they are not in the catalogue and have a
 -- label_norm, so their rows are exactly theirs in label_rows and proposal_rows), which costs
--- less than keeping every row of label_rows for the few items shown
+-- less than keeping every row of label_rows for the few items shown. One read covers both
+-- periods: the previous one ends the day before the current one starts, and label_groups
+-- only sums.
 spelling_rows as (
     select 'label' as kind, l.concept_key, null::varchar as concept_type, l.language,
            l.label_norm, l.label, l.implementer_id, l.usage, l.events
-    from (
-        select concept_key, language, label_norm, label, implementer_id, usage, events
-        from filtered_span_rows('labels', $prev_start, $prev_end,
-                                $concept_type, $language, $context, $country, $sector)
-        union all
-        select concept_key, language, label_norm, label, implementer_id, usage, events
-        from filtered_span_rows('labels', $start, $end,
-                                $concept_type, $language, $context, $country, $sector)
-    ) as l
+    from filtered_span_rows('labels', $prev_start, $end,
+                            $concept_type, $language, $context, $country, $sector) as l
     semi join holding as h
         on h.kind = 'label' and h.concept_key is not distinct from l.concept_key
        and h.language is not distinct from l.language
@@ -341,15 +336,8 @@ spelling_rows as (
     union all
     select 'proposal', null, p.concept_type, p.language, p.label_norm, p.label,
            p.implementer_id, p.usage, p.events
-    from (
-        select concept_type, language, label_norm, label, implementer_id, usage, events
-        from filtered_span_rows('proposals', $prev_start, $prev_end,
-                                $concept_type, $language, $context, $country, $sector)
-        union all
-        select concept_type, language, label_norm, label, implementer_id, usage, events
-        from filtered_span_rows('proposals', $start, $end,
-                                $concept_type, $language, $context, $country, $sector)
-    ) as p
+    from filtered_span_rows('proposals', $prev_start, $end,
+                            $concept_type, $language, $context, $country, $sector) as p
     semi join holding as h
         on h.kind = 'proposal' and h.concept_type is not distinct from p.concept_type
        and h.language is not distinct from p.language

@@ -7,6 +7,5 @@ create or replace macro filtered_rows(
 ) as table
     select *
     from period_rows(rollup, first_day, last_day, only_country, only_sector)
-    where (only_concept_type is null or concept_type = only_concept_type)
-      and (only_language is null or language = only_language)
-      and (only_context is null or context = only_context);
+    where in_filters(concept_type, language, context,
+                     only_concept_type, only_language, only_context);
