@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -158,6 +159,13 @@ def decided_items(settings: Settings, table: pa.Table, latest: dict[str, dict[st
     return items
 
 
+def open_rows(table: pa.Table, decided: Iterable[str]) -> pa.Table:
+    """The rows of an evidence_table that no decision names (`decided`: item ids): open items,
+    but for a label its concept's catalogue labels have already, which is no candidate."""
+    named = pc.is_in(table.column("item_id"), value_set=pa.array(list(decided), pa.string()))
+    return table.filter(pc.and_(pc.invert(named), pc.invert(table.column("in_catalogue"))))
+
+
 @dataclass(frozen=True)
 class Queue:
     """Review items with their statuses, in order (implementers, then events, then id), as
@@ -183,19 +191,16 @@ class Queue:
     def items(self, ids: Sequence[str] | None = None) -> list[Item]:
         """The Items of `ids` (default: the whole queue), in that order; ids not in the queue
         are left out. Undecided items are made afresh, decided ones shared: not to be changed."""
-        ids = self.ids() if ids is None else [i for i in ids if i in self._positions()]
+        ids = self.ids() if ids is None else [i for i in ids if i in self._members]
         wanted = [i for i in ids if i not in self.decided]
         column = self.evidence.column("item_id")
         rows = self.evidence.take(pc.index_in(pa.array(wanted, pa.string()), value_set=column))
         made = {i.item_id: i for i in evidence_items(rows)}
         return [self.decided[i] if i in self.decided else made[i] for i in ids]
 
-    def _positions(self) -> set[str]:
-        ids = self.__dict__.get("_ids")
-        if ids is None:
-            ids = set(self.ids())
-            object.__setattr__(self, "_ids", ids)
-        return ids
+    @cached_property
+    def _members(self) -> set[str]:
+        return set(self.ids())
 
 
 def queue(settings: Settings, engine: Engine, *, kind: str | None = None,
@@ -213,10 +218,7 @@ def queue(settings: Settings, engine: Engine, *, kind: str | None = None,
     with engine.connect() as conn:
         latest = latest_rows(conn)
     decided = {i.item_id: i for i in decided_items(settings, table, latest, kind, language)}
-    named = pc.is_in(table.column("item_id"), value_set=pa.array(list(decided), pa.string()))
-    # undecided items are open: in the queue unless it asks for another status, or the
-    # catalogue has the label already
-    undecided = table.filter(pc.and_(pc.invert(named), pc.invert(table.column("in_catalogue"))))
+    undecided = open_rows(table, decided)
     if status not in (None, "open"):
         undecided = undecided.slice(0, 0)
     shown = [i for i in decided.values() if status is None or i.status == status]

@@ -14,10 +14,9 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import Engine, select
 
-from kpi.review.decisions import SYSTEM_USER, decided_items, latest_rows
+from kpi.review.decisions import SYSTEM_USER, decided_items, open_rows
 from kpi.review.items import evidence_table, filtered
 from kpi.settings import Settings
 from kpi.store.db import review_decisions
@@ -38,24 +37,21 @@ def review_summary(settings: Settings, engine: Engine, *, kind: str | None = Non
     dashboard does between runs); otherwise it is read from the warehouse.
     """
     table = filtered(evidence_table(settings) if known is None else known, kind, language)
+    latest: dict[str, dict[str, Any]] = {}  # each item's latest audit row: its status
     decided: dict[str, Any] = {}
     released: dict[str, Any] = {}
     with engine.connect() as conn:
-        latest = latest_rows(conn)
-        rows = conn.execute(select(review_decisions.c.item_id, review_decisions.c.decision,
-                                   review_decisions.c.decided_by,
-                                   review_decisions.c.decided_at)
-                            .order_by(review_decisions.c.id))
-        for item_id, decision, by, at in rows:
-            if by != SYSTEM_USER:
-                decided[item_id] = at.date()  # the latest reviewer's decision wins
-            elif decision == "release":
-                released[item_id] = at.date()
-    named = pc.is_in(table.column("item_id"), value_set=pa.array(list(latest), pa.string()))
-    # Items without a decision are open; a label the catalogue has already is no candidate.
-    undecided = table.filter(pc.and_(pc.invert(named), pc.invert(table.column("in_catalogue"))))
-    # Items with one: their status by the audit trail's rules, whether or not the warehouse
-    # still holds them.
+        # the whole trail once, oldest first: the later rows of an item overwrite the earlier
+        for row in conn.execute(select(review_decisions).order_by(review_decisions.c.id)
+                                ).mappings():
+            latest[row["item_id"]] = dict(row)
+            if row["decided_by"] != SYSTEM_USER:
+                decided[row["item_id"]] = row["decided_at"].date()  # the latest reviewer's
+            elif row["decision"] == "release":
+                released[row["item_id"]] = row["decided_at"].date()
+    undecided = open_rows(table, latest)
+    # the items a decision names: their status by the audit trail's rules, whether or not the
+    # warehouse still holds them
     items = decided_items(settings, table, latest, kind, language)
     statuses = pa.concat_tables([
         pa.table({"kind": undecided.column("kind"), "language": undecided.column("language"),
