@@ -101,15 +101,9 @@ def evidence_table(settings: Settings, kind: str | None = None, language: str | 
     """Every suggestion group of the published warehouse as one Arrow row (the columns of
     sql/review_items.sql, item ids included), in no particular order: what the review loop's
     figures read without building an Item per group. Runs on a fresh reader."""
-    from kpi.warehouse.reader import open_reader  # the warehouse is only needed here
-
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of: {', '.join(KINDS)}; got {kind!r}")
-    con = open_reader(settings)
-    try:
-        return models.arrow(con, "review_items", {"kind": kind, "language": language})
-    finally:
-        con.close()
+    return _query(settings, "review_items", {"kind": kind, "language": language}, arrow=True)
 
 
 def evidence(settings: Settings, kind: str | None = None, language: str | None = None,
@@ -152,12 +146,16 @@ def filtered(table: pa.Table, kind: str | None, language: str | None) -> pa.Tabl
     return table
 
 
-def _query(settings: Settings, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of a review model of sql/ on a fresh warehouse reader."""
+def _query(settings: Settings, name: str, params: dict[str, Any], arrow: bool = False
+           ) -> Any:
+    """Rows of a review model of sql/ on a fresh warehouse reader: dicts, or with `arrow` one
+    Arrow table."""
     from kpi.warehouse.reader import open_reader  # the warehouse is only needed here
 
     con = open_reader(settings)
     try:
+        if arrow:
+            return models.arrow(con, name, params)
         cur = models.run(con, name, params)
         columns = [d[0] for d in cur.description]
         return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
@@ -191,13 +189,7 @@ def item_months_table(settings: Settings, since: date) -> pa.Table:
     """The implementers per month from `since` on of every item sent in that time, one row
     per item and month (item_id, month's first day, implementers...: sql/review_item_months.sql),
     as Arrow: see item_months for the few items a page shows."""
-    from kpi.warehouse.reader import open_reader  # the warehouse is only needed here
-
-    con = open_reader(settings)
-    try:
-        return models.arrow(con, "review_item_months", {"since": since})
-    finally:
-        con.close()
+    return _query(settings, "review_item_months", {"since": since}, arrow=True)
 
 
 def item_months(table: pa.Table, item_ids: Iterable[str]) -> dict[str, dict[date, int]]:
