@@ -205,22 +205,29 @@ def published_state(settings: Settings) -> dict[str, list[tuple]]:
     """Every published table's rows, sorted: to compare two warehouses.
 
     Concept keys are replaced by their URIs: two warehouses built in different orders may
-    number the same concept differently, and must still hold the same figures.
+    number the same concept differently, and must still hold the same figures. A rollup's rows
+    are summed per key (day included): a day's rows may be split over several files (its
+    recomputed rows and the rows added to it since), and readers always sum them.
     """
     con = open_reader(settings)
     try:
         out = {}
-        keyed = {"usage_daily": "concept_key", "labels_daily": "concept_key",
-                 "feedback_daily": "concept_key", "proposals_daily": "broader_key"}
-        for table in ("usage_daily", "labels_daily", "proposals_daily", "feedback_daily",
-                      "activity_daily", "quality_daily", "concepts", "concept_labels",
+        keyed = {"usage": "concept_key", "labels": "concept_key",
+                 "feedback": "concept_key", "proposals": "broader_key"}
+        rollups = [f"{name}_{grain}" for name in ("usage", "labels", "proposals", "feedback",
+                                                   "activity")
+                   for grain in ("daily", "monthly", "quarterly")]
+        for table in (*rollups, "quality_daily", "concepts", "concept_labels",
                       "concept_names", "implementers"):
             # table and column names come from the constants above
-            if table in keyed:
-                column = keyed[table]
+            if table in rollups:
+                column = keyed.get(table.rsplit("_", 1)[0])
+                key = (f"t.* exclude ({column}, usage, events), k.uri" if column
+                       else "t.* exclude (usage, events)")
+                join = (f"left join concept_keys as k on k.key = t.{column}" if column else "")
                 rows = con.execute(
-                    f"select t.* exclude ({column}), k.uri from {table} as t "
-                    f"left join concept_keys as k on k.key = t.{column}").fetchall()
+                    f"select {key}, sum(t.usage), sum(t.events) from {table} as t {join} "
+                    "group by all").fetchall()
             else:
                 rows = con.execute(f"select * from {table}").fetchall()
             out[table] = sorted(rows, key=repr)

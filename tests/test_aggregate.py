@@ -130,6 +130,87 @@ def test_incremental_run_recomputes_only_touched_days_and_equals_a_full_rebuild(
     assert [tuple(r) for r in runs] == [(400, 400), (4, 404), (0, 404), (404, 404)]
 
 
+def _files(settings: Settings, table: str, day: str) -> list[str]:
+    return published.read_manifest(settings)["rollups"].get(table, {}).get(day, [])
+
+
+def test_a_small_run_adds_a_file_to_its_days_months_and_quarters(store, tmp_path):
+    store.events(*random_events(200, seed=5, days=("2026-07-01", "2026-08-31")))
+    store.aggregate()
+    before = {(t, d): _files(store.settings, t, d) for t, d in (
+        ("usage_daily", "2026-07-01"), ("usage_daily", "2026-07-02"),
+        ("usage_monthly", "2026-07-01"), ("usage_quarterly", "2026-07-01"),
+        ("usage_monthly", "2026-08-01"))}
+    assert all(len(files) == 1 for files in before.values())
+
+    store.events({"day": "2026-07-01", "count": 5}, {"day": "2026-07-01", "concept_uri": S2})
+    run = store.aggregate()
+    assert (run.events_read, run.days_recomputed) == (2, 1)
+    # the day and its (closed) month and quarter keep their files and get one more each
+    for table, day in (("usage_daily", "2026-07-01"), ("usage_monthly", "2026-07-01"),
+                       ("usage_quarterly", "2026-07-01")):
+        files = _files(store.settings, table, day)
+        assert files[0] == before[table, day][0] and len(files) == 2
+    for table, day in (("usage_daily", "2026-07-02"), ("usage_monthly", "2026-08-01")):
+        assert _files(store.settings, table, day) == before[table, day]
+    clean = clean_copy(store, tmp_path / "clean")
+    run_aggregation(clean)
+    assert published_state(store.settings) == published_state(clean)
+    assert published_total(store.settings) == ingest_total(store)
+    for period in (Period.month(date(2026, 7, 1)), Period.quarter(date(2026, 7, 1)),
+                   Period(date(2026, 7, 1), date(2026, 7, 1))):
+        assert query(store.settings, "most_used_concepts", period) == query(
+            clean, "most_used_concepts", period)
+
+
+def test_a_day_holding_as_many_files_as_allowed_is_recomputed_whole(store, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setattr(published, "MAX_FILES_PER_PART", 3)
+    store.events(*random_events(100, seed=6), {"day": "2026-07-05"})
+    store.aggregate()
+    counts = []
+    for seed in range(4):
+        store.events({"day": "2026-07-05", "count": seed + 1},
+                     {"day": "2026-07-05", "type": "label_added", "label": f"Neu {seed}"})
+        store.aggregate()
+        counts.append((len(_files(store.settings, "usage_daily", "2026-07-05")),
+                       len(_files(store.settings, "usage_monthly", "2026-07-01"))))
+    # the third addition would make four files: the day is recomputed into one, and so is
+    # its month (its sums are read again from the day's files)
+    assert counts == [(2, 2), (3, 3), (1, 1), (2, 2)]
+    clean = clean_copy(store, tmp_path / "clean")
+    run_aggregation(clean)
+    assert published_state(store.settings) == published_state(clean)
+
+
+def test_a_large_backlog_recomputes_its_days(store, monkeypatch):
+    store.events(*random_events(100, seed=7), {"day": "2026-07-05"})
+    store.aggregate()
+    first = _files(store.settings, "usage_daily", "2026-07-05")
+    monkeypatch.setattr(aggregate, "ADD_MAX_IDS", 2)
+    store.events({"day": "2026-07-05"}, {"day": "2026-07-05"})
+    store.aggregate()
+    files = _files(store.settings, "usage_daily", "2026-07-05")
+    assert len(files) == 1 and files != first
+    assert published_total(store.settings) == ingest_total(store)
+
+
+def test_a_run_killed_once_its_manifest_is_switched_adds_nothing_twice(store, tmp_path):
+    store.events(*random_events(300, seed=8))
+    store.aggregate()
+    store.events(*random_events(50, seed=9))
+    killed = run_script(KILL_SCRIPT, str(store.settings.data_dir), "published")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert published_total(store.settings) == ingest_total(store)  # the switch happened
+    # the next run finds the killed run's rows still staged, and the manifest holding them
+    store.events({"day": "2026-07-09", "count": 3})
+    assert store.aggregate().events_read == 1
+    assert published_total(store.settings) == ingest_total(store)
+    clean = clean_copy(store, tmp_path / "clean")
+    run_aggregation(clean)
+    assert published_state(store.settings) == published_state(clean)
+
+
 KILL_SCRIPT = """
 import os, signal, sys
 from kpi.warehouse import aggregate
@@ -340,6 +421,8 @@ def test_published_tables_have_the_declared_schemas(store):
 
 
 def test_superseded_files_are_deleted_after_the_grace_period(store, monkeypatch):
+    # a day holds one file: each run that adds to it recomputes it and supersedes the last one
+    monkeypatch.setattr(published, "MAX_FILES_PER_PART", 1)
     store.events({"day": "2026-07-01"})
     store.aggregate()
     first = published.read_manifest(store.settings)["rollups"]["usage_daily"]["2026-07-01"]

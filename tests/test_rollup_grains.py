@@ -137,13 +137,14 @@ def test_month_and_quarter_rows_are_the_sums_of_their_days(store):
                        sum(events)::bigint as events, day
                 from {name} group by all""")
             assert got == expected and expected, name
-            # the published sums: one row per key and span
+            # the published sums: one row per key and span in each file (a span's later
+            # files hold what runs added to its days since)
             files = [str(published.published_dir(store.settings) / f)
                      for fs in rollups[name].values() for f in fs]
             assert con.execute("""
                 select count(*) from (
                     select * exclude (usage, events)
-                    from read_parquet($files, hive_partitioning = true)
+                    from read_parquet($files, hive_partitioning = true, filename = true)
                     group by all having count(*) > 1)""", {"files": files}).fetchall() == [(0,)]
     finally:
         con.close()

@@ -9,8 +9,9 @@ One run:
    them to the warehouse's events (a few ranges at a time, in id order) in one DuckDB
    transaction together with the days they touch and the new watermark: a crash at any point,
    then a re-run, counts nothing twice;
-5. publishes the rollups of the touched days (see kpi/warehouse/published.py) and records the run in
-   the ingest store's `aggregation_runs`.
+5. publishes the rollups of the touched days (see kpi/warehouse/published.py): a small backlog
+   as additions to those days, a large one by recomputing them; and records the run in the
+   ingest store's `aggregation_runs`.
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ READ_WORKERS = 4
 # events, or at the end of the backlog: inserts of ~1 M rows cost DuckDB a third less than
 # five times as many of 200 k, which leave partial row groups for the checkpoint to rewrite.
 APPEND_MIN_ROWS = 1_000_000
+# A backlog of fewer ids than this is published as additions: the sums of its rows go into new
+# files beside the files of each day (and of each closed month and quarter) they touch, instead
+# of recomputing those days from all of their events (see kpi.warehouse.published). A larger
+# backlog marks its days dirty, to be recomputed whole: once most of a day's events are new,
+# that costs no more, and staging them as additions would copy them once more.
+ADD_MAX_IDS = 500_000
 # A catalogue version with at least this many labels has them read and normalised by worker
 # processes (see _sync_catalogue); a smaller one here (no process start-up for a few labels).
 LABEL_WORKERS_MIN = 20_000
@@ -93,7 +100,7 @@ class RunSummary:
     finished_at: datetime
     duration_seconds: float
     events_read: int
-    days_recomputed: int
+    days_recomputed: int  # days whose rollups were published: recomputed whole, or added to
     previous_watermark: int
     watermark: int
     catalogue_copied: bool
@@ -181,6 +188,7 @@ def _run(
         _sync_implementers(con, engine)
         _sync_quality(con, engine)
 
+    recompute = high - previous >= ADD_MAX_IDS
     read = 0
     held: list[pa.Table] = []  # batches read but not appended yet
     held_rows = 0
@@ -194,7 +202,7 @@ def _run(
             # instead of logging small ones and rewriting them at the checkpoint.
             with transaction(con):
                 for part in _by_kind(held):
-                    _append_events(con, part)
+                    _append_events(con, part, upper, mark_days_dirty=recompute)
                 private.set_meta(con, "watermark", str(upper))
             read += held_rows
             held, held_rows = [], 0
@@ -202,15 +210,17 @@ def _run(
             progress(upper - previous, high - previous)
     catalogue_copied = synced["catalogue"]
 
-    private.assign_concept_keys(con)
     manifest = published.read_manifest(settings)
+    # the events above the published watermark: this run's, or a crashed run's
+    added = published.stage_additions(con, manifest)
+    private.assign_concept_keys(con)
     # changed since last published, or never published (first run, crash before publishing)
     dims = [d for d in published.DIMENSIONS
             if private.unpublished(con, d) or d not in manifest.get("dimensions", {})]
     dirty = len(models.run(con, "private/dirty_days").fetchall())
     # Nothing new, nothing published: the snapshot id (a cache key) stays the same.
     snapshot = int(manifest.get("seq", 0))
-    if dirty or dims:
+    if dirty or added or dims:
         newest = models.run(con, "private/newest_catalogue_version").fetchone()
         snapshot = published.publish(
             con, settings, dims,
@@ -222,7 +232,7 @@ def _run(
     return RunSummary(
         started_at=started, finished_at=finished,
         duration_seconds=round(time.perf_counter() - t0, 6), events_read=read,
-        days_recomputed=dirty, previous_watermark=previous, watermark=high,
+        days_recomputed=dirty + added, previous_watermark=previous, watermark=high,
         catalogue_copied=catalogue_copied, snapshot=snapshot,
     )
 
@@ -372,13 +382,18 @@ def _read_events(
     return tables
 
 
-def _append_events(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> None:
+def _append_events(con: duckdb.DuckDBPyConnection, batch: pa.Table, watermark: int,
+                   mark_days_dirty: bool) -> None:
+    """Append a batch to the private events, each row marked with the watermark it is committed
+    with; `mark_days_dirty`: its days are to be recomputed whole (else its rows are added to
+    them, see ADD_MAX_IDS)."""
     # concept_used events come with fewer columns (see _USED_COLUMNS)
     model = "private/append_events" if "type" in batch.column_names else (
         "private/append_used_events")
     with registered(con, event_batch=batch):
-        models.run(con, model)
-        models.run(con, "private/mark_batch_days_dirty")
+        models.run(con, model, {"watermark": watermark})
+        if mark_days_dirty:
+            models.run(con, "private/mark_batch_days_dirty")
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 DuckDB lets one process write a database file, and a file open for writing cannot be opened
 read-only by another process, so ``<warehouse>/aggregator.duckdb`` is the aggregator's alone:
-a copy of the accepted events, the catalogue and implementer copies, the watermark, and the
-days whose rollups changed but are not yet published. Its tables are in sql/private/schema.sql,
-its writers in sql/private/. Readers see what kpi.warehouse.published writes from it.
+a copy of the accepted events (each with the watermark it was appended under), the catalogue
+and implementer copies, the watermark, and the days to recompute at the next publish. Its
+tables are in sql/private/schema.sql, its writers in sql/private/. Readers see what
+kpi.warehouse.published writes from it.
 """
 
 from __future__ import annotations

@@ -4,13 +4,18 @@ The dashboard workers and the export must keep answering while an aggregation ru
 never open the aggregator's private database (kpi.warehouse.private). Instead:
 
 * ``<warehouse>/published/`` holds the daily rollups (sql/rollups/) as Parquet files
-  partitioned by day (``usage_daily/day=2026-07-01/r00000012_<uuid>.parquet``), rewritten only
+  partitioned by day (``usage_daily/day=2026-07-01/r00000012_<uuid>.parquet``), written only
   for the days a run touched, and the small dimension tables (sql/dimensions/) as single
   Parquet files. Every file is written once under a new name and never modified. Beside each
   daily rollup, its sums per month and per quarter (``usage_monthly/day=2026-07-01/...``,
-  ``usage_quarterly/...``) for the months and quarters that have ended, rewritten when a run
-  touches one of their days: a period covering whole months reads a few of those rows
-  instead of every day's.
+  ``usage_quarterly/...``) for the months and quarters that have ended: a period covering
+  whole months reads a few of those rows instead of every day's.
+* A touched day is either *recomputed* (a dirty day: its files are replaced by one written
+  from all of its events) or *added to* (the rows above the published watermark, summed, go
+  into one more file beside its files; its ended month and quarter get one more file each
+  too). Readers sum every file of a day, so both give the same figures; additions keep a
+  small run's cost proportional to its rows, and MAX_FILES_PER_PART bounds the files a day
+  collects before it is recomputed.
 * ``<warehouse>/published/manifest.json`` names the current file(s) of every day and dimension.
   It is replaced atomically (write, fsync, ``os.replace``) once every file it names is on disk,
   so a reader sees either the previous run's state or the new one, never half of a run.
@@ -38,6 +43,7 @@ import duckdb
 
 from kpi.settings import Settings
 from kpi.warehouse import models
+from kpi.warehouse.models import transaction
 from kpi.warehouse.private import FORMAT
 
 MANIFEST = "manifest.json"
@@ -45,6 +51,11 @@ PUBLISHED = "published"
 # How long a superseded Parquet file stays on disk after the manifest stopped naming it: a
 # reader opened before the switch keeps working this long.
 RETIRE_GRACE_SECONDS = 900.0
+# How many files a day's rollup (or a closed month's or quarter's sums) may hold: each publish
+# that adds rows to a day writes one more file beside its others (readers sum them), and an
+# addition beyond this recomputes the day (or the span) whole instead, in one file. Readers
+# open every file of the days they read; the current day takes an addition at every run.
+MAX_FILES_PER_PART = 6
 # Rollups and dimensions written at the same time (see _write_parquet).
 PUBLISH_WORKERS = 2
 # Files and folders fsynced at the same time before the manifest names them (_fsync_written).
@@ -153,16 +164,44 @@ class PublishSummary:
     files_deleted: int
 
 
+def stage_additions(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) -> int:
+    """Stage the private events that the published rollups do not hold yet (those above the
+    manifest's watermark) as additions to their days, for `publish`; returns how many days
+    they touch.
+
+    A day that already has MAX_FILES_PER_PART files in a rollup is marked dirty instead (it is
+    recomputed whole, in one file), and so are its rows. The manifest itself says what is
+    published: after a crash at any point, the next run stages the same rows again, and a
+    publish that did switch the manifest is never added twice.
+    """
+    published = int(manifest.get("watermark", 0))
+    rollups = manifest.get("rollups", {})
+    days = [row[0] for row in models.run(con, "private/added_days",
+                                         {"published": published}).fetchall()]
+    crowded = [day for day in days if any(
+        len(rollups.get(table, {}).get(day.isoformat(), ())) >= MAX_FILES_PER_PART
+        for table in ROLLUPS)]
+    with transaction(con):
+        if crowded:
+            models.run(con, "private/mark_days_dirty", {"days": crowded})
+        models.run(con, "private/stage_added_events", {"published": published})
+    return len(days) - len(crowded)
+
+
 def publish(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
     dimensions: Iterable[str],
     extra: dict[str, Any] | None = None,
 ) -> PublishSummary:
-    """Write the rollups of the dirty days and the given dimensions, then switch the manifest.
+    """Write the rollups of the dirty days, the additions to other days (stage_additions) and
+    the given dimensions, then switch the manifest.
 
-    Cost is proportional to the dirty days' rollups, not to the whole warehouse. Safe to call
-    again after a crash: the dirty days are cleared only once the manifest names their files.
+    A dirty day's files are replaced by its recomputed rollups; an added day keeps its files
+    and gets one more with the added rows' sums, and so does each closed month and quarter
+    holding it. Cost is proportional to the dirty days' rollups and the added rows, not to the
+    whole warehouse. Safe to call again after a crash: the dirty days and the staged rows are
+    cleared only once the manifest names their files.
     """
     pub = published_dir(settings)
     pub.mkdir(parents=True, exist_ok=True)
@@ -178,9 +217,11 @@ def publish(
 
     dirty = [row[0].isoformat()
              for row in models.run(con, "private/dirty_days").fetchall()]
+    added = [row[0].isoformat()
+             for row in models.run(con, "private/added_event_days").fetchall()]
     dimensions = list(dict.fromkeys(dimensions))
     jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
-    if dirty:
+    if dirty or added:
         for table in ROLLUPS:
             (pub / table).mkdir(exist_ok=True)
             # One statement per table: DuckDB writes one file per day under day=YYYY-MM-DD/.
@@ -197,25 +238,26 @@ def publish(
     _write_parquet(con, jobs)
 
     written = 0
+    additions: dict[str, list[str]] = {}  # table: this run's files of the added days
     for table in ROLLUPS:
-        if not dirty:
+        if not (dirty or added):
             break
-        folder = pub / table
         current = rollups.setdefault(table, {})
         for day in dirty:
-            day_dir = folder / f"day={day}"
-            new = sorted(
-                f"{table}/day={day}/{p.name}"
-                for p in (day_dir.iterdir() if day_dir.is_dir() else ())
-                if p.name.startswith(tag + "_")
-            )
+            new = _new_files(pub, table, day, tag)
             retired.extend([old, now] for old in current.get(day, []))
             if new:
                 current[day] = new
                 written += len(new)
             else:
                 current.pop(day, None)
-    written += _publish_spans(con, pub, tag, dirty, rollups, retired, now)
+        for day in added:
+            new = _new_files(pub, table, day, tag)
+            if new:
+                current[day] = [*current.get(day, []), *new]
+                additions.setdefault(table, []).extend(new)
+                written += len(new)
+    written += _publish_spans(con, pub, tag, dirty, additions, rollups, retired, now)
 
     for name in dimensions:
         rel = f"dimensions/{name}-{tag}.parquet"
@@ -236,7 +278,7 @@ def publish(
     # Every new file must be on disk before the manifest that names them (power loss).
     _fsync_written(pub, new_manifest, tag)
     _atomic_write(pub / MANIFEST, json.dumps(new_manifest, indent=1).encode())
-    models.run(con, "private/forget_dirty_days")
+    models.run(con, "private/forget_published_changes")
     deleted = _collect_garbage(pub, new_manifest, now)
     return PublishSummary(seq=seq, days=len(dirty), files_written=written, files_deleted=deleted)
 
@@ -273,42 +315,73 @@ def missing_spans(rollups: dict[str, dict[str, list[str]]]) -> list[tuple[str, s
 
 
 def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: list[str],
-                   rollups: dict[str, dict[str, list[str]]], retired: list[list[Any]],
-                   now: float) -> int:
-    """Rewrite the month and quarter rows (SPAN_ROLLUPS) of the closed spans (span_closed)
-    that hold a dirty day, or that have no rows yet (a span that has just closed, or a
-    warehouse published before these existed); drop the rows of spans left without days.
-    Months first: a quarter sums its three months' files. Returns the files written;
-    `rollups` and `retired` are updated in place."""
+                   additions: dict[str, list[str]], rollups: dict[str, dict[str, list[str]]],
+                   retired: list[list[Any]], now: float) -> int:
+    """Bring the month and quarter rows (SPAN_ROLLUPS) of the closed spans (span_closed) up to
+    date. Recompute those that hold a dirty day, that have no rows yet (a span that has just
+    closed, or a warehouse published before these existed) or that hold MAX_FILES_PER_PART
+    files already; to the others that hold an added day, add one file with the sums of this
+    run's additions (`additions`: the new files of the added days, by daily table); drop the
+    rows of spans left without days. Months first: a recomputed quarter sums its three months'
+    files. Returns the files written; `rollups` and `retired` are updated in place."""
     today = datetime.now(UTC).date()
     written = 0
-    jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
-    for name, (source, span) in SPAN_ROLLUPS.items():
-        if span == "quarter" and jobs:
-            # a quarter sums its months' files: those of this run must be written first
-            _write_parquet(con, jobs)
-            jobs = []
-        parts = rollups.get(source, {})
-        current = rollups.setdefault(name, {})
-        by_span: dict[str, list[str]] = {}
-        for part, files in parts.items():
-            by_span.setdefault(span_start(part, span), []).extend(files)
-        closed = {start for start in by_span if span_closed(start, span, today)}
-        todo = ({span_start(day, span) for day in dirty} & closed) | (closed ^ set(current))
-        for start in sorted(todo):
-            retired.extend([old, now] for old in current.pop(start, []))
-            if start not in closed:
+    for grain in ("month", "quarter"):
+        jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+        adding: dict[str, list[str]] = {}  # table: the spans it adds a file to
+        for name, (source, span) in SPAN_ROLLUPS.items():
+            if span != grain:
                 continue
-            rel = f"{name}/day={start}/{tag}_{uuid.uuid4().hex}.parquet"
-            (pub / rel).parent.mkdir(parents=True, exist_ok=True)
-            files = [str(pub / f) for f in by_span[start]]
-            jobs.append(("rollups/span_totals", str(pub / rel), {}, {"files": files}))
-            current[start] = [rel]
-            written += 1
-        if not current:
-            rollups.pop(name)
-    _write_parquet(con, jobs)
+            current = rollups.setdefault(name, {})
+            by_span: dict[str, list[str]] = {}
+            for part, files in rollups.get(source, {}).items():
+                by_span.setdefault(span_start(part, span), []).extend(files)
+            closed = {start for start in by_span if span_closed(start, span, today)}
+            added: dict[str, list[str]] = {}  # span: this run's files of its added days
+            for rel in additions.get(f"{name.rsplit('_', 1)[0]}_daily", ()):
+                added.setdefault(span_start(_day_of(rel), span), []).append(rel)
+            todo = ({span_start(day, span) for day in dirty} & closed) | (closed ^ set(current))
+            todo |= {start for start in added
+                     if len(current.get(start, ())) >= MAX_FILES_PER_PART}
+            for start in sorted(todo):
+                retired.extend([old, now] for old in current.pop(start, []))
+                if start not in closed:
+                    continue
+                rel = f"{name}/day={start}/{tag}_{uuid.uuid4().hex}.parquet"
+                (pub / rel).parent.mkdir(parents=True, exist_ok=True)
+                files = [str(pub / f) for f in by_span[start]]
+                jobs.append(("rollups/span_totals", str(pub / rel), {}, {"files": files}))
+                current[start] = [rel]
+                written += 1
+            adding[name] = sorted((set(added) & closed) - todo)
+            if adding[name]:
+                # one statement per table: DuckDB writes one file per span under day=...
+                jobs.append(("rollups/span_additions", str(pub / name), {
+                    "partition_by": ["day"], "filename_pattern": f"{tag}_{{uuid}}",
+                    "append": True}, {"files": [str(pub / f) for start in adding[name]
+                                                for f in added[start]], "span": span}))
+            if not current:
+                rollups.pop(name)
+        _write_parquet(con, jobs)
+        for name, starts in adding.items():
+            for start in starts:
+                new = _new_files(pub, name, start, tag)
+                rollups[name][start] = [*rollups[name][start], *new]
+                written += len(new)
     return written
+
+
+def _new_files(pub: Path, table: str, day: str, tag: str) -> list[str]:
+    """The files this run (`tag`) wrote into one day's (or span's) folder of a table."""
+    folder = pub / table / f"day={day}"
+    return sorted(f"{table}/day={day}/{p.name}"
+                  for p in (folder.iterdir() if folder.is_dir() else ())
+                  if p.name.startswith(tag + "_"))
+
+
+def _day_of(rel: str) -> str:
+    """The day of a daily file's path ("usage_daily/day=2026-07-01/r..." -> "2026-07-01")."""
+    return rel.split("/day=", 1)[1][:10]
 
 
 def _write_parquet(con: duckdb.DuckDBPyConnection,

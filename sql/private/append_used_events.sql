@@ -1,7 +1,7 @@
 -- append_used_events: a batch of concept_used events (the registered Arrow table
 -- `event_batch`, with the narrow columns the store sends for this type) into the private
 -- events, grouped; concept_type is the catalogue's type of the concept. A URI that a release
--- replaced is stored as its successor.
+-- replaced is stored as its successor. $watermark: the watermark this batch is committed with.
 
 insert into events
 select
@@ -16,7 +16,8 @@ select
     null,
     null,
     sum(b.count)::bigint,
-    count(*)::bigint
+    count(*)::bigint,
+    $watermark::bigint
 from event_batch as b
 left join successor_of as s on s.uri = b.concept_uri::varchar
 left join concept_info as c on c.uri = coalesce(s.successor_uri, b.concept_uri::varchar)

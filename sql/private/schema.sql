@@ -10,17 +10,30 @@ create table if not exists meta (key varchar primary key, value varchar);
 -- stored makes the copy a fraction of the events it stands for. concept_type: the proposed
 -- concept's type for concept_proposed, else the catalogue's type of concept_uri. label_norm:
 -- kpi.catalogue's normalise_label(label), computed in Python.
+-- watermark: the aggregator's watermark when the row was appended (the ingest id it read up
+-- to; 0 for rows appended before this column existed). Rows above the published manifest's
+-- watermark are not in the published rollups yet.
 create table if not exists events (
     implementer_id integer, type varchar, day date, concept_uri varchar,
     concept_type varchar, esco_version varchar, language varchar, context varchar,
-    label varchar, label_norm varchar, count bigint, events bigint);
+    label varchar, label_norm varchar, count bigint, events bigint, watermark bigint);
+
+alter table events add column if not exists watermark bigint default 0;
+
+-- The events that the next publish adds to the published rollups of days that are not dirty,
+-- as new files beside each day's files: those above the published watermark (filled by
+-- stage_added_events.sql, emptied once the manifest names their files).
+create table if not exists added_events (
+    implementer_id integer, type varchar, day date, concept_uri varchar,
+    concept_type varchar, esco_version varchar, language varchar, context varchar,
+    label varchar, label_norm varchar, count bigint, events bigint, watermark bigint);
 
 -- A small integer per concept URI, assigned once and never changed: the rollups carry the key,
 -- not the 60-odd-character URI, which makes them a seventh of the size and the indicators'
 -- GROUP BYs several times faster. Published as the concept_keys dimension.
 create table if not exists concept_keys (uri varchar primary key, key integer not null);
 
--- Days whose rollups changed since they were last published.
+-- Days whose rollups the next publish recomputes whole (from every event of the day).
 create table if not exists dirty_days (day date primary key);
 
 -- The catalogue, copied from the ingest store per version; rank orders versions (1 = oldest).

@@ -1,8 +1,8 @@
 -- feedback_daily: translation_feedback events per day, concept, implementer, language, context
--- and suggested label (with its normalised form), for the days to republish. What
+-- and suggested label (with its normalised form), for the events a publish writes. What
 -- translation_feedback reads.
 select day, concept_key, concept_type, implementer_id, language, context, label_norm, label,
        sum(count)::bigint as usage, sum(events)::bigint as events
-from dirty_events('translation_feedback')
+from changed_concept_events('translation_feedback')
 group by all
 order by day, concept_key
