@@ -15,10 +15,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, inspect, select
 
 from kpi.settings import Settings
-from kpi.store.db import aggregation_runs, events
+from kpi.store.db import aggregation_runs, events, init_store
 from kpi.warehouse import aggregate, private, published, reader
 from kpi.warehouse.aggregate import (
     AggregationBusy,
@@ -36,6 +36,7 @@ from tests.kpi_fixtures import (
     pg_database,
     published_state,
     standard_store,
+    store_on,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -420,6 +421,34 @@ def test_published_tables_have_the_declared_schemas(store):
     assert schemas() == published.SCHEMAS
 
 
+def _named_and_on_disk(settings: Settings) -> tuple[set[str], set[str]]:
+    manifest = published.read_manifest(settings)
+    pub = published.published_dir(settings)
+    named = {f for days in manifest["rollups"].values() for fs in days.values() for f in fs}
+    named |= set(manifest["dimensions"].values())
+    return named, {p.relative_to(pub).as_posix() for p in pub.rglob("*.parquet")}
+
+
+def test_files_of_a_publish_that_died_are_deleted_after_the_grace_period(store, monkeypatch):
+    store.events(*random_events(100, seed=11))
+    store.aggregate()
+    store.events(*random_events(20, seed=12))
+    # killed after writing its files, before switching the manifest
+    killed = run_script(KILL_SCRIPT, str(store.settings.data_dir), "publishing")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    named, on_disk = _named_and_on_disk(store.settings)
+    assert on_disk > named
+    store.aggregate()  # the orphans are younger than the grace period: kept, and looked for
+    named, on_disk = _named_and_on_disk(store.settings)
+    assert on_disk > named
+    monkeypatch.setattr(published, "RETIRE_GRACE_SECONDS", 0.0)
+    store.events({"day": "2026-07-02"})
+    store.aggregate()
+    named, on_disk = _named_and_on_disk(store.settings)
+    assert on_disk == named
+    assert published_total(store.settings) == ingest_total(store)
+
+
 def test_superseded_files_are_deleted_after_the_grace_period(store, monkeypatch):
     # a day holds one file: each run that adds to it recomputes it and supersedes the last one
     monkeypatch.setattr(published, "MAX_FILES_PER_PART", 1)
@@ -514,3 +543,26 @@ def test_a_warehouse_of_an_unknown_format_is_refused_in_plain_words(store):
     con.close()
     with pytest.raises(RuntimeError, match="has format 99, this version writes"):
         run_aggregation(store.settings)
+
+
+@pytest.mark.parametrize("backend", ["sqlite",
+                                     pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_an_older_store_gets_the_quarantine_index_and_its_counts(backend, tmp_path):
+    with store_on(backend, lambda url: standard_store(tmp_path / "a", url)) as store:
+        # the index as an earlier version created it
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("drop index ix_events_quarantined_by_day")
+            conn.exec_driver_sql("create index ix_events_quarantined on events (status) "
+                                 "where status = 'quarantined'")
+        store.events({"status": "quarantined", "quarantine_reason": "unknown_concept",
+                      "day": "2026-07-02"}, {"day": "2026-07-02"})
+        init_store(store.engine)
+        init_store(store.engine)  # twice: nothing more to do
+        names = {i["name"] for i in inspect(store.engine).get_indexes("events")}
+        assert "ix_events_quarantined_by_day" in names
+        assert "ix_events_quarantined" not in names
+        store.aggregate()
+        with store.reader() as con:
+            assert con.execute("select day, implementer_id, reason, still_quarantined "
+                               "from quality_daily where still_quarantined > 0").fetchall() == [
+                (date(2026, 7, 2), 1, "unknown_concept", 1)]

@@ -146,8 +146,10 @@ events = Table(
     Column("received_on", Date, nullable=False),
     UniqueConstraint("implementer_id", "event_id", name="uq_events_implementer_event"),
     # Only quarantined rows are ever looked up by status: a partial index costs accepted
-    # inserts nothing.
-    Index("ix_events_quarantined", "status", sqlite_where=text("status = 'quarantined'"),
+    # inserts nothing. It holds what the aggregator counts of them at every run (per day of
+    # receipt, implementer and reason), so that count never reads the table itself.
+    Index("ix_events_quarantined_by_day", "status", "received_on", "implementer_id",
+          "quarantine_reason", sqlite_where=text("status = 'quarantined'"),
           postgresql_where=text("status = 'quarantined'")),
     # Without AUTOINCREMENT, SQLite hands a deleted newest id out again; quarantine replay
     # deletes and re-inserts, and the re-inserted row must land above the watermark.
@@ -246,6 +248,10 @@ ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("concepts", "code"),
 )
 
+# Indexes of `events` that an earlier version created and a later one replaced: an older
+# store loses them and gets the table's current indexes (init_store).
+REPLACED_INDEXES: tuple[str, ...] = ("ix_events_quarantined",)
+
 _APPEND_ONLY_MESSAGE = "review_decisions is append-only"
 APPEND_ONLY_TRIGGERS: dict[str, tuple[str, ...]] = {
     "sqlite": (
@@ -322,9 +328,11 @@ def store_error(exc: BaseException) -> str:
 
 def init_store(engine: Engine) -> None:
     """Create every table that is missing, add the columns of ADDED_COLUMNS that an older
-    store lacks, and make the audit trail append-only; safe to run twice."""
+    store lacks, replace its REPLACED_INDEXES, and make the audit trail append-only; safe to
+    run twice."""
     metadata.create_all(engine)
     _add_missing_columns(engine)
+    _replace_indexes(engine)
     _ensure_append_only(engine)
 
 
@@ -346,6 +354,26 @@ def _add_missing_columns(engine: Engine) -> None:
             inspector = inspect(engine)
             if column not in {c["name"] for c in inspector.get_columns(table)}:
                 raise
+
+
+def _replace_indexes(engine: Engine) -> None:
+    """Give an older store the current indexes of `events` in place of REPLACED_INDEXES."""
+    present = {index["name"] for index in inspect(engine).get_indexes("events")}
+    if not present & set(REPLACED_INDEXES):
+        return
+    for index in events.indexes:
+        if index.name in present:
+            continue
+        try:
+            index.create(engine)
+        except SQLAlchemyError:
+            # another process (a worker starting at the same time) may have created it first
+            if index.name not in {i["name"] for i in inspect(engine).get_indexes("events")}:
+                raise
+    with engine.begin() as conn:
+        for name in REPLACED_INDEXES:
+            # names from the constant REPLACED_INDEXES
+            conn.exec_driver_sql(f"drop index if exists {name}")
 
 
 def _ensure_append_only(engine: Engine) -> None:

@@ -44,7 +44,7 @@ import duckdb
 from kpi.settings import Settings
 from kpi.warehouse import models
 from kpi.warehouse.models import transaction
-from kpi.warehouse.private import FORMAT
+from kpi.warehouse.private import FORMAT, get_meta, set_meta
 
 MANIFEST = "manifest.json"
 PUBLISHED = "published"
@@ -206,6 +206,11 @@ def publish(
     pub = published_dir(settings)
     pub.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(settings)
+    # A publish that dies after writing files but before switching the manifest leaves files
+    # that no manifest names: the mark is set (and committed) before any file is written, and
+    # the publishes after a death look for such files until none is left (_collect_garbage).
+    sweep = get_meta(con, "orphans", "1") == "1"
+    set_meta(con, "orphans", "1")
     seq = int(manifest.get("seq", 0)) + 1
     # Unique per attempt: files of an attempt that crashed before switching the manifest must
     # never be taken for this attempt's files.
@@ -279,7 +284,8 @@ def publish(
     _fsync_written(pub, new_manifest, tag)
     _atomic_write(pub / MANIFEST, json.dumps(new_manifest, indent=1).encode())
     models.run(con, "private/forget_published_changes")
-    deleted = _collect_garbage(pub, new_manifest, now)
+    deleted, orphans_left = _collect_garbage(pub, new_manifest, now, sweep)
+    set_meta(con, "orphans", "1" if orphans_left else "0")
     return PublishSummary(seq=seq, days=len(dirty), files_written=written, files_deleted=deleted)
 
 
@@ -462,8 +468,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def _collect_garbage(pub: Path, manifest: dict[str, Any], now: float) -> int:
-    """Delete files retired longer ago than the grace period, and orphans of crashed runs."""
+def _collect_garbage(pub: Path, manifest: dict[str, Any], now: float, sweep: bool
+                     ) -> tuple[int, bool]:
+    """Delete files retired longer ago than the grace period and, with `sweep` (after a
+    publish died), orphans of crashed runs. Returns how many files were deleted, and whether
+    orphans younger than the grace period are left for a later sweep."""
     keep: set[str] = set(manifest["dimensions"].values())
     for days in manifest["rollups"].values():
         for files in days.values():
@@ -481,12 +490,18 @@ def _collect_garbage(pub: Path, manifest: dict[str, Any], now: float) -> int:
     if len(still_retired) != len(manifest["retired"]):
         manifest["retired"] = still_retired
         _atomic_write(pub / MANIFEST, json.dumps(manifest, indent=1).encode())
-    # Files that no manifest ever named (a run killed between writing and switching).
-    for path in pub.rglob("*.parquet"):
+    # Files that no manifest ever named (a run killed between writing and switching). Looking
+    # for them lists every file of the warehouse: only done after a publish died.
+    left = False
+    for path in pub.rglob("*.parquet") if sweep else ():
         rel = path.relative_to(pub).as_posix()
-        if rel not in keep and now - path.stat().st_mtime >= RETIRE_GRACE_SECONDS:
+        if rel in keep:
+            continue
+        if now - path.stat().st_mtime >= RETIRE_GRACE_SECONDS:
             deleted += _unlink(path)
-    return deleted
+        else:
+            left = True
+    return deleted, left
 
 
 def _unlink(path: Path) -> int:
