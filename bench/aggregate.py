@@ -478,6 +478,7 @@ def prepare_store(args) -> tuple[Path, dict]:
                              "create: give it a database of its own (created if missing)")
         if meta_file.exists() and have == args.events and stamp == 50:
             _keep_label_keys(data_dir, args.database_url)
+            _vacuum(args.database_url)
             return data_dir, json.loads(meta_file.read_text())
         with engine.begin() as conn:
             conn.execute(text("truncate events, implementers, outcome_counts, aggregation_runs"
@@ -486,6 +487,7 @@ def prepare_store(args) -> tuple[Path, dict]:
         print(f"generating {args.events:,} events into {args.database_url} ...", flush=True)
         meta = generate_store(data_dir, args.events, args.seed, args.database_url)
         _keep_label_keys(data_dir, args.database_url)
+        _vacuum(args.database_url)
         meta_file.write_text(json.dumps(meta))
         return data_dir, meta
     if meta_file.exists():
@@ -507,6 +509,20 @@ def prepare_store(args) -> tuple[Path, dict]:
     (tmp / "meta.json").write_text(json.dumps(meta))
     tmp.rename(cached)
     return cached / "var", meta
+
+
+def _vacuum(database_url: str) -> None:
+    """VACUUM ANALYZE the events of a PostgreSQL store, as autovacuum does to a live one: the
+    visibility map lets the aggregator count the quarantined events from their index alone
+    (190 ms -> 7 ms at 10 M events), and the statistics are those of the table as it is."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("vacuum analyze events")
+    finally:
+        engine.dispose()
 
 
 def _keep_label_keys(data_dir: Path, database_url: str | None) -> None:
@@ -1061,7 +1077,7 @@ def render(command, info, meta, load_before, load_after, full, full_load, fulls,
         r = incr[kind]
         share = r["seconds"] / full["seconds"]
         lines.append(
-            f"| incremental refresh, {label} ({r['days']} days recomputed) | "
+            f"| incremental refresh, {label} ({r['days']} days published) | "
             f"{r['seconds']:.2f} s, {r['cpu_seconds']:.1f} CPU-s, peak "
             f"{r['peak_tree_mb']:.0f} MB | {share:.1%} of the full refresh "
             f"({r['cpu_seconds'] / full['cpu_seconds']:.1%} of its CPU-s) | ≤ 10 % | "
@@ -1069,7 +1085,7 @@ def render(command, info, meta, load_before, load_after, full, full_load, fulls,
     median_small = sorted(smalls, key=lambda r: r[0]["seconds"])[len(smalls) // 2][0]
     lines.append(
         f"| run after {SMALL_RUN_EVENTS:,} new events (last 3 days, 3 % late; median of "
-        f"{len(smalls)}, {median_small['days']} days recomputed) | "
+        f"{len(smalls)}, {median_small['days']} days published) | "
         f"{median_small['seconds']:.2f} s, {median_small['cpu_seconds']:.1f} CPU-s | runs: "
         + ", ".join(f"{r['seconds']:.2f} s ({r['days']} days, load {la:.1f})"
                     for r, la in smalls)
