@@ -421,6 +421,23 @@ def test_published_tables_have_the_declared_schemas(store):
     assert schemas() == published.SCHEMAS
 
 
+def test_rows_staged_by_a_publish_that_died_are_not_added_to_a_day_recomputed_since(
+        store, tmp_path, monkeypatch):
+    store.events(*random_events(100, seed=13), {"day": "2026-07-05"})
+    store.aggregate()
+    store.events(*[{"day": "2026-07-05", "count": 2}] * 20)
+    killed = run_script(KILL_SCRIPT, str(store.settings.data_dir), "publishing")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr  # its additions were staged
+    monkeypatch.setattr(aggregate, "ADD_MAX_IDS", 2)  # the next backlog recomputes its days
+    store.events(*[{"day": "2026-07-05"}] * 5)
+    store.aggregate()
+    assert len(_files(store.settings, "usage_daily", "2026-07-05")) == 1
+    assert published_total(store.settings) == ingest_total(store)
+    clean = clean_copy(store, tmp_path / "clean")
+    run_aggregation(clean)
+    assert published_state(store.settings) == published_state(clean)
+
+
 def _named_and_on_disk(settings: Settings) -> tuple[set[str], set[str]]:
     manifest = published.read_manifest(settings)
     pub = published.published_dir(settings)
@@ -478,8 +495,9 @@ def test_safe_high_water_mark(store):
 
 
 @pytest.mark.postgres
-def test_postgresql_store_gives_the_same_warehouse_as_sqlite(store, tmp_path):
-    """The same events in a PostgreSQL ingest store: same published rollups and dimensions."""
+def test_postgresql_store_gives_the_same_warehouse_as_sqlite(store, tmp_path, monkeypatch):
+    """The same events in a PostgreSQL ingest store: same published rollups and dimensions,
+    read row by row (a small backlog) or through ADBC."""
     rows = random_events(300, seed=5)
     store.events(*rows)
     store.outcome(1, "2026-07-01", "rejected", "language", 2)
@@ -492,6 +510,10 @@ def test_postgresql_store_gives_the_same_warehouse_as_sqlite(store, tmp_path):
             assert safe_high_water_mark(pg.engine) == 300  # under LOCK TABLE ... SHARE MODE
             assert pg.aggregate().events_read == 300
             assert published_state(pg.settings) == published_state(store.settings)
+            monkeypatch.setattr(aggregate, "ROWS_MAX_IDS", 0)
+            adbc = clean_copy(pg, tmp_path / "pg-adbc")
+            assert run_aggregation(adbc).events_read == 300
+            assert published_state(adbc) == published_state(store.settings)
         finally:
             pg.engine.dispose()
 

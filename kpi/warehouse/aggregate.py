@@ -69,6 +69,9 @@ from kpi.warehouse.store_arrow import (
 BATCH_IDS = 200_000
 # A backlog of at least this many ids is read by workers (see _batches).
 PARALLEL_MIN_IDS = 1_000_000
+# A backlog of fewer ids is read through the engine's own driver, row by row, on PostgreSQL
+# too: for so few rows, opening an ADBC connection costs more than it saves.
+ROWS_MAX_IDS = 20_000
 READ_WORKERS = 4
 # Batches are appended to the warehouse (and the watermark committed) once they hold this many
 # events, or at the end of the backlog: inserts of ~1 M rows cost DuckDB a third less than
@@ -262,7 +265,7 @@ def _batches(
         before()
         if not ranges:
             return
-        store = ArrowStore(engine)
+        store = ArrowStore(engine, rows=high - low < ROWS_MAX_IDS)
         try:
             for lo, hi in ranges:
                 yield hi, _read_events(store, lo, hi, norm_cache)

@@ -184,7 +184,10 @@ def stage_additions(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
     with transaction(con):
         if crowded:
             models.run(con, "private/mark_days_dirty", {"days": crowded})
-        models.run(con, "private/stage_added_events", {"published": published})
+        # emptied first: rows staged by a run that died may now lie on dirty days
+        models.run(con, "private/clear_added_events")
+        if len(days) > len(crowded):  # (none after a large backlog: no second look at it)
+            models.run(con, "private/stage_added_events", {"published": published})
     return len(days) - len(crowded)
 
 
