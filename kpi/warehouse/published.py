@@ -14,8 +14,8 @@ never open the aggregator's private database (kpi.warehouse.private). Instead:
   from all of its events) or *added to* (the rows above the published watermark, summed, go
   into one more file beside its files; its ended month and quarter get one more file each
   too). Readers sum every file of a day, so both give the same figures; additions keep a
-  small run's cost proportional to its rows, and MAX_FILES_PER_PART bounds the files a day
-  collects before it is recomputed.
+  small run's cost proportional to its rows, and a day, month or quarter with more than
+  MAX_FILES_PER_DAY (MAX_FILES_PER_SPAN) files has them merged into one.
 * ``<warehouse>/published/manifest.json`` names the current file(s) of every day and dimension.
   It is replaced atomically (write, fsync, ``os.replace``) once every file it names is on disk,
   so a reader sees either the previous run's state or the new one, never half of a run.
@@ -51,11 +51,16 @@ PUBLISHED = "published"
 # How long a superseded Parquet file stays on disk after the manifest stopped naming it: a
 # reader opened before the switch keeps working this long.
 RETIRE_GRACE_SECONDS = 900.0
-# How many files a day's rollup (or a closed month's or quarter's sums) may hold: each publish
-# that adds rows to a day writes one more file beside its others (readers sum them), and an
-# addition beyond this recomputes the day (or the span) whole instead, in one file. Readers
-# open every file of the days they read; the current day takes an addition at every run.
-MAX_FILES_PER_PART = 6
+# How many files a day's rollup may hold: each publish that adds rows to a day writes one more
+# file beside its others (readers sum them), and one more than this merges them into one (the
+# same sums: the month's and quarter's sums stay as they are). Readers open every file of the
+# days they read, and a 30-day query over four files a day takes about a quarter longer than
+# over one; the current day takes an addition at every run.
+MAX_FILES_PER_DAY = 4
+# The same for a month's or a quarter's sums, which late events add to: merging them rewrites
+# the whole span's sums (most of a run's cost when it happens), and a few small files beside
+# those large ones cost a reader little.
+MAX_FILES_PER_SPAN = 12
 # Rollups and dimensions written at the same time (see _write_parquet).
 PUBLISH_WORKERS = 2
 # Files and folders fsynced at the same time before the manifest names them (_fsync_written).
@@ -167,28 +172,20 @@ class PublishSummary:
 def stage_additions(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) -> int:
     """Stage the private events that the published rollups do not hold yet (those above the
     manifest's watermark) as additions to their days, for `publish`; returns how many days
-    they touch.
+    they touch. Rows on dirty days are left out: those days are recomputed whole.
 
-    A day that already has MAX_FILES_PER_PART files in a rollup is marked dirty instead (it is
-    recomputed whole, in one file), and so are its rows. The manifest itself says what is
-    published: after a crash at any point, the next run stages the same rows again, and a
-    publish that did switch the manifest is never added twice.
+    The manifest itself says what is published: after a crash at any point, the next run
+    stages the same rows again, and a publish that did switch the manifest is never added
+    twice.
     """
     published = int(manifest.get("watermark", 0))
-    rollups = manifest.get("rollups", {})
-    days = [row[0] for row in models.run(con, "private/added_days",
-                                         {"published": published}).fetchall()]
-    crowded = [day for day in days if any(
-        len(rollups.get(table, {}).get(day.isoformat(), ())) >= MAX_FILES_PER_PART
-        for table in ROLLUPS)]
+    days = models.run(con, "private/added_days", {"published": published}).fetchall()
     with transaction(con):
-        if crowded:
-            models.run(con, "private/mark_days_dirty", {"days": crowded})
         # emptied first: rows staged by a run that died may now lie on dirty days
         models.run(con, "private/clear_added_events")
-        if len(days) > len(crowded):  # (none after a large backlog: no second look at it)
+        if days:  # (none after a large backlog: no second look at it)
             models.run(con, "private/stage_added_events", {"published": published})
-    return len(days) - len(crowded)
+    return len(days)
 
 
 def publish(
@@ -266,6 +263,7 @@ def publish(
                 additions.setdefault(table, []).extend(new)
                 written += len(new)
     written += _publish_spans(con, pub, tag, dirty, additions, rollups, retired, now)
+    written += _merge_crowded(con, pub, tag, rollups, retired, now)
 
     for name in dimensions:
         rel = f"dimensions/{name}-{tag}.parquet"
@@ -327,9 +325,9 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
                    additions: dict[str, list[str]], rollups: dict[str, dict[str, list[str]]],
                    retired: list[list[Any]], now: float) -> int:
     """Bring the month and quarter rows (SPAN_ROLLUPS) of the closed spans (span_closed) up to
-    date. Recompute those that hold a dirty day, that have no rows yet (a span that has just
-    closed, or a warehouse published before these existed) or that hold MAX_FILES_PER_PART
-    files already; to the others that hold an added day, add one file with the sums of this
+    date. Recompute those that hold a dirty day or that have no rows yet (a span that has just
+    closed, or a warehouse published before these existed); to the others that hold an added
+    day, add one file with the sums of this
     run's additions (`additions`: the new files of the added days, by daily table); drop the
     rows of spans left without days. Months first: a recomputed quarter sums its three months'
     files. Returns the files written; `rollups` and `retired` are updated in place."""
@@ -350,8 +348,6 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
             for rel in additions.get(f"{name.rsplit('_', 1)[0]}_daily", ()):
                 added.setdefault(span_start(_day_of(rel), span), []).append(rel)
             todo = ({span_start(day, span) for day in dirty} & closed) | (closed ^ set(current))
-            todo |= {start for start in added
-                     if len(current.get(start, ())) >= MAX_FILES_PER_PART}
             for start in sorted(todo):
                 retired.extend([old, now] for old in current.pop(start, []))
                 if start not in closed:
@@ -378,6 +374,28 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
                 rollups[name][start] = [*rollups[name][start], *new]
                 written += len(new)
     return written
+
+
+def _merge_crowded(con: duckdb.DuckDBPyConnection, pub: Path, tag: str,
+                   rollups: dict[str, dict[str, list[str]]], retired: list[list[Any]],
+                   now: float) -> int:
+    """Merge the files of every day (month, quarter) of a rollup that holds more than
+    MAX_FILES_PER_DAY (MAX_FILES_PER_SPAN) into one file with the same sums
+    (sql/rollups/span_totals.sql sums files per key). Returns the files written; `rollups` and
+    `retired` are updated in place."""
+    jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+    for table, parts in rollups.items():
+        most = MAX_FILES_PER_SPAN if table in SPAN_ROLLUPS else MAX_FILES_PER_DAY
+        for part, files in parts.items():
+            if len(files) <= most:
+                continue
+            rel = f"{table}/day={part}/{tag}_{uuid.uuid4().hex}.parquet"
+            jobs.append(("rollups/span_totals", str(pub / rel), {},
+                         {"files": [str(pub / f) for f in files]}))
+            retired.extend([old, now] for old in files)
+            parts[part] = [rel]
+    _write_parquet(con, jobs)
+    return len(jobs)
 
 
 def _new_files(pub: Path, table: str, day: str, tag: str) -> list[str]:
