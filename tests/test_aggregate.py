@@ -164,7 +164,8 @@ def test_a_small_run_adds_a_file_to_its_days_months_and_quarters(store, tmp_path
             clean, "most_used_concepts", period)
 
 
-def test_a_day_holding_more_files_than_allowed_has_them_merged(store, tmp_path, monkeypatch):
+def test_a_day_holding_more_files_than_allowed_has_its_additions_merged(store, tmp_path,
+                                                                        monkeypatch):
     monkeypatch.setattr(published, "MAX_FILES_PER_DAY", 3)
     monkeypatch.setattr(published, "MAX_FILES_PER_SPAN", 3)
     store.events(*random_events(100, seed=6), {"day": "2026-07-05"})
@@ -176,8 +177,9 @@ def test_a_day_holding_more_files_than_allowed_has_them_merged(store, tmp_path, 
         store.aggregate()
         counts.append((len(_files(store.settings, "usage_daily", "2026-07-05")),
                        len(_files(store.settings, "usage_monthly", "2026-07-01"))))
-    # the third addition makes four files: merged into one, the month's likewise
-    assert counts == [(2, 2), (3, 3), (1, 1), (2, 2)]
+    # the third addition makes four files: the three added ones are merged into one, beside
+    # the first; the month's likewise
+    assert counts == [(2, 2), (3, 3), (2, 2), (3, 3)]
     clean = clean_copy(store, tmp_path / "clean")
     run_aggregation(clean)
     assert published_state(store.settings) == published_state(clean)
@@ -466,9 +468,8 @@ def test_files_of_a_publish_that_died_are_deleted_after_the_grace_period(store, 
 
 
 def test_superseded_files_are_deleted_after_the_grace_period(store, monkeypatch):
-    # a day holds one file: each run's addition is merged with it, superseding the last one
-    monkeypatch.setattr(published, "MAX_FILES_PER_DAY", 1)
-    monkeypatch.setattr(published, "MAX_FILES_PER_SPAN", 1)
+    # each run recomputes the day it touches: its new file supersedes the last one
+    monkeypatch.setattr(aggregate, "ADD_MAX_IDS", 0)
     store.events({"day": "2026-07-01"})
     store.aggregate()
     first = published.read_manifest(store.settings)["rollups"]["usage_daily"]["2026-07-01"]

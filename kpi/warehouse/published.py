@@ -15,7 +15,7 @@ never open the aggregator's private database (kpi.warehouse.private). Instead:
   into one more file beside its files; its ended month and quarter get one more file each
   too). Readers sum every file of a day, so both give the same figures; additions keep a
   small run's cost proportional to its rows, and a day, month or quarter with more than
-  MAX_FILES_PER_DAY (MAX_FILES_PER_SPAN) files has them merged into one.
+  MAX_FILES_PER_DAY (MAX_FILES_PER_SPAN) files has its added files merged into one.
 * ``<warehouse>/published/manifest.json`` names the current file(s) of every day and dimension.
   It is replaced atomically (write, fsync, ``os.replace``) once every file it names is on disk,
   so a reader sees either the previous run's state or the new one, never half of a run.
@@ -52,15 +52,14 @@ PUBLISHED = "published"
 # reader opened before the switch keeps working this long.
 RETIRE_GRACE_SECONDS = 900.0
 # How many files a day's rollup may hold: each publish that adds rows to a day writes one more
-# file beside its others (readers sum them), and one more than this merges them into one (the
-# same sums: the month's and quarter's sums stay as they are). Readers open every file of the
-# days they read, and a 30-day query over four files a day takes about a quarter longer than
-# over one; the current day takes an addition at every run.
+# file beside its others (readers sum them), and one more than this merges the added ones into
+# one (the same sums: the month's and quarter's sums stay as they are). Readers open every
+# file of the days they read, and a 30-day query over four files a day takes about a quarter
+# longer than over one; the current day takes an addition at every run.
 MAX_FILES_PER_DAY = 4
-# The same for a month's or a quarter's sums, which late events add to: merging them rewrites
-# the whole span's sums (most of a run's cost when it happens), and a few small files beside
-# those large ones cost a reader little.
-MAX_FILES_PER_SPAN = 12
+# The same for a month's or a quarter's sums, which late events add to: a few small files
+# beside their large one cost a reader little. Both at least 2 (see _merge_crowded).
+MAX_FILES_PER_SPAN = 8
 # Rollups and dimensions written at the same time (see _write_parquet).
 PUBLISH_WORKERS = 2
 # Files and folders fsynced at the same time before the manifest names them (_fsync_written).
@@ -327,10 +326,10 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
     """Bring the month and quarter rows (SPAN_ROLLUPS) of the closed spans (span_closed) up to
     date. Recompute those that hold a dirty day or that have no rows yet (a span that has just
     closed, or a warehouse published before these existed); to the others that hold an added
-    day, add one file with the sums of this
-    run's additions (`additions`: the new files of the added days, by daily table); drop the
-    rows of spans left without days. Months first: a recomputed quarter sums its three months'
-    files. Returns the files written; `rollups` and `retired` are updated in place."""
+    day, add one file with the sums of this run's additions (`additions`: the new files of the
+    added days, by daily table); drop the rows of spans left without days. Months first: a
+    recomputed quarter sums its three months' files. Returns the files written; `rollups` and
+    `retired` are updated in place."""
     today = datetime.now(UTC).date()
     written = 0
     for grain in ("month", "quarter"):
@@ -379,21 +378,22 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
 def _merge_crowded(con: duckdb.DuckDBPyConnection, pub: Path, tag: str,
                    rollups: dict[str, dict[str, list[str]]], retired: list[list[Any]],
                    now: float) -> int:
-    """Merge the files of every day (month, quarter) of a rollup that holds more than
-    MAX_FILES_PER_DAY (MAX_FILES_PER_SPAN) into one file with the same sums
-    (sql/rollups/span_totals.sql sums files per key). Returns the files written; `rollups` and
-    `retired` are updated in place."""
+    """In every day (month, quarter) of a rollup that holds more than MAX_FILES_PER_DAY
+    (MAX_FILES_PER_SPAN) files, merge all but the first into one file with the same sums
+    (sql/rollups/span_totals.sql sums files per key). The first file is the part's recomputed
+    rows, nearly all of them: it is left as it is, so a merge costs what the additions weigh.
+    Returns the files written; `rollups` and `retired` are updated in place."""
     jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
     for table, parts in rollups.items():
         most = MAX_FILES_PER_SPAN if table in SPAN_ROLLUPS else MAX_FILES_PER_DAY
-        for part, files in parts.items():
-            if len(files) <= most:
+        for part, (first, *added) in parts.items():
+            if 1 + len(added) <= most:
                 continue
             rel = f"{table}/day={part}/{tag}_{uuid.uuid4().hex}.parquet"
             jobs.append(("rollups/span_totals", str(pub / rel), {},
-                         {"files": [str(pub / f) for f in files]}))
-            retired.extend([old, now] for old in files)
-            parts[part] = [rel]
+                         {"files": [str(pub / f) for f in added]}))
+            retired.extend([old, now] for old in added)
+            parts[part] = [first, rel]
     _write_parquet(con, jobs)
     return len(jobs)
 
