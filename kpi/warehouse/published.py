@@ -379,23 +379,32 @@ def _merge_crowded(con: duckdb.DuckDBPyConnection, pub: Path, tag: str,
                    rollups: dict[str, dict[str, list[str]]], retired: list[list[Any]],
                    now: float) -> int:
     """In every day (month, quarter) of a rollup that holds more than MAX_FILES_PER_DAY
-    (MAX_FILES_PER_SPAN) files, merge all but the first into one file with the same sums
-    (sql/rollups/span_totals.sql sums files per key). The first file is the part's recomputed
-    rows, nearly all of them: it is left as it is, so a merge costs what the additions weigh.
-    Returns the files written; `rollups` and `retired` are updated in place."""
+    (MAX_FILES_PER_SPAN) files, merge all but the first into one file with the same sums. The
+    first file is the part's recomputed rows, nearly all of them: it is left as it is, so a
+    merge costs what the additions weigh. Returns the files written; `rollups` and `retired`
+    are updated in place."""
     jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+    merging: dict[str, list[str]] = {}  # table: the parts it merges
     for table, parts in rollups.items():
         most = MAX_FILES_PER_SPAN if table in SPAN_ROLLUPS else MAX_FILES_PER_DAY
-        for part, (first, *added) in parts.items():
-            if 1 + len(added) <= most:
-                continue
-            rel = f"{table}/day={part}/{tag}_{uuid.uuid4().hex}.parquet"
-            jobs.append(("rollups/span_totals", str(pub / rel), {},
-                         {"files": [str(pub / f) for f in added]}))
-            retired.extend([old, now] for old in added)
-            parts[part] = [first, rel]
+        merging[table] = [part for part, files in parts.items() if len(files) > most]
+        if merging[table]:
+            # one statement per table: the added files summed per part (a part's first day
+            # is its own "day" span), one file per part under day=...
+            jobs.append(("rollups/span_additions", str(pub / table), {
+                "partition_by": ["day"], "filename_pattern": f"{tag}m_{{uuid}}",
+                "append": True}, {"files": [str(pub / f) for part in merging[table]
+                                            for f in rollups[table][part][1:]], "span": "day"}))
     _write_parquet(con, jobs)
-    return len(jobs)
+    written = 0
+    for table, parts in merging.items():
+        for part in parts:
+            first, *added = rollups[table][part]
+            retired.extend([old, now] for old in added)
+            merged = _new_files(pub, table, part, tag + "m")
+            rollups[table][part] = [first, *merged]
+            written += len(merged)
+    return written
 
 
 def _new_files(pub: Path, table: str, day: str, tag: str) -> list[str]:

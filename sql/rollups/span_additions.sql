@@ -1,9 +1,11 @@
 -- span_additions: the rows a publish added to a daily rollup's days (the new files of those
 -- days) summed per month or per quarter ($span): what the run adds to the sums of each closed
 -- month and quarter, written as a new file beside them (partitioned by the span's first day).
--- Columns as span_totals gives them.
+-- Columns as span_totals gives them. With $span 'day', files of days, months or quarters are
+-- summed per part as they are: how a part's added files are merged into one.
 --
--- Parameters: $files, the new files of the added days; $span, 'month' or 'quarter'.
+-- Parameters: $files, the new files of the added days (or the files to merge); $span,
+-- 'month', 'quarter' or 'day'.
 
 select
     * exclude (day, usage, events),
