@@ -189,7 +189,7 @@ def test_a_large_backlog_recomputes_its_days(store, monkeypatch):
     store.events(*random_events(100, seed=7), {"day": "2026-07-05"})
     store.aggregate()
     first = _files(store.settings, "usage_daily", "2026-07-05")
-    monkeypatch.setattr(aggregate, "ADD_MAX_IDS", 2)
+    monkeypatch.setattr(aggregate, "ADD_MAX_EVENTS", 2)
     store.events({"day": "2026-07-05"}, {"day": "2026-07-05"})
     store.aggregate()
     files = _files(store.settings, "usage_daily", "2026-07-05")
@@ -197,12 +197,25 @@ def test_a_large_backlog_recomputes_its_days(store, monkeypatch):
     assert published_total(store.settings) == ingest_total(store)
 
 
+def test_a_few_events_after_a_gap_of_ids_are_added(store, monkeypatch):
+    # ids have gaps (deleted rows; on PostgreSQL, rolled-back ones): the events read count
+    store.events(*random_events(100, seed=7), {"day": "2026-07-05"})
+    store.aggregate()
+    with store.engine.begin() as conn:
+        gone = store.events(*[{"day": "2026-07-05"}] * 300)
+        conn.execute(delete(events).where(events.c.id.in_(gone)))
+    monkeypatch.setattr(aggregate, "ADD_MAX_EVENTS", 100)
+    store.events({"day": "2026-07-05"}, {"day": "2026-07-05"})
+    assert store.aggregate().events_read == 2
+    assert len(_files(store.settings, "usage_daily", "2026-07-05")) == 2
+    assert published_total(store.settings) == ingest_total(store)
+
+
 def test_a_run_killed_once_its_manifest_is_switched_adds_nothing_twice(store, tmp_path):
     store.events(*random_events(300, seed=8))
     store.aggregate()
     store.events(*random_events(50, seed=9))
-    killed = run_script(KILL_SCRIPT, str(store.settings.data_dir), "published")
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    run_killed(store, "published")
     assert published_total(store.settings) == ingest_total(store)  # the switch happened
     # the next run finds the killed run's rows still staged, and the manifest holding them
     store.events({"day": "2026-07-09", "count": 3})
@@ -248,6 +261,12 @@ elif mode == "published":
     warehouse._atomic_write = write_then_die
 aggregate.run_aggregation(settings, progress=progress)
 """
+
+
+def run_killed(store, mode: str) -> None:
+    """An aggregation run over the store, killed at `mode` (see KILL_SCRIPT)."""
+    killed = run_script(KILL_SCRIPT, str(store.settings.data_dir), mode)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
 
 
 def run_script(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -427,9 +446,8 @@ def test_rows_staged_by_a_publish_that_died_are_not_added_to_a_day_recomputed_si
     store.events(*random_events(100, seed=13), {"day": "2026-07-05"})
     store.aggregate()
     store.events(*[{"day": "2026-07-05", "count": 2}] * 20)
-    killed = run_script(KILL_SCRIPT, str(store.settings.data_dir), "publishing")
-    assert killed.returncode == -signal.SIGKILL, killed.stderr  # its additions were staged
-    monkeypatch.setattr(aggregate, "ADD_MAX_IDS", 2)  # the next backlog recomputes its days
+    run_killed(store, "publishing")  # its additions were staged
+    monkeypatch.setattr(aggregate, "ADD_MAX_EVENTS", 2)  # the next backlog recomputes its days
     store.events(*[{"day": "2026-07-05"}] * 5)
     store.aggregate()
     assert len(_files(store.settings, "usage_daily", "2026-07-05")) == 1
@@ -452,8 +470,7 @@ def test_files_of_a_publish_that_died_are_deleted_after_the_grace_period(store, 
     store.aggregate()
     store.events(*random_events(20, seed=12))
     # killed after writing its files, before switching the manifest
-    killed = run_script(KILL_SCRIPT, str(store.settings.data_dir), "publishing")
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    run_killed(store, "publishing")
     named, on_disk = _named_and_on_disk(store.settings)
     assert on_disk > named
     store.aggregate()  # the orphans are younger than the grace period: kept, and looked for
@@ -469,7 +486,7 @@ def test_files_of_a_publish_that_died_are_deleted_after_the_grace_period(store, 
 
 def test_superseded_files_are_deleted_after_the_grace_period(store, monkeypatch):
     # each run recomputes the day it touches: its new file supersedes the last one
-    monkeypatch.setattr(aggregate, "ADD_MAX_IDS", 0)
+    monkeypatch.setattr(aggregate, "ADD_MAX_EVENTS", 0)
     store.events({"day": "2026-07-01"})
     store.aggregate()
     first = published.read_manifest(store.settings)["rollups"]["usage_daily"]["2026-07-01"]
@@ -480,12 +497,9 @@ def test_superseded_files_are_deleted_after_the_grace_period(store, monkeypatch)
     monkeypatch.setattr(published, "RETIRE_GRACE_SECONDS", 0.0)
     store.events({"day": "2026-07-01"})
     store.aggregate()
-    manifest = published.read_manifest(store.settings)
     assert not any((pub / f).exists() for f in first)
-    named = {f for days in manifest["rollups"].values() for fs in days.values() for f in fs}
-    named |= set(manifest["dimensions"].values())
-    on_disk = {p.relative_to(pub).as_posix() for p in pub.rglob("*.parquet")}
-    assert on_disk == named and manifest["retired"] == []
+    named, on_disk = _named_and_on_disk(store.settings)
+    assert on_disk == named and published.read_manifest(store.settings)["retired"] == []
     assert published_total(store.settings) == 3
 
 

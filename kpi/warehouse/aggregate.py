@@ -10,8 +10,8 @@ One run:
    transaction together with the days they touch and the new watermark: a crash at any point,
    then a re-run, counts nothing twice;
 5. publishes the rollups of the touched days (see kpi/warehouse/published.py): a small backlog
-   as additions to those days, a large one by recomputing them; and records the run in the
-   ingest store's `aggregation_runs`.
+   as additions to those days, a large one (ADD_MAX_EVENTS) by recomputing them; and records
+   the run in the ingest store's `aggregation_runs`.
 """
 
 from __future__ import annotations
@@ -77,12 +77,14 @@ READ_WORKERS = 4
 # events, or at the end of the backlog: inserts of ~1 M rows cost DuckDB a third less than
 # five times as many of 200 k, which leave partial row groups for the checkpoint to rewrite.
 APPEND_MIN_ROWS = 1_000_000
-# A backlog of fewer ids than this is published as additions: the sums of its rows go into new
-# files beside the files of each day (and of each closed month and quarter) they touch, instead
-# of recomputing those days from all of their events (see kpi.warehouse.published). A larger
-# backlog marks its days dirty, to be recomputed whole: once most of a day's events are new,
-# that costs no more, and staging them as additions would copy them once more.
-ADD_MAX_IDS = 500_000
+# A run that reads fewer events than this publishes them as additions: the sums of its rows go
+# into new files beside the files of each day (and of each closed month and quarter) they
+# touch, instead of recomputing those days from all of their events (see
+# kpi.warehouse.published). A run that reads more marks their days dirty, to be recomputed
+# whole: once most of a day's events are new, that costs no more, and staging them as
+# additions would copy them once more. (Events, not ids: ids have gaps, large ones on
+# PostgreSQL, whose sequences skip the ids of rolled-back and deleted rows.)
+ADD_MAX_EVENTS = 500_000
 # A catalogue version with at least this many labels has them read and normalised by worker
 # processes (see _sync_catalogue); a smaller one here (no process start-up for a few labels).
 LABEL_WORKERS_MIN = 20_000
@@ -191,7 +193,6 @@ def _run(
         _sync_implementers(con, engine)
         _sync_quality(con, engine)
 
-    recompute = high - previous >= ADD_MAX_IDS
     read = 0
     held: list[pa.Table] = []  # batches read but not appended yet
     held_rows = 0
@@ -205,7 +206,7 @@ def _run(
             # instead of logging small ones and rewriting them at the checkpoint.
             with transaction(con):
                 for part in _by_kind(held):
-                    _append_events(con, part, upper, mark_days_dirty=recompute)
+                    _append_events(con, part, upper)
                 private.set_meta(con, "watermark", str(upper))
             read += held_rows
             held, held_rows = [], 0
@@ -214,7 +215,11 @@ def _run(
     catalogue_copied = synced["catalogue"]
 
     manifest = published.read_manifest(settings)
-    # the events above the published watermark: this run's, or a crashed run's
+    if read >= ADD_MAX_EVENTS:
+        models.run(con, "private/mark_unpublished_days_dirty",
+                   {"published": int(manifest.get("watermark", 0))})
+    # the events above the published watermark (this run's, or a crashed run's) on the other
+    # days
     added = published.stage_additions(con, manifest)
     private.assign_concept_keys(con)
     # changed since last published, or never published (first run, crash before publishing)
@@ -385,18 +390,14 @@ def _read_events(
     return tables
 
 
-def _append_events(con: duckdb.DuckDBPyConnection, batch: pa.Table, watermark: int,
-                   mark_days_dirty: bool) -> None:
+def _append_events(con: duckdb.DuckDBPyConnection, batch: pa.Table, watermark: int) -> None:
     """Append a batch to the private events, each row marked with the watermark it is committed
-    with; `mark_days_dirty`: its days are to be recomputed whole (else its rows are added to
-    them, see ADD_MAX_IDS)."""
+    with."""
     # concept_used events come with fewer columns (see _USED_COLUMNS)
     model = "private/append_events" if "type" in batch.column_names else (
         "private/append_used_events")
     with registered(con, event_batch=batch):
         models.run(con, model, {"watermark": watermark})
-        if mark_days_dirty:
-            models.run(con, "private/mark_batch_days_dirty")
 
 
 # --------------------------------------------------------------------------------------------
