@@ -439,7 +439,7 @@ def aggregate(ctx: click.Context) -> None:
                               progress=lambda done, total: bar("reading events", done, total))
     pruned = prune_events(_settings(ctx), engine)
     click.echo(f"Aggregated {summary.events_read} new events; {summary.days_recomputed} days "
-               f"recomputed in {summary.duration_seconds:.1f} s (watermark {summary.watermark}).")
+               f"published in {summary.duration_seconds:.1f} s (watermark {summary.watermark}).")
     if pruned:
         click.echo(f"Deleted {pruned} raw events older than storage.retention_days "
                    f"(their daily rollups stay).")

@@ -215,12 +215,8 @@ def _run(
     catalogue_copied = synced["catalogue"]
 
     manifest = published.read_manifest(settings)
-    if read >= ADD_MAX_EVENTS:
-        models.run(con, "private/mark_unpublished_days_dirty",
-                   {"published": int(manifest.get("watermark", 0))})
-    # the events above the published watermark (this run's, or a crashed run's) on the other
-    # days
-    added = published.stage_additions(con, manifest)
+    # the events above the published watermark: this run's, or a crashed run's
+    added = published.stage_changes(con, manifest, recompute=read >= ADD_MAX_EVENTS)
     private.assign_concept_keys(con)
     # changed since last published, or never published (first run, crash before publishing)
     dims = [d for d in published.DIMENSIONS

@@ -168,23 +168,26 @@ class PublishSummary:
     files_deleted: int
 
 
-def stage_additions(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) -> int:
-    """Stage the private events that the published rollups do not hold yet (those above the
-    manifest's watermark) as additions to their days, for `publish`; returns how many days
-    they touch. Rows on dirty days are left out: those days are recomputed whole.
+def stage_changes(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any], recompute: bool
+                  ) -> int:
+    """Stage what the published rollups do not hold yet, the private events above the
+    manifest's watermark, for `publish`: as additions to their days (rows on dirty days left
+    out: those days are recomputed whole), or with `recompute` (a large backlog) by marking
+    all their days dirty. Returns how many days get additions.
 
     The manifest itself says what is published: after a crash at any point, the next run
     stages the same rows again, and a publish that did switch the manifest is never added
     twice.
     """
-    published = int(manifest.get("watermark", 0))
-    days = models.run(con, "private/added_days", {"published": published}).fetchall()
+    params = {"published": int(manifest.get("watermark", 0))}
     with transaction(con):
         # emptied first: rows staged by a run that died may now lie on dirty days
         models.run(con, "private/clear_added_events")
-        if days:  # (none after a large backlog: no second look at it)
-            models.run(con, "private/stage_added_events", {"published": published})
-    return len(days)
+        if recompute:
+            models.run(con, "private/mark_unpublished_days_dirty", params)
+        else:
+            models.run(con, "private/stage_added_events", params)
+    return len(models.run(con, "private/added_event_days").fetchall())
 
 
 def publish(
@@ -193,7 +196,7 @@ def publish(
     dimensions: Iterable[str],
     extra: dict[str, Any] | None = None,
 ) -> PublishSummary:
-    """Write the rollups of the dirty days, the additions to other days (stage_additions) and
+    """Write the rollups of the dirty days, the additions to other days (stage_changes) and
     the given dimensions, then switch the manifest.
 
     A dirty day's files are replaced by its recomputed rollups; an added day keeps its files

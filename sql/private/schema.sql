@@ -22,11 +22,8 @@ alter table events add column if not exists watermark bigint default 0;
 
 -- The events that the next publish adds to the published rollups of days that are not dirty,
 -- as new files beside each day's files: those above the published watermark (filled by
--- stage_added_events.sql, emptied once the manifest names their files).
-create table if not exists added_events (
-    implementer_id integer, type varchar, day date, concept_uri varchar,
-    concept_type varchar, esco_version varchar, language varchar, context varchar,
-    label varchar, label_norm varchar, count bigint, events bigint, watermark bigint);
+-- stage_added_events.sql, emptied once the manifest names their files). Shaped as `events`.
+create table if not exists added_events as select * from events limit 0;
 
 -- A small integer per concept URI, assigned once and never changed: the rollups carry the key,
 -- not the 60-odd-character URI, which makes them a seventh of the size and the indicators'

@@ -3,11 +3,9 @@
 -- being every column but usage and events (the day is the span's first day, given by the
 -- file's day= folder). The same sums as the days they cover, so an indicator reading a month's
 -- row instead of its days' rows gives exactly the same answer. Sorted by the first key column
--- (concept_key for most): readers looking for one concept skip most of the file. Also merges
--- the files of one day, month or quarter into one (when additions have piled up).
+-- (concept_key for most): readers looking for one concept skip most of the file.
 --
--- Parameters: $files, the published Parquet files of the span's days (or months), or of the
--- day, month or quarter to merge.
+-- Parameters: $files, the published Parquet files of the span's days (or months).
 
 select
     * exclude (usage, events),
