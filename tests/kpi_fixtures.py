@@ -28,6 +28,7 @@ from kpi.store.db import (
     outcome_counts,
 )
 from kpi.warehouse.aggregate import RunSummary, run_aggregation
+from kpi.warehouse.published import ROLLUPS, SPAN_ROLLUPS
 from kpi.warehouse.reader import open_reader
 
 OCC = "http://data.europa.eu/esco/occupation/"
@@ -214,12 +215,11 @@ def published_state(settings: Settings) -> dict[str, list[tuple]]:
         out = {}
         keyed = {"usage": "concept_key", "labels": "concept_key",
                  "feedback": "concept_key", "proposals": "broader_key"}
-        rollups = [f"{name}_{grain}" for name in ("usage", "labels", "proposals", "feedback",
-                                                   "activity")
-                   for grain in ("daily", "monthly", "quarterly")]
+        rollups = (*ROLLUPS, *SPAN_ROLLUPS)  # every rollup, by day, month and quarter
         for table in (*rollups, "quality_daily", "concepts", "concept_labels",
                       "concept_names", "implementers"):
-            # table and column names come from the constants above
+            # table and column names come from the constants above and of
+            # kpi.warehouse.published
             if table in rollups:
                 column = keyed.get(table.rsplit("_", 1)[0])
                 key = (f"t.* exclude ({column}, usage, events), k.uri" if column
