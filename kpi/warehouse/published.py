@@ -289,7 +289,8 @@ def publish(
     models.run(con, "private/forget_published_changes")
     deleted, orphans_left = _collect_garbage(pub, new_manifest, now, sweep)
     set_meta(con, "orphans", "1" if orphans_left else "0")
-    return PublishSummary(seq=seq, days=len(dirty), files_written=written, files_deleted=deleted)
+    return PublishSummary(seq=seq, days=len(dirty) + len(added), files_written=written,
+                          files_deleted=deleted)
 
 
 def span_start(day: str, span: str) -> str:
