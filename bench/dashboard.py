@@ -382,7 +382,7 @@ def span_cost(data_dir: Path, runs: int = 2) -> list[tuple[str, int, float, floa
                         rollups = {t: v for t, v in rollups.items() if t in published.ROLLUPS}
                     t0, c0 = time.perf_counter(), time.process_time()
                     n = published._publish_spans(cur, work / "published", f"rbench{i}", dirty,
-                                                 rollups, [], time.time())
+                                                 {}, rollups, [], time.time())
                     best = (n, min(best[1], time.perf_counter() - t0),
                             min(best[2], time.process_time() - c0))
                 out.append((label, *best))

@@ -96,7 +96,9 @@ def init(ctx: click.Context, no_catalogue: bool) -> None:
 @cli.command()
 @click.option("--host", help="address to listen on (default server.host)")
 @click.option("--port", type=click.IntRange(0, 65535), help="port (default server.port)")
-@click.option("--workers", type=click.IntRange(1, 64), help="worker processes")
+@click.option("--workers", type=click.IntRange(1, 64),
+              help="worker processes (default server.workers; if empty, one per CPU core "
+                   "plus one)")
 @click.option("--no-scheduler", is_flag=True,
               help="do not run the aggregation here (extra collector hosts)")
 @click.pass_context

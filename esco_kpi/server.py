@@ -120,6 +120,21 @@ def _child_exit(_server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+def default_workers() -> int:
+    """One worker process per CPU core this process may use, plus one.
+
+    A worker's threads share one interpreter lock, and a client's keep-alive connection stays
+    with the worker that accepted it: with one worker per core, a worker holding most of the
+    busy connections is held to one core while another core idles. One more worker than
+    cores lets the kernel share the cores among the busy workers instead: more events per
+    second, and a far shorter tail of slow requests (bench/RESULTS.md, ingestion)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return cores + 1
+
+
 def gunicorn_options(settings: Settings, host: str | None = None, port: int | None = None,
                      workers: int | None = None) -> dict:
     """How `serve` runs gunicorn (the benchmark runs it the same way)."""
@@ -137,7 +152,7 @@ def gunicorn_options(settings: Settings, host: str | None = None, port: int | No
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     options = {
         "bind": f"{host or settings['server.host']}:{port or settings['server.port']}",
-        "workers": workers or settings["server.workers"],
+        "workers": workers or settings["server.workers"] or default_workers(),
         "threads": settings["server.threads"],
         "worker_class": "gthread",
         "accesslog": None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -55,10 +56,29 @@ def test_env_variable_used_when_no_local_file(tmp_path, monkeypatch):
     assert load_settings()["server.port"] == 9000
 
 
+def test_serve_runs_one_worker_per_core_plus_one_unless_told(tmp_path, monkeypatch):
+    from esco_kpi.server import default_workers, gunicorn_options
+
+    # gunicorn_options points prometheus_client at its metrics folder through the
+    # environment: restored after the test
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    assert default_workers() == len(os.sched_getaffinity(0)) + 1
+    empty = load_settings(write(tmp_path, f"storage:\n  data_dir: {tmp_path}\n"
+                                          "server:\n  workers:\n"))
+    assert empty["server.workers"] is None
+    assert gunicorn_options(empty)["workers"] == default_workers()
+    five = load_settings(write(tmp_path, f"storage:\n  data_dir: {tmp_path}\n"
+                                         "server:\n  workers: 5\n"))
+    assert gunicorn_options(five)["workers"] == 5
+    assert gunicorn_options(five, workers=7)["workers"] == 7  # serve --workers 7
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("server:\n  port: eighty\n", "server.port: expected an integer, got 'eighty'"),
     ("server:\n  port: 70000\n", "server.port: must be a port number"),
     ("server:\n  prot: 80\n", "server.prot: unknown setting"),
+    ("server:\n  workers: 0\n", "server.workers: must be at least 1"),
+    ("server:\n  workers: two\n", "server.workers: expected an integer or empty, got 'two'"),
     ("sever:\n  port: 80\n", "sever.port: unknown setting"),
     ("ingest:\n  max_age_days: true\n", "ingest.max_age_days: expected an integer, got True"),
     ("ingest:\n  max_events_per_request: 0\n", "ingest.max_events_per_request: must be at least"),
