@@ -191,29 +191,34 @@ def item_statuses(data: Data, item_ids: list[str]) -> dict[str, str]:
     return out
 
 
-def with_review(data: Data, kind: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_review(data: Data, kind: str, rows: list[dict[str, Any]], limit: int | None = None
+                ) -> list[dict[str, Any]]:
     """The rows of an indicator of `kind`'s suggestions (candidate_alt_labels,
-    new_concept_proposals, translation_feedback) with their review item's id and status."""
+    new_concept_proposals, translation_feedback), the first `limit` (those a grid shows) with
+    their review item's id and status, the others as they are: the page's CSV has the
+    indicator's own columns, and hashing every id of 50,000 candidate labels cost more than
+    the rest of the page (150 ms). `limit` defaults to GRID_ROW_LIMIT."""
     concept = "concept_type" if kind == "proposal" else "concept_uri"
-    ids = [item_id(kind, r[concept], r["language"], r["label_norm"]) for r in rows]
+    limit = GRID_ROW_LIMIT if limit is None else limit
+    shown = rows[:limit]
+    ids = [item_id(kind, r[concept], r["language"], r["label_norm"]) for r in shown]
     statuses = item_statuses(data, ids)
-    return [{**r, "item_id": i, "review": statuses[i]} for r, i in zip(rows, ids, strict=True)]
+    return [{**r, "item_id": i, "review": statuses[i]} for r, i in zip(shown, ids, strict=True)
+            ] + rows[limit:]
 
 
-def review_links(state: FilterState, rows: list[dict[str, Any]], describe: Any,
-                 limit: int = 15) -> html.Div:
-    """Links to the review queue for the first `limit` rows (of with_review), each opening its
-    item, and one to the whole queue of that kind."""
+def review_links(data: Data, state: FilterState, kind: str, rows: list[dict[str, Any]],
+                 describe: Any, limit: int = 15) -> html.Div:
+    """Links to the review queue for the first `limit` rows of an indicator of `kind`'s
+    suggestions, each opening its item, and one to the whole queue of that kind."""
     if not rows:
         return html.P("Nothing to review in this period and these filters.", className="note")
-    kind = rows[0]["item_id"][0]
-    queue = {"L": "label", "P": "proposal", "T": "translation"}.get(kind)
     base = state.with_(concept=None, kind=None, status=None, item=None)
     links = [html.Li([dcc.Link(describe(r), href=f"{PREFIX}review"
                                f"{to_query(base.with_(item=r['item_id']))}"),
-                      f": {r['review']}"]) for r in rows[:limit]]
+                      f": {r['review']}"]) for r in with_review(data, kind, rows[:limit], limit)]
     everything = dcc.Link("the whole queue", href=f"{PREFIX}review"
-                          f"{to_query(base.with_(kind=queue))}")
+                          f"{to_query(base.with_(kind=kind))}")
     return html.Div(className="review-links", children=[
         html.Ul(links), html.P(["Or open ", everything, "."], className="note")])
 

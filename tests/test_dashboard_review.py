@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from dashboard import components
+from dashboard import review as review_module
 from dashboard.app import create_dashboard
 from dashboard.callbacks import download, render_page
-from dashboard.review import TABLE, details, item_statuses, review_rows
+from dashboard.review import TABLE, details, item_statuses, review_rows, with_review
 from dashboard.state import FilterState, parse_query, to_query
 from kpi.review.decisions import trail
 from kpi.store.registry import add_user
@@ -394,3 +396,30 @@ def test_the_suggestion_pages_show_statuses_and_link_to_the_queue(app, store):
                                           .startswith("kpi-review_"))}
     assert cards["kpi-review_open"][1] == str(overall["open"])
     assert cards["kpi-review_accepted"][1] == str(overall["accepted"])
+
+
+def test_only_the_rows_a_grid_shows_get_their_review_status(app, store, monkeypatch):
+    """Labels and Translations hold tens of thousands of suggestions at scale: only the rows
+    the grid shows get their item id and status, and the review links (on Translations, the
+    suggestions most implementers sent, whatever the grid's order) still name theirs."""
+    data = data_of(app)
+    # a period of its own: no page memoised by the other tests
+    search = "?period=custom&start=2026-07-02&end=2026-09-30"
+    state = parse_query(search)
+    rows = data.indicator("candidate_alt_labels", state.period(), state).rows
+    assert len(rows) > 1
+    marked = with_review(data, "label", rows, limit=1)
+    assert "review" in marked[0] and "item_id" in marked[0]
+    assert marked[1:] == rows[1:] and all("review" not in r for r in marked[1:])
+    # a grid of no rows at all: the links must find their rows' items themselves
+    monkeypatch.setattr(review_module, "GRID_ROW_LIMIT", 0)
+    monkeypatch.setattr(components, "GRID_ROW_LIMIT", 0)
+    feedback = data.indicator("translation_feedback", state.period(), state).rows
+    assert feedback
+    content = render_page(data, "/dashboard/translations", search)[0]
+    grid = find(content, lambda c: type(c).__name__ == "AgGrid")[0]
+    assert grid.rowData == []
+    hrefs = [c.href for c in find(content, lambda c: type(c).__name__ == "Link")
+             if c.href.startswith("/dashboard/review?") and "item=" in c.href]
+    assert len(hrefs) == min(15, len(feedback))
+    assert any(f"item={T_ID}" in h for h in hrefs)

@@ -50,7 +50,7 @@ def render(data: Data, state: FilterState) -> list[Any]:
                      "that language (compared ignoring case, accents and punctuation); "
                      "review: the item's status in the review queue."),
         section("Decide in the review queue", None,
-                review_links(state, t.rows, lambda r: f"{r['label']} → "
+                review_links(data, state, "label", t.rows, lambda r: f"{r['label']} → "
                              f"{r['label_concept'] or r['concept_uri']} ({r['language']})"),
                 note="The labels most implementers added, each linked to its review item."),
     ]

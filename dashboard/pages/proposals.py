@@ -40,7 +40,7 @@ def render(data: Data, state: FilterState) -> list[Any]:
         section("Concept proposals", "new_concept_proposals", grid("new_concept_proposals", t),
                 note="review: the item's status in the review queue."),
         section("Decide in the review queue", None,
-                review_links(state, t.rows,
+                review_links(data, state, "proposal", t.rows,
                              lambda r: f"{r['label']} ({r['concept_type']}, {r['language']})"),
                 note="The concepts most implementers proposed, each linked to its review "
                      "item."),

@@ -47,8 +47,9 @@ def render(data: Data, state: FilterState) -> list[Any]:
                      clickable_concepts=True),
                 note="review: the item's status in the review queue."),
         section("Decide in the review queue", None,
-                review_links(state, sorted(t["translation_feedback"].rows,
-                                           key=lambda r: -r["implementers"]),
+                review_links(data, state, "translation",
+                             sorted(t["translation_feedback"].rows,
+                                    key=lambda r: -r["implementers"]),
                              lambda r: f"{r['suggested_label']} for {r['label_en']} "
                                        f"({r['language']})"),
                 note="The suggestions most implementers sent, each linked to its review "
