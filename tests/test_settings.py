@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,7 @@ def test_serve_runs_one_worker_per_core_plus_one_unless_told(tmp_path, monkeypat
                                          "server:\n  workers: 5\n"))
     assert gunicorn_options(five)["workers"] == 5
     assert gunicorn_options(five, workers=7)["workers"] == 7  # serve --workers 7
+    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)  # its folder
 
 
 @pytest.mark.parametrize(("text", "message"), [
