@@ -534,7 +534,8 @@ class Data:
         filters = {k: v for k, v in {**state.filters(), **extra}.items() if k in usable}
         key = (name, period.start, period.end, state.label_language, sorted(filters.items()))
         return self._cached(self.cache, key, period, lambda: indicators.query(
-            self.settings, name, period, label_language=state.label_language, **filters),
+            self.settings, name, period, label_language=state.label_language,
+            rows_on_demand=True, **filters),
             quality=name in QUALITY_INDICATORS, shared=self.results)
 
     def trend(self, period: Period, state: FilterState, concept_uri: str | None = None

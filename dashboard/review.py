@@ -34,6 +34,7 @@ from kpi.review.handover import FILES, export_changes
 from kpi.review.items import KINDS, Item, item_detail, item_id
 from kpi.store.registry import user_role
 from kpi.vocabulary import CONCEPT_URI
+from kpi.warehouse.indicators import Rows
 
 log = logging.getLogger("esco_kpi.dashboard")
 
@@ -203,8 +204,10 @@ def with_review(data: Data, kind: str, rows: list[dict[str, Any]], limit: int | 
     shown = rows[:limit]
     ids = [item_id(kind, r[concept], r["language"], r["label_norm"]) for r in shown]
     statuses = item_statuses(data, ids)
-    return [{**r, "item_id": i, "review": statuses[i]} for r, i in zip(shown, ids, strict=True)
-            ] + rows[limit:]
+    head = [{**r, "item_id": i, "review": statuses[i]} for r, i in zip(shown, ids, strict=True)]
+    if isinstance(rows, Rows):
+        return rows.with_head(head)  # the other rows are not made until read (a CSV)
+    return head + rows[limit:]
 
 
 def review_links(data: Data, state: FilterState, kind: str, rows: list[dict[str, Any]],

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import calendar
 import re
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, overload
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kpi.settings import Settings
 from kpi.vocabulary import CONCEPT_TYPES, CONCEPT_URI, CONTEXTS, COUNTRY_CODE, LANGUAGES, SECTORS
@@ -141,6 +145,74 @@ class Result:
         return [tuple(row[c] for c in self.columns) for row in self.rows]
 
 
+class Rows(Sequence[dict[str, Any]]):
+    """An indicator's rows as dicts, each made from the answer's Arrow table when first read: a
+    page that shows the first 1,000 of 50,000 rows makes 1,000 (making Python objects of every
+    row was half of such an indicator's time). A row read twice is the same dict, as in a list;
+    a list of the same dicts compares equal. Pickled as the Arrow table."""
+
+    def __init__(self, table: pa.Table, head: list[dict[str, Any]] | None = None) -> None:
+        self._table = table
+        self._made: list[dict[str, Any]] = list(head or ())
+        self._lock = threading.Lock()  # a memoised answer is read by several threads
+
+    def _make(self, count: int) -> None:
+        if len(self._made) >= count:
+            return
+        with self._lock:
+            done = len(self._made)
+            if done < count:
+                self._made.extend(self._table.slice(done, count - done).to_pylist())
+
+    def __len__(self) -> int:
+        return self._table.num_rows
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            self._make(max(start, stop) if step > 0 else start + 1)
+            return self._made[index]
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
+            raise IndexError("row index out of range")
+        self._make(position + 1)
+        return self._made[position]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        # made as the loop goes, in growing chunks: a loop that stops early (zip with the
+        # shown rows) makes little
+        total = len(self)
+        position = 0
+        while position < total:
+            if position >= len(self._made):
+                self._make(min(total, position + max(1024, len(self._made))))
+            yield self._made[position]
+            position += 1
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, list | Rows):
+            return NotImplemented
+        return len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment] - mutable, as a list
+
+    def __repr__(self) -> str:
+        return f"Rows({len(self)} rows)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Rows, (self._table,))
+
+    def with_head(self, head: list[dict[str, Any]]) -> Rows:
+        """The same rows with the first len(head) replaced by `head` (annotated copies)."""
+        return Rows(self._table, head)
+
+
 # Queries of sql/ that serve the dashboard's drill-downs rather than the KPI framework;
 # kpi_counts gives the counts of three indicators' answers without the answers.
 SUPPORT_QUERIES: tuple[str, ...] = ("usage_trend", "concept_detail", "release_uptake",
@@ -203,6 +275,7 @@ def query(
     period: Period,
     *,
     label_language: str | None = None,
+    rows_on_demand: bool = False,
     **filters: Any,
 ) -> Result:
     """Run one indicator over a period with optional filters (None = all).
@@ -210,7 +283,7 @@ def query(
     `source` is a reader connection (kpi.warehouse.open_reader) or settings, in which case the
     process's shared reader (kpi.warehouse.shared_reader) answers. Filters that the indicator
     cannot apply (see applicable_filters) are ignored; unknown filter names or bad values raise
-    ValueError.
+    ValueError. With `rows_on_demand`, the result's rows are a Rows, made as they are read.
     """
     sql = load_sql(name)
     if not isinstance(period, Period):
@@ -228,10 +301,10 @@ def query(
 
         con = shared_reader(source)
         try:
-            return _run(con, sql, params)
+            return _run(con, sql, params, rows_on_demand)
         finally:
             con.close()
-    return _run(source, sql, params)
+    return _run(source, sql, params, rows_on_demand)
 
 
 def run_support_query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]
@@ -242,12 +315,28 @@ def run_support_query(con: duckdb.DuckDBPyConnection, name: str, params: dict[st
     return _run(con, load_sql(name), params)
 
 
-def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> Result:
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any],
+         rows_on_demand: bool = False) -> Result:
     cur = con.cursor()  # a cursor per query: safe when threads share one reader
     try:
+        if rows_on_demand:
+            answer = cur.sql(sql, params=params)
+            columns = tuple(answer.columns)
+            table = answer.to_arrow_table()
+            return Result(columns, Rows(_python_ints(table, answer.types)))
         cur.execute(sql, params)
         columns = tuple(d[0] for d in cur.description)
         rows = [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
     finally:
         cur.close()
     return Result(columns, rows)
+
+
+def _python_ints(table: pa.Table, types: list[Any]) -> pa.Table:
+    """The table with DuckDB's 128-bit integers (what sum() of integers gives), which Arrow
+    holds as decimals, as 64-bit integers: Python ints, as the rows of fetchall are."""
+    for position, kind in enumerate(types):
+        if str(kind) in ("HUGEINT", "UHUGEINT"):
+            table = table.set_column(position, table.field(position).name,
+                                     pc.cast(table.column(position), pa.int64()))
+    return table
