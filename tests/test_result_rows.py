@@ -76,3 +76,6 @@ def test_rows_behave_as_a_list():
     marked = rows.with_head([{**made[0], "mark": True}])
     assert marked[0]["mark"] and marked[1:] == made[1:] and "mark" not in rows[0]
     assert Rows(pa.Table.from_pylist([])) == [] and not Rows(pa.table({"n": []}))
+    flagged = Rows(pa.Table.from_pylist([{**r, "odd": r["n"] % 2 == 1} for r in made]))
+    assert [r["n"] for r in flagged.where("odd", True)] == [1, 3]
+    assert flagged.where("n", 9) == []

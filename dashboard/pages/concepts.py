@@ -8,6 +8,7 @@ from typing import Any
 from dash import html
 
 from dashboard.components import (
+    GRID_ROW_LIMIT,
     NOT_IN_RELEASE_MARK,
     Table,
     bar_chart,
@@ -21,6 +22,7 @@ from dashboard.data import Data
 from dashboard.state import FilterState, target_href
 from dashboard.trends import TABLE as TRENDS
 from dashboard.trends import trend_sections, trend_table
+from kpi.warehouse.indicators import Rows
 
 TITLE = "Concepts"
 PATH = "concepts"
@@ -40,18 +42,26 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
     least = data.indicator("least_used_concepts", period, state)
     coverage = data.indicator("catalogue_coverage", period, state)
     current = data.current_release()
-    # new dicts: the results are shared with the memo. `release` is for the grid only; the
-    # CSV keeps the indicator's columns (in_current, last_release).
-    shown = [r | {"release": release_status(r["in_current"], current, r["last_release"])}
-             for r in most.rows]
+
+    def with_release(row: dict[str, Any]) -> dict[str, Any]:
+        # a new dict: the results are shared with the memo
+        return row | {"release": release_status(row["in_current"], current, row["last_release"])}
+
+    # `release` is for the grids only (the CSV keeps the indicator's columns, in_current and
+    # last_release): given to the rows a grid shows, the others left unmade
+    shown = [with_release(r) for r in most.rows[:GRID_ROW_LIMIT]]
+    removed = ([with_release(r) for r in most.rows.where("in_current", False)]
+               if isinstance(most.rows, Rows) else
+               [with_release(r) for r in most.rows if not r["in_current"]])
     return {
         "most_used_concepts": Table(
-            "Most used concepts", most.columns, shown,
+            "Most used concepts", most.columns,
+            most.rows.with_head(shown) if isinstance(most.rows, Rows) else
+            shown + most.rows[GRID_ROW_LIMIT:],
             grid_columns=("rank", "label", "concept_type", "release", "usage", "implementers",
                           "previous_usage", "change", "change_pct"),
             widths={"rank": 80, "release": RELEASE_WIDTH}),
-        REMOVED: Table("Still used after removal", REMOVED_COLUMNS,
-                       [r for r in shown if not r["in_current"]],
+        REMOVED: Table("Still used after removal", REMOVED_COLUMNS, removed,
                        grid_columns=("rank", "label", "concept_type", "release", "usage",
                                      "events", "implementers"),
                        widths={"rank": 80, "release": RELEASE_WIDTH}),

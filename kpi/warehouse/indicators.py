@@ -212,6 +212,10 @@ class Rows(Sequence[dict[str, Any]]):
         """The same rows with the first len(head) replaced by `head` (annotated copies)."""
         return Rows(self._table, head)
 
+    def where(self, column: str, value: Any) -> Rows:
+        """The rows whose `column` equals `value`, in order (none of the others made)."""
+        return Rows(self._table.filter(pc.equal(self._table.column(column), value)))
+
 
 # Queries of sql/ that serve the dashboard's drill-downs rather than the KPI framework;
 # kpi_counts gives the counts of three indicators' answers without the answers.
