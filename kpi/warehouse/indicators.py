@@ -136,10 +136,11 @@ def _date(value: date | str) -> date:
 
 @dataclass(frozen=True)
 class Result:
-    """Rows of one indicator: column names in order, and one dict per row."""
+    """Rows of one indicator: column names in order, and one dict per row (a list, or for the
+    dashboard a Rows, made as they are read)."""
 
     columns: tuple[str, ...]
-    rows: list[dict[str, Any]]
+    rows: Sequence[dict[str, Any]]
 
     def tuples(self) -> list[tuple[Any, ...]]:
         return [tuple(row[c] for c in self.columns) for row in self.rows]
