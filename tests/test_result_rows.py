@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from kpi.exports.csvfile import table_csv
 from kpi.warehouse.indicators import INDICATORS, Period, Result, Rows, query
 from tests import dashboard_world
 
@@ -30,6 +31,8 @@ def assert_same(eager: Result, on_demand: Result) -> None:
     assert isinstance(on_demand.rows, Rows)
     assert on_demand.columns == eager.columns
     assert len(on_demand.rows) == len(eager.rows)
+    # the CSV, written column by column from the table, before any row is made
+    assert table_csv(eager.columns, on_demand.rows) == table_csv(eager.columns, eager.rows)
     for whole, made in zip(eager.rows, on_demand.rows, strict=True):
         assert made == whole
         assert shape(made) == shape(whole)
@@ -76,6 +79,9 @@ def test_rows_behave_as_a_list():
     marked = rows.with_head([{**made[0], "mark": True}])
     assert marked[0]["mark"] and marked[1:] == made[1:] and "mark" not in rows[0]
     assert Rows(pa.Table.from_pylist([])) == [] and not Rows(pa.table({"n": []}))
+    # a CSV of rows with an annotated head, and of a column the answer lacks
+    assert table_csv(("n", "label", "tags", "none"), marked) == table_csv(
+        ("n", "label", "tags", "none"), made)
     flagged = Rows(pa.Table.from_pylist([{**r, "odd": r["n"] % 2 == 1} for r in made]))
     assert [r["n"] for r in flagged.where("odd", True)] == [1, 3]
     assert flagged.where("n", 9) == []

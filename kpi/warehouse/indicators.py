@@ -213,6 +213,13 @@ class Rows(Sequence[dict[str, Any]]):
         """The same rows with the first len(head) replaced by `head` (annotated copies)."""
         return Rows(self._table, head)
 
+    def column_values(self, name: str) -> list[Any]:
+        """One column's values in row order, as the rows hold them (None for a name the answer
+        lacks, as row.get gives), without making the rows."""
+        if name not in self._table.column_names:
+            return [None] * len(self)
+        return self._table.column(name).to_pylist()
+
     def where(self, column: str, value: Any) -> Rows:
         """The rows whose `column` equals `value`, in order (none of the others made)."""
         return Rows(self._table.filter(pc.equal(self._table.column(column), value)))
