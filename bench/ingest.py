@@ -308,8 +308,6 @@ def run_phase(name: str, path: str, batch: int, args, port: int, key: str, uris:
     together), the clients send on a schedule instead of as fast as answers come back."""
     ctx = mp.get_context("fork")
     cap = min(args.max_rate, 5_000 * batch)  # events/s a client set can be fed at most
-    if rate:
-        cap = min(cap, rate)
     interval = batch * args.clients / rate if rate else None
     per_client = max(8, -(-int(cap * args.duration) // (batch * args.clients)))
     if interval:
