@@ -35,7 +35,7 @@ class Table:
 
     title: str
     columns: tuple[str, ...]
-    rows: list[dict[str, Any]]
+    rows: Sequence[dict[str, Any]]  # a list, or an answer's Rows (made as they are read)
     grid_columns: tuple[str, ...] | None = None  # shown in the grid; all go to the CSV
     widths: dict[str, int] = field(default_factory=dict)
 

@@ -14,6 +14,7 @@ import io
 import logging
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from kpi.review.handover import FILES, export_changes
 from kpi.review.items import KINDS, Item, item_detail, item_id
 from kpi.store.registry import user_role
 from kpi.vocabulary import CONCEPT_URI
-from kpi.warehouse.indicators import Rows
+from kpi.warehouse.indicators import head_replaced
 
 log = logging.getLogger("esco_kpi.dashboard")
 
@@ -192,8 +193,8 @@ def item_statuses(data: Data, item_ids: list[str]) -> dict[str, str]:
     return out
 
 
-def with_review(data: Data, kind: str, rows: list[dict[str, Any]], limit: int | None = None
-                ) -> list[dict[str, Any]]:
+def with_review(data: Data, kind: str, rows: Sequence[dict[str, Any]], limit: int | None = None
+                ) -> Sequence[dict[str, Any]]:
     """The rows of an indicator of `kind`'s suggestions (candidate_alt_labels,
     new_concept_proposals, translation_feedback), the first `limit` (those a grid shows) with
     their review item's id and status, the others as they are: the page's CSV has the
@@ -204,22 +205,23 @@ def with_review(data: Data, kind: str, rows: list[dict[str, Any]], limit: int | 
     shown = rows[:limit]
     ids = [item_id(kind, r[concept], r["language"], r["label_norm"]) for r in shown]
     statuses = item_statuses(data, ids)
-    head = [{**r, "item_id": i, "review": statuses[i]} for r, i in zip(shown, ids, strict=True)]
-    if isinstance(rows, Rows):
-        return rows.with_head(head)  # the other rows are not made until read (a CSV)
-    return head + rows[limit:]
+    return head_replaced(rows, [{**r, "item_id": i, "review": statuses[i]}
+                                for r, i in zip(shown, ids, strict=True)])
 
 
-def review_links(data: Data, state: FilterState, kind: str, rows: list[dict[str, Any]],
+def review_links(data: Data, state: FilterState, kind: str, rows: Sequence[dict[str, Any]],
                  describe: Any, limit: int = 15) -> html.Div:
     """Links to the review queue for the first `limit` rows of an indicator of `kind`'s
     suggestions, each opening its item, and one to the whole queue of that kind."""
     if not rows:
         return html.P("Nothing to review in this period and these filters.", className="note")
     base = state.with_(concept=None, kind=None, status=None, item=None)
+    shown = rows[:limit]
+    if not all("review" in r for r in shown):  # not the rows a grid shows (with_review)
+        shown = with_review(data, kind, shown, limit)
     links = [html.Li([dcc.Link(describe(r), href=f"{PREFIX}review"
                                f"{to_query(base.with_(item=r['item_id']))}"),
-                      f": {r['review']}"]) for r in with_review(data, kind, rows[:limit], limit)]
+                      f": {r['review']}"]) for r in shown]
     everything = dcc.Link("the whole queue", href=f"{PREFIX}review"
                           f"{to_query(base.with_(kind=kind))}")
     return html.Div(className="review-links", children=[

@@ -12,7 +12,15 @@ import pyarrow as pa
 import pytest
 
 from kpi.exports.csvfile import table_csv
-from kpi.warehouse.indicators import INDICATORS, Period, Result, Rows, query
+from kpi.warehouse.indicators import (
+    INDICATORS,
+    Period,
+    Result,
+    Rows,
+    head_replaced,
+    query,
+    rows_where,
+)
 from tests import dashboard_world
 
 trend_world = dashboard_world.trend_world
@@ -78,6 +86,7 @@ def test_rows_behave_as_a_list():
     assert isinstance(again, Rows) and again == made
     marked = rows.with_head([{**made[0], "mark": True}])
     assert marked[0]["mark"] and marked[1:] == made[1:] and "mark" not in rows[0]
+    assert marked[3] is rows[3]  # the rows made already are shared, not made again
     assert Rows(pa.Table.from_pylist([])) == [] and not Rows(pa.table({"n": []}))
     # a CSV of rows with an annotated head, and of a column the answer lacks
     assert table_csv(("n", "label", "tags", "none"), marked) == table_csv(
@@ -85,3 +94,13 @@ def test_rows_behave_as_a_list():
     flagged = Rows(pa.Table.from_pylist([{**r, "odd": r["n"] % 2 == 1} for r in made]))
     assert [r["n"] for r in flagged.where("odd", True)] == [1, 3]
     assert flagged.where("n", 9) == []
+
+
+def test_head_replaced_and_rows_where_take_lists_too():
+    """Answers shared on disk by an earlier version hold lists: the pages' helpers take both."""
+    made = [{"n": i, "odd": i % 2 == 1} for i in range(4)]
+    for rows in (made, Rows(pa.Table.from_pylist(made))):
+        replaced = head_replaced(rows, [{"n": 0, "odd": False, "mark": 1}])
+        assert replaced[0]["mark"] == 1 and list(replaced[1:]) == made[1:]
+        assert len(replaced) == 4 and "mark" not in rows[0]
+        assert list(rows_where(rows, "odd", True)) == [made[1], made[3]]

@@ -22,7 +22,7 @@ from dashboard.data import Data
 from dashboard.state import FilterState, target_href
 from dashboard.trends import TABLE as TRENDS
 from dashboard.trends import trend_sections, trend_table
-from kpi.warehouse.indicators import Rows
+from kpi.warehouse.indicators import head_replaced, rows_where
 
 TITLE = "Concepts"
 PATH = "concepts"
@@ -49,15 +49,11 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
 
     # `release` is for the grids only (the CSV keeps the indicator's columns, in_current and
     # last_release): given to the rows a grid shows, the others left unmade
-    shown = [with_release(r) for r in most.rows[:GRID_ROW_LIMIT]]
-    removed = ([with_release(r) for r in most.rows.where("in_current", False)]
-               if isinstance(most.rows, Rows) else
-               [with_release(r) for r in most.rows if not r["in_current"]])
+    shown = head_replaced(most.rows, [with_release(r) for r in most.rows[:GRID_ROW_LIMIT]])
+    removed = [with_release(r) for r in rows_where(most.rows, "in_current", False)]
     return {
         "most_used_concepts": Table(
-            "Most used concepts", most.columns,
-            most.rows.with_head(shown) if isinstance(most.rows, Rows) else
-            shown + most.rows[GRID_ROW_LIMIT:],
+            "Most used concepts", most.columns, shown,
             grid_columns=("rank", "label", "concept_type", "release", "usage", "implementers",
                           "previous_usage", "change", "change_pct"),
             widths={"rank": 80, "release": RELEASE_WIDTH}),

@@ -186,6 +186,11 @@ class Rows(Sequence[dict[str, Any]]):
         return self._made[position]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if len(self._made) == len(self):  # all made: a list's own iterator
+            return iter(self._made)
+        return self._making()
+
+    def _making(self) -> Iterator[dict[str, Any]]:
         # made as the loop goes, in growing chunks: a loop that stops early (zip with the
         # shown rows) makes little
         total = len(self)
@@ -210,8 +215,9 @@ class Rows(Sequence[dict[str, Any]]):
         return (Rows, (self._table,))
 
     def with_head(self, head: list[dict[str, Any]]) -> Rows:
-        """The same rows with the first len(head) replaced by `head` (annotated copies)."""
-        return Rows(self._table, head)
+        """The same rows with the first len(head) replaced by `head` (annotated copies); the
+        rows made so far beyond the head are shared, not made again."""
+        return Rows(self._table, [*head, *self._made[len(head):]])
 
     def column_values(self, name: str) -> list[Any]:
         """One column's values in row order, as the rows hold them (None for a name the answer
@@ -223,6 +229,25 @@ class Rows(Sequence[dict[str, Any]]):
     def where(self, column: str, value: Any) -> Rows:
         """The rows whose `column` equals `value`, in order (none of the others made)."""
         return Rows(self._table.filter(pc.equal(self._table.column(column), value)))
+
+
+# An answer's rows may also be a list: the workers' shared answers on disk outlive an upgrade.
+
+def head_replaced(rows: Sequence[dict[str, Any]], head: list[dict[str, Any]]
+                  ) -> Sequence[dict[str, Any]]:
+    """`rows` with the first len(head) replaced by `head` (annotated copies of them); the other
+    rows of a Rows stay unmade."""
+    if isinstance(rows, Rows):
+        return rows.with_head(head)
+    return [*head, *rows[len(head):]]
+
+
+def rows_where(rows: Sequence[dict[str, Any]], column: str, value: Any
+               ) -> Sequence[dict[str, Any]]:
+    """The rows whose `column` equals `value`, in order (of a Rows, the others unmade)."""
+    if isinstance(rows, Rows):
+        return rows.where(column, value)
+    return [row for row in rows if row[column] == value]
 
 
 # Queries of sql/ that serve the dashboard's drill-downs rather than the KPI framework;
