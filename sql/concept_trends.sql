@@ -60,83 +60,96 @@ concept_rows as (
                             $concept_type, $language, $context, $country, $sector)
 ),
 
+-- every candidate label's rows, those of labels already in the catalogue included: they are
+-- left out per item (new_label_items), once their rows are summed
 label_rows as (
-    select l.concept_key, l.language, l.label_norm, l.label, l.implementer_id,
-           l.previous_events, l.current_events, l.previous_usage, l.current_usage
-    from (
-        select concept_key, language, label_norm, label, implementer_id,
-               events as previous_events, 0::bigint as current_events,
-               usage as previous_usage, 0::bigint as current_usage
-        from filtered_span_rows('labels', $prev_start, $prev_end,
-                                $concept_type, $language, $context, $country, $sector)
-        union all
-        select concept_key, language, label_norm, label, implementer_id,
-               0::bigint, events, 0::bigint, usage
-        from filtered_span_rows('labels', $start, $end,
-                                $concept_type, $language, $context, $country, $sector)
-    ) as l
-    anti join concept_label_norms as kl
-        on kl.concept_key = l.concept_key and kl.language = l.language
-       and kl.label_norm = l.label_norm
-    where l.label_norm <> ''
+    select concept_key, language, label_norm, implementer_id,
+           events as previous_events, 0::bigint as current_events,
+           usage as previous_usage, 0::bigint as current_usage
+    from filtered_span_rows('labels', $prev_start, $prev_end,
+                            $concept_type, $language, $context, $country, $sector)
+    where label_norm <> ''
+    union all
+    select concept_key, language, label_norm, implementer_id,
+           0::bigint, events, 0::bigint, usage
+    from filtered_span_rows('labels', $start, $end,
+                            $concept_type, $language, $context, $country, $sector)
+    where label_norm <> ''
 ),
 
 proposal_rows as (
-    select concept_type, language, label_norm, label, implementer_id,
+    select concept_type, language, label_norm, implementer_id,
            events as previous_events, 0::bigint as current_events,
            usage as previous_usage, 0::bigint as current_usage
     from filtered_span_rows('proposals', $prev_start, $prev_end,
                             $concept_type, $language, $context, $country, $sector)
     where label_norm <> ''
     union all
-    select concept_type, language, label_norm, label, implementer_id,
+    select concept_type, language, label_norm, implementer_id,
            0::bigint, events, 0::bigint, usage
     from filtered_span_rows('proposals', $start, $end,
                             $concept_type, $language, $context, $country, $sector)
     where label_norm <> ''
 ),
 
--- per item and implementer
-concept_by_implementer as (
+-- Per item, the sums of both periods. Items are grouped by their own key only, not per item
+-- and implementer: the test needs the sums, and only the few discoveries need their rows per
+-- implementer (changed_rows). Grouping every row per item and implementer cost a third of
+-- the query. Concepts are also summed per implementer in the same pass (per_implementer: the
+-- volume below).
+concept_items as (
     select
-        concept_key, implementer_id,
+        concept_key, implementer_id, grouping(concept_key) = 1 as per_implementer,
         sum(previous_events) as previous_events, sum(current_events) as current_events,
         sum(previous_usage) as previous_usage, sum(current_usage) as current_usage
     from concept_rows
-    group by concept_key, implementer_id
+    group by grouping sets ((concept_key), (implementer_id))
 ),
 
-label_by_implementer as (
+-- the labels not yet among the concept's labels in that language
+new_label_items as (
     select
-        concept_key, language, label_norm, implementer_id,
-        sum(previous_events) as previous_events, sum(current_events) as current_events,
-        sum(previous_usage) as previous_usage, sum(current_usage) as current_usage
-    from label_rows
-    group by concept_key, language, label_norm, implementer_id
+        l.concept_key, l.language, l.label_norm,
+        l.previous_events, l.current_events, l.previous_usage, l.current_usage
+    from (
+        select
+            concept_key, language, label_norm,
+            sum(previous_events) as previous_events, sum(current_events) as current_events,
+            sum(previous_usage) as previous_usage, sum(current_usage) as current_usage
+        from label_rows
+        group by concept_key, language, label_norm
+    ) as l
+    anti join concept_label_norms as kl
+        on kl.concept_key = l.concept_key and kl.language = l.language
+       and kl.label_norm = l.label_norm
 ),
 
-proposal_by_implementer as (
+proposal_items as (
     select
-        concept_type, language, label_norm, implementer_id,
+        concept_type, language, label_norm,
         sum(previous_events) as previous_events, sum(current_events) as current_events,
         sum(previous_usage) as previous_usage, sum(current_usage) as current_usage
     from proposal_rows
-    group by concept_type, language, label_norm, implementer_id
+    group by concept_type, language, label_norm
 ),
 
 -- the volume a share is taken of: every event of the kind, per implementer and in all
 implementer_volume as (
     select 'concept' as kind, implementer_id,
-           sum(previous_events) as previous_volume, sum(current_events) as current_volume
-    from concept_by_implementer
-    group by implementer_id
+           previous_events as previous_volume, current_events as current_volume
+    from concept_items
+    where per_implementer
     union all
-    select 'label', implementer_id, sum(previous_events), sum(current_events)
-    from label_by_implementer
-    group by implementer_id
+    select 'label', l.implementer_id, sum(l.previous_events), sum(l.current_events)
+    from label_rows as l
+    semi join new_label_items as i
+        on i.concept_key is not distinct from l.concept_key
+       and i.language is not distinct from l.language
+       and i.label_norm is not distinct from l.label_norm
+    group by l.implementer_id
     union all
     select 'proposal', implementer_id, sum(previous_events), sum(current_events)
-    from proposal_by_implementer
+    from proposal_rows
     group by implementer_id
 ),
 
@@ -152,30 +165,19 @@ items as (
     select
         'concept' as kind, concept_key, null::varchar as concept_type,
         null::varchar as language, null::varchar as label_norm,
-        sum(previous_events) as previous_events,
-        sum(current_events) as current_events,
-        sum(previous_usage) as previous_usage,
-        sum(current_usage) as current_usage,
-        count(*) filter (where previous_events > 0) as previous_implementers,
-        count(*) filter (where current_events > 0) as current_implementers
-    from concept_by_implementer
-    group by concept_key
+        previous_events, current_events, previous_usage, current_usage
+    from concept_items
+    where not per_implementer
     union all
     select
         'label', concept_key, null, language, label_norm,
-        sum(previous_events), sum(current_events), sum(previous_usage), sum(current_usage),
-        count(*) filter (where previous_events > 0),
-        count(*) filter (where current_events > 0)
-    from label_by_implementer
-    group by concept_key, language, label_norm
+        previous_events, current_events, previous_usage, current_usage
+    from new_label_items
     union all
     select
         'proposal', null, concept_type, language, label_norm,
-        sum(previous_events), sum(current_events), sum(previous_usage), sum(current_usage),
-        count(*) filter (where previous_events > 0),
-        count(*) filter (where current_events > 0)
-    from proposal_by_implementer
-    group by concept_type, language, label_norm
+        previous_events, current_events, previous_usage, current_usage
+    from proposal_items
 ),
 
 tested as (
@@ -226,8 +228,8 @@ cutoff as (
     from adjusted
 ),
 
--- the discoveries that changed at least min_fold, carried by enough implementers
-candidates as (
+-- the discoveries that changed at least min_fold
+changed as (
     select a.*
     from adjusted as a
     cross join thresholds as t
@@ -238,34 +240,57 @@ candidates as (
               else a.previous_events * a.current_volume
                        >= t.min_fold * a.current_events * a.previous_volume
           end
-      and case when a.rises then a.current_implementers else a.previous_implementers end
-          >= (select min_implementers from reader_info)
 ),
 
--- the candidates' rows per implementer, in the shape of items
-candidate_rows as (
-    select 'concept' as kind, b.concept_key, null::varchar as concept_type,
-           null::varchar as language, null::varchar as label_norm, b.implementer_id,
-           b.previous_events, b.current_events
-    from concept_by_implementer as b
-    semi join candidates as c
-        on c.kind = 'concept' and c.concept_key is not distinct from b.concept_key
+-- their rows per implementer, in the shape of items (a label's rows are all its item's: the
+-- catalogue test is per item)
+changed_rows as (
+    select 'concept' as kind, r.concept_key, null::varchar as concept_type,
+           null::varchar as language, null::varchar as label_norm, r.implementer_id,
+           sum(r.previous_events) as previous_events, sum(r.current_events) as current_events
+    from concept_rows as r
+    semi join changed as c
+        on c.kind = 'concept' and c.concept_key is not distinct from r.concept_key
+    group by r.concept_key, r.implementer_id
     union all
-    select 'label', b.concept_key, null, b.language, b.label_norm, b.implementer_id,
-           b.previous_events, b.current_events
-    from label_by_implementer as b
-    semi join candidates as c
-        on c.kind = 'label' and c.concept_key is not distinct from b.concept_key
-       and c.language is not distinct from b.language
-       and c.label_norm is not distinct from b.label_norm
+    select 'label', r.concept_key, null, r.language, r.label_norm, r.implementer_id,
+           sum(r.previous_events), sum(r.current_events)
+    from label_rows as r
+    semi join changed as c
+        on c.kind = 'label' and c.concept_key is not distinct from r.concept_key
+       and c.language is not distinct from r.language
+       and c.label_norm is not distinct from r.label_norm
+    group by r.concept_key, r.language, r.label_norm, r.implementer_id
     union all
-    select 'proposal', null, b.concept_type, b.language, b.label_norm, b.implementer_id,
-           b.previous_events, b.current_events
-    from proposal_by_implementer as b
-    semi join candidates as c
-        on c.kind = 'proposal' and c.concept_type is not distinct from b.concept_type
-       and c.language is not distinct from b.language
-       and c.label_norm is not distinct from b.label_norm
+    select 'proposal', null, r.concept_type, r.language, r.label_norm, r.implementer_id,
+           sum(r.previous_events), sum(r.current_events)
+    from proposal_rows as r
+    semi join changed as c
+        on c.kind = 'proposal' and c.concept_type is not distinct from r.concept_type
+       and c.language is not distinct from r.language
+       and c.label_norm is not distinct from r.label_norm
+    group by r.concept_type, r.language, r.label_norm, r.implementer_id
+),
+
+-- those carried by enough implementers, in the period where their use is larger
+candidates as (
+    select c.*, n.previous_implementers, n.current_implementers
+    from changed as c
+    join (
+        select
+            kind, concept_key, concept_type, language, label_norm,
+            count(*) filter (where previous_events > 0) as previous_implementers,
+            count(*) filter (where current_events > 0) as current_implementers
+        from changed_rows
+        group by kind, concept_key, concept_type, language, label_norm
+    ) as n
+        on n.kind = c.kind
+       and n.concept_key is not distinct from c.concept_key
+       and n.concept_type is not distinct from c.concept_type
+       and n.language is not distinct from c.language
+       and n.label_norm is not distinct from c.label_norm
+    where case when c.rises then n.current_implementers else n.previous_implementers end
+          >= (select min_implementers from reader_info)
 ),
 
 -- each candidate without each implementer of its kind in turn: its events and volume out
@@ -278,7 +303,7 @@ without_one as (
         c.current_volume - iv.current_volume as current_volume_rest
     from candidates as c
     join implementer_volume as iv on iv.kind = c.kind
-    left join candidate_rows as b
+    left join changed_rows as b
         on b.kind = c.kind and b.implementer_id = iv.implementer_id
        and b.concept_key is not distinct from c.concept_key
        and b.concept_type is not distinct from c.concept_type
