@@ -582,6 +582,26 @@ def test_a_warehouse_of_an_unknown_format_is_refused_in_plain_words(store):
         run_aggregation(store.settings)
 
 
+@pytest.mark.postgres
+def test_an_older_postgresql_store_loses_the_events_foreign_key_and_keeps_its_events(tmp_path):
+    with store_on("postgresql", lambda url: standard_store(tmp_path / "a", url)) as store:
+        assert inspect(store.engine).get_foreign_keys("events") == []  # a new store has none
+        # the key as an earlier version created it
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("alter table events add constraint events_implementer_id_fkey "
+                                 "foreign key (implementer_id) references implementers (id)")
+        store.events({"day": "2026-07-02"}, {"day": "2026-07-03"})
+        init_store(store.engine)
+        init_store(store.engine)  # twice: nothing more to do
+        assert inspect(store.engine).get_foreign_keys("events") == []
+        # the other tables keep theirs
+        assert [k["referred_table"] for k in inspect(store.engine).get_foreign_keys(
+            "api_keys")] == ["implementers"]
+        store.aggregate()
+        with store.reader() as con:
+            assert con.execute("select sum(events) from usage_daily").fetchall() == [(2,)]
+
+
 @pytest.mark.parametrize("backend", ["sqlite",
                                      pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_an_older_store_gets_the_quarantine_index_and_its_counts(backend, tmp_path):
