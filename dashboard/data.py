@@ -77,18 +77,25 @@ PAGE_ROW_BUDGET = 40_000
 RESULT_FILES = 400
 
 
-def _code_version() -> str:
-    """A digest of the dashboard's own code: part of every rendered page's and download's key,
-    so that pages kept on disk by an earlier version (other markup, other tables) are not
-    served after an upgrade."""
+# What an answer, a page or a download kept on disk depends on: the dashboard's code, the SQL
+# of the indicators and the Python that runs them (kpi: the warehouse's readers, the review).
+CODE_ROOTS = ("dashboard", "kpi", "sql")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def code_version(root: Path = PROJECT_ROOT, folders: Iterable[str] = CODE_ROOTS) -> str:
+    """A digest of the code that shapes what the dashboard keeps: part of the key of every
+    rendered page, download and shared indicator result, so that what an earlier version
+    kept on disk (other markup, other SQL, other rows) is not served after an upgrade."""
     digest = hashlib.sha256()
-    here = Path(__file__).parent
-    for path in sorted([*here.glob("*.py"), *here.glob("pages/*.py")]):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*")):
+            if path.suffix in (".py", ".sql") and path.is_file():
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-CODE_VERSION = _code_version()
+CODE_VERSION = code_version()
 # What reads the data-quality counters (the quality_daily table): see Data.fingerprint.
 QUALITY_INDICATORS = frozenset({"data_quality"})
 QUALITY_PAGE = "quality"
@@ -231,21 +238,24 @@ class SharedResults:
     """Indicator results shared by the worker processes of one host, on disk.
 
     Files of cachelib's FileSystemCache in <data_dir>/cache/results (atomic writes, this user
-    only), each a result pickled and compressed. Results are written by a background thread:
-    the request that computed one does not wait for its copy. Any error reading or writing only
-    costs the sharing, as for the pages.
+    only), each a result pickled and compressed, keyed by the code version too: a result kept
+    by an earlier version is not read after an upgrade. Results are written by a background
+    thread: the request that computed one does not wait for its copy. Any error reading or
+    writing only costs the sharing, as for the pages.
     """
 
-    def __init__(self, folder: Path, files: int = RESULT_FILES) -> None:
+    def __init__(self, folder: Path, files: int = RESULT_FILES,
+                 version: str = CODE_VERSION) -> None:
         from cachelib import FileSystemCache
 
         self.disk = FileSystemCache(str(folder), threshold=files, default_timeout=0,
                                     mode=0o600)
+        self.version = version
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="dashboard-results")
 
     def get(self, key: str) -> Any:
         try:
-            packed = self.disk.get(key)
+            packed = self.disk.get(f"{self.version} {key}")
             return None if packed is None else pickle.loads(zlib.decompress(packed))
         except Exception:  # noqa: BLE001 - a damaged or foreign file: compute instead
             log.warning("shared dashboard result unreadable", exc_info=True)
@@ -261,7 +271,8 @@ class SharedResults:
     def _write(self, key: str, value: Any) -> None:
         try:
             # level 1: a fifth of the size at a tenth of the cost of the default level
-            self.disk.set(key, zlib.compress(pickle.dumps(value, pickle.HIGHEST_PROTOCOL), 1),
+            self.disk.set(f"{self.version} {key}",
+                          zlib.compress(pickle.dumps(value, pickle.HIGHEST_PROTOCOL), 1),
                           timeout=0)
         except Exception:  # noqa: BLE001 - only the sharing is lost
             log.warning("shared dashboard result not written", exc_info=True)

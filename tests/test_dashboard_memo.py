@@ -18,7 +18,9 @@ from dashboard.data import (
     QUALITY_PAGE,
     WARM_PRESETS,
     ResultCache,
+    SharedResults,
     Warmer,
+    code_version,
     shown_rows,
 )
 from dashboard.pages import BY_PATH, WARMED
@@ -46,6 +48,36 @@ def test_result_cache_keeps_objects_within_a_row_budget():
     cache.set("gone", small, timeout=-1)
     assert cache.get("gone") is None
     assert cache.clear() and cache.get("big") is None
+
+
+def test_the_code_version_changes_with_the_sql_and_the_python_it_covers(tmp_path):
+    for name, text in (("sql/most_used.sql", "select 1"), ("kpi/run.py", "A = 1"),
+                       ("dashboard/pages/page.py", "B = 1"), ("kpi/data/labels.csv", "a,b")):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    first = code_version(tmp_path)
+    assert code_version(tmp_path) == first
+    (tmp_path / "kpi/data/labels.csv").write_text("a,b,c")  # data, not code
+    (tmp_path / "kpi/run.cpython-311.pyc").write_bytes(b"compiled")
+    assert code_version(tmp_path) == first
+    seen = {first}
+    for name in ("sql/most_used.sql", "kpi/run.py", "dashboard/pages/page.py"):
+        (tmp_path / name).write_text((tmp_path / name).read_text() + "\n-- changed")
+        seen.add(code_version(tmp_path))
+    assert len(seen) == 4
+
+
+def test_a_shared_result_kept_by_another_version_is_not_read(tmp_path):
+    before = SharedResults(tmp_path, version="1111")
+    before.set("most_used_concepts 2026-Q3", ["a result"])
+    before.flush()
+    assert SharedResults(tmp_path, version="1111").get("most_used_concepts 2026-Q3") == [
+        "a result"]
+    after = SharedResults(tmp_path, version="2222")  # the same host after an upgrade
+    assert after.get("most_used_concepts 2026-Q3") is None
+    after.set("most_used_concepts 2026-Q3", ["its own result"])
+    after.flush()
+    assert after.get("most_used_concepts 2026-Q3") == ["its own result"]
 
 
 def test_prefetch_runs_a_page_s_queries_ahead_and_leaves_errors_to_the_page(app,
