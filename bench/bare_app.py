@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from esco_kpi.server import _Gunicorn, build_wsgi_app, gunicorn_options
+from esco_kpi.server import _Gunicorn, build_wsgi_app, gunicorn_options, remove_metrics_folder
 from kpi.settings import Settings, load_settings
 
 
@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings(args.config)
     options = gunicorn_options(settings, "127.0.0.1", args.port, args.workers)
     sys.argv = sys.argv[:1]  # gunicorn's BaseApplication parses argv: give it none
-    _BenchGunicorn(settings, options, Path(args.bare_file)).run()
+    try:
+        _BenchGunicorn(settings, options, Path(args.bare_file)).run()
+    finally:
+        remove_metrics_folder()  # the master's own only (named after its pid)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ def build_wsgi_app(settings: Settings):
 
 # How long a stop signal gives the workers to quit before they are killed.
 QUICK_STOP_SECONDS = 2  # whole seconds: gunicorn takes an int
+METRICS_PREFIX = "esco-kpi-metrics-"
 
 
 class _Arbiter(Arbiter):
@@ -135,18 +136,53 @@ def default_workers() -> int:
     return cores + 1
 
 
-def gunicorn_options(settings: Settings, host: str | None = None, port: int | None = None,
-                     workers: int | None = None) -> dict:
-    """How `serve` runs gunicorn (the benchmark runs it the same way)."""
-    # Metrics files are memory-mapped by every worker: on a full disk, writing them kills the
-    # worker (SIGBUS) instead of letting it answer 503. Keep them in memory where possible.
+def metrics_folder(settings: Settings) -> Path:
+    """This process's folder for its workers' metrics files, emptied; the folders of serves of
+    the same data folder that died without removing theirs are removed.
+
+    Metrics files are memory-mapped by every worker: on a full disk, writing them kills the
+    worker (SIGBUS) instead of letting it answer 503, so they are kept in memory (/dev/shm)
+    where possible. One folder per serve process (named after the data folder and the pid):
+    two serves of one data folder on a host must not empty each other's."""
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
         tag = hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:12]
-        metrics_dir = shm / f"esco-kpi-metrics-{tag}"
+        parent, prefix = shm, f"{METRICS_PREFIX}{tag}"
     else:
-        metrics_dir = settings.data_dir / "metrics"
-    shutil.rmtree(metrics_dir, ignore_errors=True)
+        parent, prefix = settings.data_dir / "metrics", METRICS_PREFIX.rstrip("-")
+        for stale in parent.glob("*.db"):  # an earlier version's files, in the folder itself
+            stale.unlink(missing_ok=True)
+    for found in parent.glob(f"{prefix}*") if parent.is_dir() else ():
+        pid = found.name.removeprefix(prefix).lstrip("-")
+        # an earlier version's folder (no pid) or a dead serve's
+        if found.is_dir() and (not pid.isdigit() or not _alive(int(pid))):
+            shutil.rmtree(found, ignore_errors=True)
+    folder = parent / f"{prefix}-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
+def remove_metrics_folder() -> None:
+    """Remove the metrics folder that this process's gunicorn_options made (when it exits)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder and Path(folder).name.endswith(f"-{os.getpid()}"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def gunicorn_options(settings: Settings, host: str | None = None, port: int | None = None,
+                     workers: int | None = None) -> dict:
+    """How `serve` runs gunicorn (the benchmark runs it the same way)."""
+    metrics_dir = metrics_folder(settings)
     metrics_dir.mkdir(parents=True, exist_ok=True)
     # prometheus_client reads this at import time: set it before any worker imports it.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
@@ -207,6 +243,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
         _Gunicorn(settings, options).run()
     finally:
         stop_scheduler(None)
+        if os.getpid() == owner:  # workers leave through here too
+            remove_metrics_folder()
 
 
 def spawn_serve(config: str | Path | None, port: int, log: Path, extra: Sequence[str] = (),

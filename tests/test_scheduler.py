@@ -6,10 +6,12 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
+from esco_kpi.server import METRICS_PREFIX
 from kpi.warehouse.indicators import Period, query
 from tests.helpers import SKILL, days_ago, event, post
 from tests.support import children, pid_alive, port_is_free
@@ -74,6 +76,15 @@ def test_serve_stops_at_once_and_completely(server_factory, settings, api_key, s
     workers = children(server.process.pid)
     assert scheduler_pid in workers and len(workers) >= 3  # two workers and the scheduler
     port = int(server.url.rsplit(":", 1)[1])
+
+    def metrics_folders() -> list[Path]:
+        """The serve's own folder for its workers' metrics files (in memory: /dev/shm, where
+        there is one)."""
+        return [p for p in (*Path("/dev/shm").glob(f"{METRICS_PREFIX}*"),
+                            *(settings.data_dir / "metrics").glob(f"{METRICS_PREFIX}*"))
+                if p.name.endswith(f"-{server.process.pid}")]
+
+    assert len(metrics_folders()) == 1
     started = time.monotonic()
     server.process.send_signal(sig)
     returncode = server.process.wait(timeout=15)
@@ -87,6 +98,7 @@ def test_serve_stops_at_once_and_completely(server_factory, settings, api_key, s
         time.sleep(0.1)
     assert not [pid for pid, at in workers.items() if pid_alive(pid, at)]
     assert port_is_free(port)
+    assert metrics_folders() == []  # nor its workers' metrics files
 
 
 def test_scheduler_does_not_outlive_a_killed_server(server_factory, settings):

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from esco_kpi.server import (
+    default_workers,
+    gunicorn_options,
+    metrics_folder,
+    remove_metrics_folder,
+)
 from kpi.settings import SETTINGS, ConfigError, Settings, load_settings, render_default_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,8 +65,6 @@ def test_env_variable_used_when_no_local_file(tmp_path, monkeypatch):
 
 
 def test_serve_runs_one_worker_per_core_plus_one_unless_told(tmp_path, monkeypatch):
-    from esco_kpi.server import default_workers, gunicorn_options
-
     # gunicorn_options points prometheus_client at its metrics folder through the
     # environment: restored after the test
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
@@ -72,7 +77,40 @@ def test_serve_runs_one_worker_per_core_plus_one_unless_told(tmp_path, monkeypat
                                          "server:\n  workers: 5\n"))
     assert gunicorn_options(five)["workers"] == 5
     assert gunicorn_options(five, workers=7)["workers"] == 7  # serve --workers 7
-    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)  # its folder
+    remove_metrics_folder()
+
+
+def test_each_serve_has_its_own_metrics_folder_and_dead_ones_are_removed(tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    settings = load_settings(write(tmp_path, f"storage:\n  data_dir: {tmp_path}\n"))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    running = subprocess.Popen(["sleep", "60"])
+    try:
+        own = metrics_folder(settings)
+        parent, prefix = own.parent, own.name.rsplit("-", 1)[0]
+        assert own.name == f"{prefix}-{os.getpid()}"
+        # another serve of the same data folder that is running, one that was killed, and an
+        # earlier version's folder (no pid)
+        others = {name: parent / name for name in (
+            f"{prefix}-{running.pid}", f"{prefix}-{gone.pid}", prefix)}
+        for folder in others.values():
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "counter_1.db").write_bytes(b"metrics")
+        options = gunicorn_options(settings)
+        assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(own) and own.is_dir()
+        assert options["workers"] == default_workers()
+        assert (others[f"{prefix}-{running.pid}"] / "counter_1.db").exists()  # left alone
+        assert not others[f"{prefix}-{gone.pid}"].exists()
+        assert not others[prefix].exists()
+        remove_metrics_folder()  # as serve does when it stops
+        assert not own.exists()
+        assert others[f"{prefix}-{running.pid}"].exists()
+    finally:
+        running.kill()
+        running.wait()
+        shutil.rmtree(parent / f"{prefix}-{running.pid}", ignore_errors=True)
 
 
 @pytest.mark.parametrize(("text", "message"), [
