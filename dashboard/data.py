@@ -516,12 +516,18 @@ class Data:
     def review_item_months(self, since: date, item_ids: Iterable[str]
                            ) -> dict[str, dict[date, int]]:
         """kpi.review.items.item_months from `since` on of some items, from every item's
-        months (an Arrow table kept until a run publishes)."""
-        from kpi.review.items import item_months, item_months_table
+        months (review_item_months_table)."""
+        from kpi.review.items import item_months
 
-        table = self._until_changed(f"review_item_months {since.isoformat()}",
-                                    lambda: item_months_table(self.settings, since))
-        return item_months(table, item_ids)
+        return item_months(self.review_item_months_table(since), item_ids)
+
+    def review_item_months_table(self, since: date) -> Any:
+        """kpi.review.items.item_months_table from `since` on (an Arrow table of every item's
+        months), kept until a run publishes."""
+        from kpi.review.items import item_months_table
+
+        return self._until_changed(f"review_item_months {since.isoformat()}",
+                                   lambda: item_months_table(self.settings, since))
 
     def download(self, path: str, table: str, state: FilterState,
                  build: Callable[[], dict[str, Any] | None], decisions: bool = False

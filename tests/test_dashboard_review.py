@@ -19,12 +19,21 @@ from dashboard import components
 from dashboard import review as review_module
 from dashboard.app import create_dashboard
 from dashboard.callbacks import download, render_page
-from dashboard.review import TABLE, details, item_statuses, review_rows, with_review
+from dashboard.review import (
+    TABLE,
+    TABLE_COLUMNS,
+    details,
+    item_statuses,
+    review_rows,
+    with_review,
+)
 from dashboard.state import FilterState, parse_query, to_query
+from kpi.exports.csvfile import table_csv
 from kpi.review.decisions import trail
+from kpi.review.items import item_id
 from kpi.store.registry import add_user
 from tests.dashboard_world import data_of, find, texts
-from tests.kpi_fixtures import S1, Store, standard_store
+from tests.kpi_fixtures import S1, S2, Store, standard_store
 from tests.test_review import L_ID, P_ID, T_ID, seed
 
 REVIEWER, VIEWER = ("eva", "password-eva"), ("vic", "password-vic")
@@ -300,8 +309,8 @@ def test_the_queue_csv_is_kept_until_a_decision_or_a_run(app, store, monkeypatch
     from kpi.review.decisions import decide as take
 
     built = []
-    real = review_page.review_rows
-    monkeypatch.setattr(review_page, "review_rows",
+    real = review_page.queue_table
+    monkeypatch.setattr(review_page, "queue_table",
                         lambda *a, **k: built.append(1) or real(*a, **k))
     data = data_of(app)
     search = "?kind=translation"
@@ -423,3 +432,32 @@ def test_only_the_rows_a_grid_shows_get_their_review_status(app, store, monkeypa
              if c.href.startswith("/dashboard/review?") and "item=" in c.href]
     assert len(hrefs) == min(15, len(feedback))
     assert any(f"item={T_ID}" in h for h in hrefs)
+
+
+def test_the_queue_csv_made_as_columns_is_the_one_its_rows_give(app, store, monkeypatch):
+    """The whole queue's CSV is made from the evidence's columns (queue_table), not a row per
+    item: the same text as the rows the grid is made of, for decided and open items, flagged
+    trends and every filter of the page."""
+    from kpi.review.decisions import decide as take
+
+    data = data_of(app)
+    # whatever the tests before decided: one item accepted, one deferred, the others open
+    for item, decision, status in ((L_ID, "accept", "accepted"), (P_ID, "defer", "deferred")):
+        if item_statuses(data, [item])[item] != status:
+            take(store.settings, store.engine, [item], decision, REVIEWER[0])
+    # a trend flagged on one open label (the period's own data has none)
+    monkeypatch.setattr(review_module, "trending",
+                        lambda *_: {item_id("label", S2, "en", "budget plans"): "emerging"})
+    searches = ("", "?kind=label", "?status=accepted", "?status=open", "?language=de",
+                "?concept_type=skill", f"?item={L_ID}", "?kind=translation&language=fr")
+    for search in searches:
+        state = parse_query(search)
+        expected = table_csv(TABLE_COLUMNS, review_rows(data, state))
+        payload = download(data, "/dashboard/review", search, TABLE)
+        assert payload["content"] == expected, search
+    rows = list(csv.DictReader(io.StringIO(download(data, "/dashboard/review", "", TABLE)[
+        "content"])))
+    assert {r["item_id"]: r["status"] for r in rows}[L_ID] == "accepted"
+    assert {r["item_id"]: r["status"] for r in rows}[P_ID] == "deferred"
+    assert [r["trend"] for r in rows if r["label"] == "'=budget plans"] == ["emerging"]
+

@@ -23,13 +23,14 @@ from dashboard.review import (
     current_role,
     details,
     queue_rows,
+    queue_table,
     review_queue,
-    review_rows,
     shown,
 )
 from dashboard.state import FilterState, to_query
 from kpi.review.decisions import REASONS, STATUSES
 from kpi.review.items import KINDS
+from kpi.warehouse.indicators import Rows
 
 TITLE = "Review"
 PATH = "review"
@@ -44,8 +45,9 @@ TOOLTIPS = {"spark": "implementers_by_month"}
 
 
 def tables(data: Data, state: FilterState) -> dict[str, Table]:
-    rows = review_rows(data, state)
-    return {TABLE: Table("Review items", TABLE_COLUMNS, rows)}
+    # the whole queue, for its CSV, made as columns (the grid makes rows of the first
+    # GRID_ROW_LIMIT items only: queue_rows)
+    return {TABLE: Table("Review items", TABLE_COLUMNS, Rows(queue_table(data, state)))}
 
 
 def _choices(state: FilterState, name: str, values: tuple[str, ...], label: str) -> html.Div:

@@ -16,6 +16,9 @@ from datetime import date
 from numbers import Number
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # The same, for the fast path of `cell` (a set lookup of the first character).
 _FORMULA_CHARS = frozenset(FORMULA_START)
@@ -79,10 +82,42 @@ def render_csv(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 def table_csv(columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> str:
     """CSV text of dict rows (an indicator's result): the columns' values made cells by `cell`.
     Rows made on demand (kpi.warehouse.indicators.Rows) are read column by column instead,
-    which makes no row and is a third faster for the same text."""
+    which makes no row: text, whole-number, true/false and date columns are made cells by
+    Arrow (`arrow_cells`), the others value by value. The same text either way."""
     columns = list(columns)
     by_column = getattr(rows, "column_values", None)
     if by_column is not None:
-        cells = [[cell(v) for v in by_column(c)] for c in columns]
+        table = getattr(rows, "table", None)
+        cells = [arrow_cells(table.column(c)) if table is not None and c in table.column_names
+                 and arrow_cells_apply(table.schema.field(c).type) else
+                 [cell(v) for v in by_column(c)] for c in columns]
         return render_csv(columns, zip(*cells, strict=True))
     return render_csv(columns, [[cell(row.get(c)) for c in columns] for row in rows])
+
+
+def arrow_cells_apply(kind: pa.DataType) -> bool:
+    """Whether arrow_cells makes a column of this type into the cells `cell` would: text,
+    whole numbers, true/false and dates. (Not floats: Arrow writes some of them otherwise than
+    Python does.)"""
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind)
+            or pa.types.is_integer(kind) or pa.types.is_boolean(kind)
+            or pa.types.is_date32(kind))
+
+
+def arrow_cells(values: pa.Array | pa.ChunkedArray) -> list[str]:
+    """The cells of an Arrow column of a type arrow_cells_apply accepts, as `cell` makes them
+    value by value: the formula rule on text, `true`/`false`, ISO dates, '' for null."""
+    kind = values.type
+    if pa.types.is_boolean(kind):
+        text = pc.if_else(values, "true", "false")
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        values = values.cast(pa.string())
+        escaped = pc.binary_join_element_wise("'", values, "")
+        text = pc.if_else(pc.match_substring_regex(values, _FORMULA_PATTERN), escaped, values)
+    else:
+        text = pc.cast(values, pa.string())
+    return pc.fill_null(text, "").to_pylist()
+
+
+# the formula rule's first characters, as a regular expression (RE2) for arrow_cells
+_FORMULA_PATTERN = "^[" + "".join(f"\\x{ord(c):02x}" for c in FORMULA_START) + "]"

@@ -219,6 +219,11 @@ class Rows(Sequence[dict[str, Any]]):
         rows made so far beyond the head are shared, not made again."""
         return Rows(self._table, [*head, *self._made[len(head):]])
 
+    @property
+    def table(self) -> pa.Table:
+        """The answer's Arrow table: every column's values, as column_values gives them."""
+        return self._table
+
     def column_values(self, name: str) -> list[Any]:
         """One column's values in row order, as the rows hold them (None for a name the answer
         lacks, as row.get gives), without making the rows."""
