@@ -176,8 +176,8 @@ def queue_rows(data: Data, queue: list[tuple[Item, str]]) -> list[dict[str, Any]
 def queue_table(data: Data, state: FilterState) -> pa.Table:
     """The whole queue (review_queue) as a table of TABLE_COLUMNS, in its order: what its CSV
     holds, the same cells as queue_rows gives. Made from the evidence's columns, with an Item
-    only for each decided item: a row and an Item per item took four times as long for the
-    100,000 items of a large warehouse."""
+    only for each decided item: an Item and a row for each of the 100,000 items of a large
+    warehouse took several times as long."""
     queue, trends = review_queue(data, state)
     if queue is None or not len(queue):
         return _empty_queue_table()

@@ -20,8 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-# The same, for the fast path of `cell` (a set lookup of the first character).
+# The same, for the fast path of `cell` (a set lookup of the first character), and as a
+# regular expression (RE2) for arrow_cells.
 _FORMULA_CHARS = frozenset(FORMULA_START)
+_FORMULA_PATTERN = "^[" + "".join(f"\\x{ord(c):02x}" for c in FORMULA_START) + "]"
 
 
 def safe_text(value: Any) -> str:
@@ -85,14 +87,18 @@ def table_csv(columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> str:
     which makes no row: text, whole-number, true/false and date columns are made cells by
     Arrow (`arrow_cells`), the others value by value. The same text either way."""
     columns = list(columns)
-    by_column = getattr(rows, "column_values", None)
-    if by_column is not None:
-        table = getattr(rows, "table", None)
-        cells = [arrow_cells(table.column(c)) if table is not None and c in table.column_names
-                 and arrow_cells_apply(table.schema.field(c).type) else
-                 [cell(v) for v in by_column(c)] for c in columns]
+    if hasattr(rows, "column_values"):
+        cells = [_column_cells(rows, c) for c in columns]
         return render_csv(columns, zip(*cells, strict=True))
     return render_csv(columns, [[cell(row.get(c)) for c in columns] for row in rows])
+
+
+def _column_cells(rows: Any, name: str) -> list[str]:
+    """The cells of one column of rows made on demand: by Arrow where its type allows."""
+    table = rows.table
+    if name in table.column_names and arrow_cells_apply(table.schema.field(name).type):
+        return arrow_cells(table.column(name))
+    return [cell(v) for v in rows.column_values(name)]
 
 
 def arrow_cells_apply(kind: pa.DataType) -> bool:
@@ -118,6 +124,3 @@ def arrow_cells(values: pa.Array | pa.ChunkedArray) -> list[str]:
         text = pc.cast(values, pa.string())
     return pc.fill_null(text, "").to_pylist()
 
-
-# the formula rule's first characters, as a regular expression (RE2) for arrow_cells
-_FORMULA_PATTERN = "^[" + "".join(f"\\x{ord(c):02x}" for c in FORMULA_START) + "]"
