@@ -22,6 +22,7 @@ from gunicorn.config import KNOWN_SETTINGS
 
 from esco_kpi.scheduler import start_scheduler_process
 from kpi.logs import logging_config
+from kpi.processes import pid_alive
 from kpi.settings import Settings
 
 
@@ -155,7 +156,7 @@ def metrics_folder(settings: Settings) -> Path:
     for found in parent.glob(f"{prefix}*") if parent.is_dir() else ():
         pid = found.name.removeprefix(prefix).lstrip("-")
         # an earlier version's folder (no pid) or a dead serve's
-        if found.is_dir() and (not pid.isdigit() or not _alive(int(pid))):
+        if found.is_dir() and (not pid.isdigit() or not pid_alive(int(pid))):
             shutil.rmtree(found, ignore_errors=True)
     folder = parent / f"{prefix}-{os.getpid()}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -167,16 +168,6 @@ def remove_metrics_folder() -> None:
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if folder and Path(folder).name.endswith(f"-{os.getpid()}"):
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def gunicorn_options(settings: Settings, host: str | None = None, port: int | None = None,

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpi.catalogue.labels import gendered_forms, normalise_label
+from kpi.processes import pid_alive
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine, Select
@@ -268,22 +269,12 @@ def result_folder() -> str:
     parent = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
     for name in os.listdir(parent):
         owner = name.removeprefix(_FOLDER_PREFIX).split("-", 1)[0]
-        if name.startswith(_FOLDER_PREFIX) and owner.isdigit() and not _alive(int(owner)):
+        if name.startswith(_FOLDER_PREFIX) and owner.isdigit() and not pid_alive(int(owner)):
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
     return tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-", dir=parent)
 
 
 _FOLDER_PREFIX = "esco-kpi-read-"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _connect(kind: str, target: str) -> Any:
