@@ -22,7 +22,7 @@ from gunicorn.config import KNOWN_SETTINGS
 
 from esco_kpi.scheduler import start_scheduler_process
 from kpi.logs import logging_config
-from kpi.processes import pid_alive
+from kpi.processes import SHARED_MEMORY, remove_abandoned, shared_memory
 from kpi.settings import Settings
 
 
@@ -138,27 +138,21 @@ def default_workers() -> int:
 
 
 def metrics_folder(settings: Settings) -> Path:
-    """This process's folder for its workers' metrics files, emptied; the folders of serves of
-    the same data folder that died without removing theirs are removed.
+    """This process's folder for its workers' metrics files, emptied; the folders of serves
+    that died without removing theirs are removed.
 
     Metrics files are memory-mapped by every worker: on a full disk, writing them kills the
     worker (SIGBUS) instead of letting it answer 503, so they are kept in memory (/dev/shm)
-    where possible. One folder per serve process (named after the data folder and the pid):
+    where possible. One folder per serve process (named after its pid and the data folder):
     two serves of one data folder on a host must not empty each other's."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
-        tag = hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:12]
-        parent, prefix = shm, f"{METRICS_PREFIX}{tag}"
-    else:
-        parent, prefix = settings.data_dir / "metrics", METRICS_PREFIX.rstrip("-")
-        for stale in parent.glob("*.db"):  # an earlier version's files, in the folder itself
-            stale.unlink(missing_ok=True)
-    for found in parent.glob(f"{prefix}*") if parent.is_dir() else ():
-        pid = found.name.removeprefix(prefix).lstrip("-")
-        # an earlier version's folder (no pid) or a dead serve's
-        if found.is_dir() and (not pid.isdigit() or not pid_alive(int(pid))):
-            shutil.rmtree(found, ignore_errors=True)
-    folder = parent / f"{prefix}-{os.getpid()}"
+    parent = shared_memory() or settings.data_dir / "metrics"
+    remove_abandoned(parent, METRICS_PREFIX)
+    tag = hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:12]
+    # what an earlier version left: one folder per data folder, or the files themselves
+    shutil.rmtree(parent / f"{METRICS_PREFIX}{tag}", ignore_errors=True)
+    for stale in parent.glob("*.db") if parent != SHARED_MEMORY else ():
+        stale.unlink(missing_ok=True)
+    folder = parent / f"{METRICS_PREFIX}{os.getpid()}-{tag}"
     shutil.rmtree(folder, ignore_errors=True)
     return folder
 
@@ -166,7 +160,7 @@ def metrics_folder(settings: Settings) -> Path:
 def remove_metrics_folder() -> None:
     """Remove the metrics folder that this process's gunicorn_options made (when it exits)."""
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if folder and Path(folder).name.endswith(f"-{os.getpid()}"):
+    if folder and Path(folder).name.startswith(f"{METRICS_PREFIX}{os.getpid()}-"):
         shutil.rmtree(folder, ignore_errors=True)
 
 

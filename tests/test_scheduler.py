@@ -82,7 +82,7 @@ def test_serve_stops_at_once_and_completely(server_factory, settings, api_key, s
         there is one)."""
         return [p for p in (*Path("/dev/shm").glob(f"{METRICS_PREFIX}*"),
                             *(settings.data_dir / "metrics").glob(f"{METRICS_PREFIX}*"))
-                if p.name.endswith(f"-{server.process.pid}")]
+                if p.name.startswith(f"{METRICS_PREFIX}{server.process.pid}-")]
 
     assert len(metrics_folders()) == 1
     started = time.monotonic()

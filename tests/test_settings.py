@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from esco_kpi.server import (
+    METRICS_PREFIX,
     default_workers,
     gunicorn_options,
     metrics_folder,
     remove_metrics_folder,
 )
+from kpi.processes import pid_alive
 from kpi.settings import SETTINGS, ConfigError, Settings, load_settings, render_default_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,30 +89,36 @@ def test_each_serve_has_its_own_metrics_folder_and_dead_ones_are_removed(tmp_pat
     gone = subprocess.Popen(["true"])
     gone.wait()
     running = subprocess.Popen(["sleep", "60"])
+    own = metrics_folder(settings)
+    parent, tag = own.parent, own.name.rsplit("-", 1)[1]
     try:
-        own = metrics_folder(settings)
-        parent, prefix = own.parent, own.name.rsplit("-", 1)[0]
-        assert own.name == f"{prefix}-{os.getpid()}"
-        # another serve of the same data folder that is running, one that was killed, and an
-        # earlier version's folder (no pid)
+        assert own.name == f"{METRICS_PREFIX}{os.getpid()}-{tag}"
+        # another serve of the same data folder that is running, one that was killed, one of
+        # another data folder that was killed, and an earlier version's folder (no pid)
         others = {name: parent / name for name in (
-            f"{prefix}-{running.pid}", f"{prefix}-{gone.pid}", prefix)}
+            f"{METRICS_PREFIX}{running.pid}-{tag}", f"{METRICS_PREFIX}{gone.pid}-{tag}",
+            f"{METRICS_PREFIX}{gone.pid}-0123456789ab", f"{METRICS_PREFIX}{tag}")}
         for folder in others.values():
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "counter_1.db").write_bytes(b"metrics")
         options = gunicorn_options(settings)
         assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(own) and own.is_dir()
         assert options["workers"] == default_workers()
-        assert (others[f"{prefix}-{running.pid}"] / "counter_1.db").exists()  # left alone
-        assert not others[f"{prefix}-{gone.pid}"].exists()
-        assert not others[prefix].exists()
+        left = sorted(p.name for p in others.values() if p.exists())
+        assert left == [f"{METRICS_PREFIX}{running.pid}-{tag}"]  # the running one, untouched
+        assert (others[left[0]] / "counter_1.db").exists()
         remove_metrics_folder()  # as serve does when it stops
         assert not own.exists()
-        assert others[f"{prefix}-{running.pid}"].exists()
+        assert others[left[0]].exists()
     finally:
         running.kill()
         running.wait()
-        shutil.rmtree(parent / f"{prefix}-{running.pid}", ignore_errors=True)
+        shutil.rmtree(parent / f"{METRICS_PREFIX}{running.pid}-{tag}", ignore_errors=True)
+
+
+def test_a_number_no_process_can_have_is_not_alive():
+    assert pid_alive(os.getpid())
+    assert not pid_alive(10**12)  # what the hex tag of an earlier version's folder can be
 
 
 @pytest.mark.parametrize(("text", "message"), [

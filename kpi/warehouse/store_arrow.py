@@ -21,15 +21,15 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import shutil
 import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpi.catalogue.labels import gendered_forms, normalise_label
-from kpi.processes import pid_alive
+from kpi.processes import remove_abandoned, shared_memory
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine, Select
@@ -265,12 +265,8 @@ def result_folder() -> str:
     Its name holds this process's id: the folders of a process that was killed before it
     removed its own (in memory, on /dev/shm) are removed here.
     """
-    shm = "/dev/shm"
-    parent = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
-    for name in os.listdir(parent):
-        owner = name.removeprefix(_FOLDER_PREFIX).split("-", 1)[0]
-        if name.startswith(_FOLDER_PREFIX) and owner.isdigit() and not pid_alive(int(owner)):
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+    parent = shared_memory() or Path(tempfile.gettempdir())
+    remove_abandoned(parent, _FOLDER_PREFIX)
     return tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-", dir=parent)
 
 
