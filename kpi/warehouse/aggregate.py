@@ -222,9 +222,11 @@ def _run(
     dims = [d for d in published.DIMENSIONS
             if private.unpublished(con, d) or d not in manifest.get("dimensions", {})]
     dirty = len(models.run(con, "private/dirty_days").fetchall())
-    # Nothing new, nothing published: the snapshot id (a cache key) stays the same.
+    # Nothing new, nothing published: the snapshot id (a cache key) stays the same. Months
+    # and quarters without their sums (one has just ended, or an upgrade added a table of
+    # them) are written without waiting for new events.
     snapshot = int(manifest.get("seq", 0))
-    if dirty or added or dims:
+    if dirty or added or dims or published.missing_spans(manifest.get("rollups", {})):
         newest = models.run(con, "private/newest_catalogue_version").fetchone()
         snapshot = published.publish(
             con, settings, dims,

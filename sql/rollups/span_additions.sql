@@ -4,11 +4,14 @@
 -- Columns as span_totals gives them. With $span 'day', files of days, months or quarters are
 -- summed per part as they are: how a part's added files are merged into one.
 --
+-- With $coarse, language and context are summed away too, as in span_totals.
+--
 -- Parameters: $files, the new files of the added days (or the files to merge); $span,
--- 'month', 'quarter' or 'day'.
+-- 'month', 'quarter' or 'day'; $coarse.
 
 select
-    * exclude (day, usage, events),
+    * exclude (day, usage, events)
+      replace (if($coarse, null, language) as language, if($coarse, null, context) as context),
     sum(usage)::bigint as usage,
     sum(events)::bigint as events,
     cast(date_trunc($span, day) as date) as day

@@ -5,10 +5,14 @@
 -- row instead of its days' rows gives exactly the same answer. Sorted by the first key column
 -- (concept_key for most): readers looking for one concept skip most of the file.
 --
--- Parameters: $files, the published Parquet files of the span's days (or months).
+-- With $coarse, language and context are summed away too (both null): one row per concept,
+-- implementer and the other keys (kpi.warehouse.published.COARSE_ROLLUPS).
+--
+-- Parameters: $files, the published Parquet files of the span's days (or months); $coarse.
 
 select
-    * exclude (usage, events),
+    * exclude (usage, events)
+      replace (if($coarse, null, language) as language, if($coarse, null, context) as context),
     sum(usage)::bigint as usage,
     sum(events)::bigint as events
 from read_parquet($files, hive_partitioning = false)
