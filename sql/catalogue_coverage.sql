@@ -21,8 +21,7 @@ catalogue as (
 -- the concept_type filter applies to the catalogue above, not to the usage rows
 used_keys as (
     select concept_key
-    from filtered_span_rows(usage_rollup($language, $context), $start, $end,
-                            null, $language, $context, $country, $sector)
+    from filtered_span_rows('usage', $start, $end, null, $language, $context, $country, $sector)
     group by concept_key
     having sum(usage) > 0
 ),

@@ -68,8 +68,7 @@ collections as (
 -- rows instead (four times the cost at 10 M events)
 member_use as (
     select concept_key, implementer_id, country, sum(usage) as usage
-    from filtered_span_rows(usage_rollup($language, $context), $start, $end,
-                            null, $language, $context, $country, $sector)
+    from filtered_span_rows('usage', $start, $end, null, $language, $context, $country, $sector)
     where concept_key in (select key from concept_keys where uri in (select uri from members))
     group by concept_key, implementer_id, country
 ),
@@ -79,8 +78,7 @@ member_use as (
 -- whenever a release changes a type), so no join is needed here
 type_use as (
     select concept_type, implementer_id, country, sum(usage) as usage
-    from filtered_span_rows(usage_rollup($language, $context), $start, $end,
-                            null, $language, $context, $country, $sector)
+    from filtered_span_rows('usage', $start, $end, null, $language, $context, $country, $sector)
     group by concept_type, implementer_id, country
 ),
 

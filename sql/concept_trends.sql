@@ -52,11 +52,11 @@ thresholds as (
 concept_rows as (
     select concept_key, implementer_id, events as previous_events,
            0::bigint as current_events, usage as previous_usage, 0::bigint as current_usage
-    from filtered_span_rows(usage_rollup($language, $context), $prev_start, $prev_end,
+    from filtered_span_rows('usage', $prev_start, $prev_end,
                             $concept_type, $language, $context, $country, $sector)
     union all
     select concept_key, implementer_id, 0::bigint, events, 0::bigint, usage
-    from filtered_span_rows(usage_rollup($language, $context), $start, $end,
+    from filtered_span_rows('usage', $start, $end,
                             $concept_type, $language, $context, $country, $sector)
 ),
 

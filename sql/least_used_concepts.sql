@@ -24,8 +24,7 @@ used_keys as (
         sum(usage) as usage,
         sum(events) as events,
         count(distinct implementer_id) as implementers
-    from filtered_span_rows(usage_rollup($language, $context), $start, $end,
-                            null, $language, $context, $country, $sector)
+    from filtered_span_rows('usage', $start, $end, null, $language, $context, $country, $sector)
     group by concept_key
 ),
 

@@ -30,14 +30,14 @@ current_period as (
         sum(usage) as usage,
         sum(events) as events,
         count(distinct implementer_id) as implementers
-    from filtered_span_rows(usage_rollup($language, $context), $start, $end,
+    from filtered_span_rows('usage', $start, $end,
                             $concept_type, $language, $context, $country, $sector)
     group by concept_key
 ),
 
 previous_period as (
     select concept_key, sum(usage) as usage
-    from filtered_span_rows(usage_rollup($language, $context), $prev_start, $prev_end,
+    from filtered_span_rows('usage', $prev_start, $prev_end,
                             $concept_type, $language, $context, $country, $sector)
     group by concept_key
 ),

@@ -213,7 +213,7 @@ def published_state(settings: Settings) -> dict[str, list[tuple]]:
     con = open_reader(settings)
     try:
         out = {}
-        keyed = {"usage": "concept_key", "concept_usage": "concept_key", "labels": "concept_key",
+        keyed = {"usage": "concept_key", "labels": "concept_key",
                  "feedback": "concept_key", "proposals": "broader_key"}
         rollups = (*ROLLUPS, *SPAN_ROLLUPS)  # every rollup, by day, month and quarter
         for table in (*rollups, "quality_daily", "concepts", "concept_labels",

@@ -102,7 +102,7 @@ def rows_of(con, sql: str) -> list[tuple]:
 def closed_spans(rollups: dict[str, Any], name: str) -> set[str]:
     """The months (or quarters) that have days and have ended before this month."""
     span = SPAN_ROLLUPS[name][1]
-    starts = {published.span_start(d, span) for d in rollups[published.daily_table(name)]}
+    starts = {published.span_start(d, span) for d in rollups[f"{name.rsplit('_', 1)[0]}_daily"]}
     return {s for s in starts if published.span_closed(s, span, date.today())}
 
 
@@ -126,12 +126,9 @@ def test_month_and_quarter_rows_are_the_sums_of_their_days(store):
             assert set(rollups[name]) == closed_spans(rollups, name), name
             assert published.span_closed("2026-07-01", span, date(2026, 10, 1))
             assert not published.span_closed("2026-10-01", span, date(2026, 10, 31))
-            # a coarse table sums language and context away: its rows hold nulls there
-            coarse = ("replace (null::varchar as language, null::varchar as context)"
-                      if published.is_coarse(name) else "")
             # table names and the span come from the constants of kpi.warehouse.published
             expected = rows_of(con, f"""
-                select * exclude (usage, events, day) {coarse}, sum(usage)::bigint as usage,
+                select * exclude (usage, events, day), sum(usage)::bigint as usage,
                        sum(events)::bigint as events,
                        cast(date_trunc('{span}', day) as date) as day
                 from {source} group by all""")
@@ -161,7 +158,7 @@ def test_month_and_quarter_tables_have_the_daily_columns_before_and_after_a_run(
             con = settings_of.reader()
             try:
                 for name in SPAN_ROLLUPS:
-                    daily = published.daily_table(name)
+                    daily = f"{name.rsplit('_', 1)[0]}_daily"
                     # table names come from the constants of kpi.warehouse.published
                     assert [(n, t.lower()) for n, t, *_ in con.execute(
                         f"describe {name}").fetchall()] == list(published.SCHEMAS[daily])
@@ -206,28 +203,6 @@ def test_every_indicator_gives_the_same_rows_as_over_the_days(store):
     finally:
         spans.close()
         days.close()
-
-
-def test_the_coarse_usage_gives_what_the_usage_gives(store):
-    # usage_rollup picks concept_usage (language and context summed away) when neither filter
-    # is set; read with the usage rollup always, every indicator answers the same
-    coarse, usage = store.reader(), store.reader()
-    usage.execute("create or replace macro usage_rollup(only_language, only_context) "
-                  "as 'usage'")
-    rnd = random.Random(9)
-    try:
-        assert coarse.execute("select usage_rollup(null, null), usage_rollup('de', null), "
-                              "usage_rollup(null, 'cv')").fetchall() == [
-            ("concept_usage", "usage", "usage")]
-        states = [(random_period(rnd), random_filters(rnd)) for _ in range(6)]
-        # both kinds of state: read from concept_usage, and from usage
-        assert {"language" in f or "context" in f for _, f in states} == {True, False}
-        for period, filters in states:
-            got, expected = run_all(coarse, period, filters), run_all(usage, period, filters)
-            assert got == expected, (str(period), filters)
-    finally:
-        coarse.close()
-        usage.close()
 
 
 def test_span_views_of_the_days_alone_give_the_same_answers(store):

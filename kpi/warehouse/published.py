@@ -76,49 +76,11 @@ ROLLUPS: tuple[str, ...] = tuple(n for n in models.names("rollups") if n.endswit
 # only months and quarters that have ended get them (span_closed). Their columns are the daily
 # table's (day: the span's first day). Not in SCHEMAS: a reader built from SCHEMAS alone (with
 # daily rows only) fails on them instead of reading no sums.
-#
-# COARSE_ROLLUPS (name: the rollup they sum) are months and quarters of a rollup with its
-# language and context summed away too (both null): `concept_usage` is usage per concept and
-# implementer. An indicator that neither shows nor filters by language or context reads them
-# instead (sql/macros/usage_rollup.sql): a quarter holds less than half as many rows. Both
-# are sums of the rollup's months, which hold half as many rows as their days; their days are
-# the rollup's own (readers also name them `concept_usage_daily`).
-COARSE_ROLLUPS: dict[str, str] = {"concept_usage": "usage"}
 SPAN_ROLLUPS: dict[str, tuple[str, str]] = {
     **{f"{t.removesuffix('_daily')}_monthly": (t, "month") for t in ROLLUPS},
     **{f"{t.removesuffix('_daily')}_quarterly": (f"{t.removesuffix('_daily')}_monthly",
                                                   "quarter") for t in ROLLUPS},
-    **{f"{name}_{grain}": (f"{rollup}_monthly", span) for name, rollup in COARSE_ROLLUPS.items()
-       for grain, span in (("monthly", "month"), ("quarterly", "quarter"))},
 }
-
-
-def daily_table(table: str) -> str:
-    """The daily rollup whose days a month or quarter table (SPAN_ROLLUPS) sums, or the table
-    itself ("usage_quarterly" -> "usage_daily", "concept_usage_monthly" -> "usage_daily")."""
-    if table not in SPAN_ROLLUPS:
-        return table
-    family = table.rsplit("_", 1)[0]
-    return f"{COARSE_ROLLUPS.get(family, family)}_daily"
-
-
-def is_coarse(table: str) -> bool:
-    """Whether a month or quarter table sums its language and context away (COARSE_ROLLUPS)."""
-    return table.rsplit("_", 1)[0] in COARSE_ROLLUPS
-
-
-def _span_passes() -> list[list[str]]:
-    """SPAN_ROLLUPS in the order a publish writes them: each table in a pass after the one
-    holding the table it sums (the months, then the quarters and the coarse tables)."""
-    passes: list[list[str]] = []
-    done = set(ROLLUPS)
-    while len(done) < len(ROLLUPS) + len(SPAN_ROLLUPS):
-        ready = [t for t, (source, _) in SPAN_ROLLUPS.items() if t not in done and source in done]
-        passes.append(ready)
-        done.update(ready)
-    return passes
-
-
 DIMENSIONS: tuple[str, ...] = models.names("dimensions")
 CATALOGUE_DIMENSIONS = ("concepts", "concept_labels", "concept_names", "catalogue_versions",
                         "concept_label_norms", "concept_collections", "concept_successors")
@@ -355,7 +317,7 @@ def missing_spans(rollups: dict[str, dict[str, list[str]]]) -> list[tuple[str, s
     today = datetime.now(UTC).date()
     out = []
     for name, (_, span) in SPAN_ROLLUPS.items():
-        days = rollups.get(daily_table(name), {})
+        days = rollups.get(f"{name.rsplit('_', 1)[0]}_daily", {})
         starts = {span_start(day, span) for day in days}
         out.extend((name, start) for start in sorted(starts - set(rollups.get(name, {})))
                    if span_closed(start, span, today))
@@ -370,22 +332,23 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
     closed, or a warehouse published before these existed); to the others that hold an added
     day, add one file with the sums of this run's additions (`additions`: the new files of the
     added days, by daily table); drop the rows of spans left without days. Months first: a
-    recomputed quarter (or coarse table) sums its months' files. Returns the files written;
-    `rollups` and `retired` are updated in place."""
+    recomputed quarter sums its three months' files. Returns the files written; `rollups` and
+    `retired` are updated in place."""
     today = datetime.now(UTC).date()
     written = 0
-    for tables in _span_passes():
+    for grain in ("month", "quarter"):
         jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
         adding: dict[str, list[str]] = {}  # table: the spans it adds a file to
-        for name in tables:
-            source, span = SPAN_ROLLUPS[name]
+        for name, (source, span) in SPAN_ROLLUPS.items():
+            if span != grain:
+                continue
             current = rollups.setdefault(name, {})
             by_span: dict[str, list[str]] = {}
             for part, files in rollups.get(source, {}).items():
                 by_span.setdefault(span_start(part, span), []).extend(files)
             closed = {start for start in by_span if span_closed(start, span, today)}
             added: dict[str, list[str]] = {}  # span: this run's files of its added days
-            for rel in additions.get(daily_table(name), ()):
+            for rel in additions.get(f"{name.rsplit('_', 1)[0]}_daily", ()):
                 added.setdefault(span_start(_day_of(rel), span), []).append(rel)
             todo = ({span_start(day, span) for day in dirty} & closed) | (closed ^ set(current))
             for start in sorted(todo):
@@ -395,8 +358,7 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
                 rel = f"{name}/day={start}/{tag}_{uuid.uuid4().hex}.parquet"
                 (pub / rel).parent.mkdir(parents=True, exist_ok=True)
                 files = [str(pub / f) for f in by_span[start]]
-                jobs.append(("rollups/span_totals", str(pub / rel), {},
-                             {"files": files, "coarse": is_coarse(name)}))
+                jobs.append(("rollups/span_totals", str(pub / rel), {}, {"files": files}))
                 current[start] = [rel]
                 written += 1
             adding[name] = sorted((set(added) & closed) - todo)
@@ -405,8 +367,7 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
                 jobs.append(("rollups/span_additions", str(pub / name), {
                     "partition_by": ["day"], "filename_pattern": f"{tag}_{{uuid}}",
                     "append": True}, {"files": [str(pub / f) for start in adding[name]
-                                                for f in added[start]], "span": span,
-                                      "coarse": is_coarse(name)}))
+                                                for f in added[start]], "span": span}))
             if not current:
                 rollups.pop(name)
         _write_parquet(con, jobs)
@@ -437,8 +398,7 @@ def _merge_crowded(con: duckdb.DuckDBPyConnection, pub: Path, tag: str,
             jobs.append(("rollups/span_additions", str(pub / table), {
                 "partition_by": ["day"], "filename_pattern": f"{tag}m_{{uuid}}",
                 "append": True}, {"files": [str(pub / f) for part in merging[table]
-                                            for f in rollups[table][part][1:]], "span": "day",
-                                  "coarse": is_coarse(table)}))
+                                            for f in rollups[table][part][1:]], "span": "day"}))
     _write_parquet(con, jobs)
     written = 0
     for table, parts in merging.items():

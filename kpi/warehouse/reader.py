@@ -23,13 +23,10 @@ from kpi.settings import Settings
 from kpi.warehouse import models, statistics
 from kpi.warehouse.private import FORMAT
 from kpi.warehouse.published import (
-    COARSE_ROLLUPS,
     MANIFEST,
     ROLLUPS,
     SCHEMAS,
     SPAN_ROLLUPS,
-    daily_table,
-    is_coarse,
     published_dir,
     read_manifest,
     span_start,
@@ -115,15 +112,14 @@ def shared_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
 def _empty_select(table: str) -> str:
     # Built only from the constant SCHEMAS above: no value from outside reaches this SQL. A
     # month or quarter table has its daily table's columns.
-    table = daily_table(table)
+    if table in SPAN_ROLLUPS:
+        table = f"{table.rsplit('_', 1)[0]}_daily"
     cols = ", ".join(f"cast(null as {typ}) as {name}" for name, typ in SCHEMAS[table])
     return f"select {cols} limit 0"
 
 
 _READ_PARTS = ("select * from read_parquet($files, hive_partitioning = true, "
                "hive_types = {'day': 'date'}, hive_types_autocast = false)")
-# what a coarse table's rows hold for the columns it sums away (COARSE_ROLLUPS)
-_COARSE_COLUMNS = "null::varchar as language, null::varchar as context"
 
 
 def _create_span_view(con: duckdb.DuckDBPyConnection, pub: Path,
@@ -133,16 +129,17 @@ def _create_span_view(con: duckdb.DuckDBPyConnection, pub: Path,
     rows of its days (and, for a quarter, of its months that have sums) as they are, `day`
     made the span's first day. Either way the span's rows add up to the same figures, so the
     macros of sql/macros/span_rows.sql read a span from here whether it has sums or not."""
-    source, span = SPAN_ROLLUPS[table]
+    _, span = SPAN_ROLLUPS[table]
+    base = table.rsplit("_", 1)[0]
     have = rollups.get(table, {})
     parts: list[str] = []  # files whose day is relabelled to their span's first day
     done: set[str] = set()
     if span == "quarter":  # the months that have sums, then the days of the others
-        for month, files in rollups.get(source, {}).items():
+        for month, files in rollups.get(f"{base}_monthly", {}).items():
             if span_start(month, span) not in have:
                 parts.extend(files)
                 done.add(month)
-    for day, files in rollups.get(daily_table(table), {}).items():
+    for day, files in rollups.get(f"{base}_daily", {}).items():
         if span_start(day, span) not in have and span_start(day, "month") not in done:
             parts.extend(files)
     sums = [str(pub / f) for files in have.values() for f in files]
@@ -153,8 +150,7 @@ def _create_span_view(con: duckdb.DuckDBPyConnection, pub: Path,
     if parts:
         # the span comes from the constant SPAN_ROLLUPS: no value from outside reaches this
         selects.append(_READ_PARTS.replace("$files", "$parts").replace(
-            "select *", f"select * replace (cast(date_trunc('{span}', day) as date) as day"
-            f"{', ' + _COARSE_COLUMNS if is_coarse(table) else ''})"))
+            "select *", f"select * replace (cast(date_trunc('{span}', day) as date) as day)"))
         params["parts"] = [str(pub / f) for f in parts]
     if selects:
         con.sql(" union all by name ".join(selects), params=params).create_view(table)
@@ -168,29 +164,16 @@ def install_span_views(con: duckdb.DuckDBPyConnection) -> None:
     or a test), whose months and quarters have no sums, so that the indicators read it."""
     for table, (_, span) in SPAN_ROLLUPS.items():
         # names and the span come from the constants of kpi.warehouse.published
-        coarse = ", " + _COARSE_COLUMNS if is_coarse(table) else ""
         con.execute(f"create or replace view {table} as select * replace "
-                    f"(cast(date_trunc('{span}', day) as date) as day{coarse}) "
-                    f"from {daily_table(table)}")
-    _install_coarse_days(con)
-
-
-def _install_coarse_days(con: duckdb.DuckDBPyConnection) -> None:
-    """The days of each coarse rollup (COARSE_ROLLUPS: `concept_usage_daily`) as a view of its
-    daily table, language and context null: span_rows reads the days a period has left over
-    outside whole months from `<rollup>_daily`."""
-    for name, rollup in COARSE_ROLLUPS.items():
-        # names come from the constants of kpi.warehouse.published
-        con.execute(f"create or replace view {name}_daily as select * replace "
-                    f"({_COARSE_COLUMNS}) from {rollup}_daily")
+                    f"(cast(date_trunc('{span}', day) as date) as day) "
+                    f"from {table.rsplit('_', 1)[0]}_daily")
 
 
 def open_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view per published table (current manifest).
 
     Views: usage_daily, labels_daily, proposals_daily, feedback_daily, activity_daily, their
-    sums per month and quarter (usage_monthly, usage_quarterly, ..., and concept_usage_monthly,
-    concept_usage_quarterly with their days concept_usage_daily), quality_daily, concepts,
+    sums per month and quarter (usage_monthly, usage_quarterly, ...), quality_daily, concepts,
     concept_labels, concept_names, catalogue_versions, implementers.
     Never blocks and never blocks the aggregator. Use it for one request or one export, then
     close it: files superseded by a later run are deleted after RETIRE_GRACE_SECONDS.
@@ -222,7 +205,6 @@ def open_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
             con.read_parquet(str(pub / dims[table])).create_view(table)
             continue
         con.execute(f"create view {table} as {_empty_select(table)}")
-    _install_coarse_days(con)
     models.install(con, "macros")
     statistics.install(con)
     # min_implementers: how many implementers a trend needs (concept_trends), from the config

@@ -4,14 +4,11 @@
 -- Columns as span_totals gives them. With $span 'day', files of days, months or quarters are
 -- summed per part as they are: how a part's added files are merged into one.
 --
--- With $coarse, language and context are summed away too, as in span_totals.
---
 -- Parameters: $files, the new files of the added days (or the files to merge); $span,
--- 'month', 'quarter' or 'day'; $coarse.
+-- 'month', 'quarter' or 'day'.
 
 select
-    * exclude (day, usage, events)
-      replace (if($coarse, null, language) as language, if($coarse, null, context) as context),
+    * exclude (day, usage, events),
     sum(usage)::bigint as usage,
     sum(events)::bigint as events,
     cast(date_trunc($span, day) as date) as day

@@ -5,14 +5,10 @@
 -- row instead of its days' rows gives exactly the same answer. Sorted by the first key column
 -- (concept_key for most): readers looking for one concept skip most of the file.
 --
--- With $coarse, language and context are summed away too (both null): one row per concept,
--- implementer and the other keys (kpi.warehouse.published.COARSE_ROLLUPS).
---
--- Parameters: $files, the published Parquet files of the span's days (or months); $coarse.
+-- Parameters: $files, the published Parquet files of the span's days (or months).
 
 select
-    * exclude (usage, events)
-      replace (if($coarse, null, language) as language, if($coarse, null, context) as context),
+    * exclude (usage, events),
     sum(usage)::bigint as usage,
     sum(events)::bigint as events
 from read_parquet($files, hive_partitioning = false)
