@@ -16,7 +16,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import PREFIX
 from dashboard.components import empty_state, release_header
-from dashboard.data import Data
+from dashboard.data import Data, RenderedBody
 from dashboard.layout import CONTROLS
 from dashboard.pages import BY_PATH, PAGES
 from dashboard.review import register_review_callbacks
@@ -84,8 +84,11 @@ def page_for(pathname: str | None):
     return BY_PATH.get(pathname[len(PREFIX):].strip("/"))
 
 
-def render_page(data: Data, pathname: str | None, search: str | None) -> tuple[Any, Any, Any]:
-    """The content, the period line and the menu for a URL."""
+def render_page(data: Data, pathname: str | None, search: str | None, for_dash: bool = False
+                ) -> tuple[Any, Any, Any]:
+    """The content, the period line and the menu for a URL. With `for_dash` (what the
+    content callback sends) a memoised body comes as its kept JSON (RenderedBody.for_dash);
+    without, always as components."""
     state = parse_query(search)
     page = page_for(pathname)
     # the menu keeps the period and the global filters, not one page's own choices
@@ -105,6 +108,11 @@ def render_page(data: Data, pathname: str | None, search: str | None) -> tuple[A
         log.exception("dashboard page %s failed", page.PATH)
         body = [html.Div("This page could not be loaded; the error is in the server log.",
                          className="error", role="alert")]
+    if isinstance(body, RenderedBody):
+        if for_dash:
+            body = body.for_dash()
+        elif body.parts and not body:  # another worker's copy holds the JSON alone
+            body = page.render(data, state)
     return [html.H1(page.TITLE if page.PATH != "concept" else "Concept", id="page-title"),
             *body], info, menu
 
@@ -185,7 +193,7 @@ def register_callbacks(app: Dash, data: Data) -> None:
         Input("url", "search"),
     )
     def content(pathname: str | None, search: str | None) -> tuple[Any, Any, Any]:
-        return render_page(data, pathname, search)
+        return render_page(data, pathname, search, for_dash=True)
 
     @app.callback(Output("release-note", "children"), Input("url", "pathname"),
                   prevent_initial_call=True)

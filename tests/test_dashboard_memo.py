@@ -24,12 +24,12 @@ from dashboard.data import (
     shown_rows,
 )
 from dashboard.pages import BY_PATH, WARMED
-from dashboard.state import PRESETS, FilterState, csv_filename, to_query
+from dashboard.state import PRESETS, FilterState, csv_filename, parse_query, to_query
 from kpi.warehouse.aggregate import run_aggregation
 from kpi.warehouse.indicators import INDICATORS, SUPPORT_QUERIES, Period, load_sql
 from kpi.warehouse.reader import period_fingerprint
 from tests import dashboard_world
-from tests.dashboard_world import data_of, find
+from tests.dashboard_world import data_of, find, log_in
 from tests.helpers import SKILL, days_ago, event
 
 # These tests send and aggregate events: a store of their own, not the session's.
@@ -134,7 +134,9 @@ def test_a_page_rendered_by_one_worker_is_served_by_the_others(world):
         raise AssertionError("rendered again in the second worker")
 
     shared = second.page("concepts", state, render_again)
-    assert to_plotly(shared) == to_plotly(body)
+    # shared as the JSON Dash sends, without the components themselves
+    assert shared.parts == body.parts and shared.rows == body.rows and list(shared) == []
+    assert [json.loads(part) for part in shared.parts] == to_plotly(body)
     # a CSV download likewise
     payload = download(first, "/dashboard/concepts", to_query(state), "most_used_concepts")
     assert payload and payload["filename"] == csv_filename("most_used_concepts", state)
@@ -144,6 +146,35 @@ def test_a_page_rendered_by_one_worker_is_served_by_the_others(world):
     other = FilterState(preset="this_quarter", country="FR")
     assert render_body(second, BY_PATH["concepts"], other) is render_body(
         second, BY_PATH["concepts"], other)
+
+
+def test_a_repeat_view_sends_the_json_kept_with_the_page(app):
+    client = app.test_client()
+    assert log_in(client).status_code == 302
+    spec = next(d for d in client.get("/dashboard/_dash-dependencies").get_json()
+                if "content.children" in d["output"])
+    search = "?period=custom&start=2026-01-01&end=2026-12-31&country=DE"
+    request = {"output": spec["output"],
+               "outputs": [{"id": o.rsplit(".", 1)[0], "property": o.rsplit(".", 1)[1]}
+                           for o in spec["output"].strip(".").split("...")],
+               "inputs": [{"id": "url", "property": "pathname", "value": "/dashboard/concepts"},
+                          {"id": "url", "property": "search", "value": search}],
+               "state": [], "changedPropIds": ["url.search"]}
+    first = client.post("/dashboard/_dash-update-component", json=request)
+    assert first.status_code == 200
+    kept = data_of(app).page("concepts", parse_query(search), lambda: pytest.fail("not kept"))
+    # the kept JSON is what encoding the components gives
+    content = first.get_json()["response"]["content"]["children"]
+    assert content[0]["props"]["id"] == "page-title"
+    assert kept.parts and content[1:] == to_plotly(list(kept))
+    # and a repeat view sends it as kept, byte for byte (marked here to tell it apart)
+    kept.parts = (b'{"props":{"children":"kept"},"type":"P","namespace":"dash_html_components"}',
+                  *kept.parts)
+    again = client.post("/dashboard/_dash-update-component", json=request)
+    assert again.status_code == 200 and all(part in again.data for part in kept.parts)
+    assert again.get_json()["response"]["content"]["children"][1:] == [
+        {"props": {"children": "kept"}, "type": "P", "namespace": "dash_html_components"},
+        *content[1:]]
 
 
 def to_plotly(body: Any) -> Any:
