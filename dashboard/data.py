@@ -522,12 +522,13 @@ class Data:
 
     def review_view(self, state: FilterState, compute: Callable[[], Any]) -> Any:
         """What the Review page shows for a state (its queue's length and first rows),
-        memoised in this worker until a run publishes or a reviewer decides: the page itself is
-        rendered at every request (it shows the user's role and carries the session's token),
-        not its rows."""
+        memoised until a run publishes or a reviewer decides, and given to the other workers
+        (a few hundred ms to compute, a few ms to read back): the page itself is rendered at
+        every request (it shows the user's role and carries the session's token), not its
+        rows."""
         period = state.period()
         return self._until_changed(f"review_view {period} {to_query(state)}", compute,
-                                   decisions=True, shared=False, kept=self.review_views)
+                                   decisions=True, kept=self.review_views)
 
     def review_evidence_table(self) -> Any:
         """kpi.review.items.evidence_table for every kind and language (an Arrow table; a

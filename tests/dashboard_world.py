@@ -155,7 +155,7 @@ def texts(component: Any) -> list[str]:
     if hasattr(component, "to_plotly_json"):
         props = component.to_plotly_json()["props"]
         out += texts(props.get("children"))
-        for row in props.get("rowData") or []:
+        for row in getattr(component, "rowData", None) or []:
             out += [v for v in row.values() if isinstance(v, str)]
     return out
 

@@ -10,6 +10,7 @@ import shutil
 from typing import Any
 
 import pytest
+from plotly.io.json import to_json_plotly
 
 from dashboard.app import create_dashboard
 from dashboard.callbacks import download, render_body
@@ -178,9 +179,8 @@ def test_a_repeat_view_sends_the_json_kept_with_the_page(app):
 
 
 def to_plotly(body: Any) -> Any:
-    import plotly
-
-    return json.loads(json.dumps(body, cls=plotly.utils.PlotlyJSONEncoder))
+    """A body as Dash encodes it, parsed."""
+    return json.loads(to_json_plotly(body))
 
 
 def test_workers_take_turns_to_warm_up_and_render_each_view_once(world, monkeypatch):

@@ -3,9 +3,16 @@ filters; empty states instead of errors; free text shown as text; the concept pa
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+
+import pytest
+from dash_ag_grid import AgGrid
+from plotly.io.json import to_json_plotly
+
 from dashboard.app import create_dashboard
 from dashboard.callbacks import concept_href, render_page
-from dashboard.components import NO_DATA
+from dashboard.components import NO_DATA, Grid
 from dashboard.pages import BY_PATH
 from dashboard.state import FilterState, to_query
 from kpi.warehouse.indicators import query
@@ -63,7 +70,7 @@ def test_empty_period_says_so(app):
 def test_labels_are_text_in_the_grid(app):
     content, _, _ = render_page(data_of(app), "/dashboard/labels", "")
     assert HTML_LABEL in texts(content)
-    grids = find(content, lambda c: type(c).__name__ == "AgGrid")
+    grids = find(content, lambda c: isinstance(c, AgGrid))
     assert grids
     for g in grids:
         for col in g.columnDefs:
@@ -114,3 +121,15 @@ def test_small_shares_are_not_shown_as_zero():
     assert fmt_number(0.0, percent=True) == "0.0 %"
     assert fmt_number(0.256, percent=True) == "25.6 %"
     assert fmt_number(None, percent=True) == "–"
+
+
+def test_a_grid_hands_its_rows_over_as_plotly_would_encode_them():
+    rows = [{"label": "x</script><b>", "usage": 3, "share": 0.25, "note": None,
+             "ratio": Decimal("0.1235"), "text": "Straße\u2028"}]
+    ours = to_json_plotly(Grid(id="g", rowData=rows, columnDefs=[{"field": "label"}]))
+    theirs = to_json_plotly(AgGrid(id="g", rowData=rows, columnDefs=[{"field": "label"}]))
+    assert json.loads(ours) == json.loads(theirs)
+    assert "</" not in ours and "\u2028" not in ours  # still safe inside a page
+    assert Grid(id="g", rowData=rows).rowData is rows  # the component keeps its rows
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        to_json_plotly(Grid(id="g", rowData=[{"label": object()}]))

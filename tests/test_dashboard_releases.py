@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dash_ag_grid import AgGrid
 from sqlalchemy import select
 
 from dashboard.app import create_dashboard
@@ -192,7 +193,7 @@ def test_concepts_the_current_release_lacks_are_marked_in_symbol_and_words(app, 
     label = most[DROPPED]["label"]
     # the chart (and its data table) names it with the mark and the words
     assert f"⚠ {label} (not in {NEWER})" in words
-    grids = {g.id["table"]: g for g in find(content, lambda c: type(c).__name__ == "AgGrid")}
+    grids = {g.id["table"]: g for g in find(content, lambda c: isinstance(c, AgGrid))}
     assert {"release": f"⚠ not in {NEWER} (last in {OLDER})"}.items() <= next(
         r for r in grids["most_used_concepts"].rowData if r["concept_uri"] == DROPPED).items()
 
@@ -204,7 +205,7 @@ def test_the_removal_panel_counts_concepts_still_used_after_removal(app):
     words = "".join(texts(panel))
     assert f"1 concept still used after removal, {len(dropped)} events" in words
     assert f"({sum(e[4] for e in dropped)} uses)" in words and f"ESCO {NEWER}" in words
-    grid = find(content, lambda c: type(c).__name__ == "AgGrid"
+    grid = find(content, lambda c: isinstance(c, AgGrid)
                 and c.id["table"] == "still_used_after_removal")[0]
     assert [(r["concept_uri"], r["release"], r["usage"], r["events"]) for r in grid.rowData] == [
         (DROPPED, f"⚠ not in {NEWER} (last in {OLDER})", sum(e[4] for e in dropped),

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from dash_ag_grid import AgGrid
 from sqlalchemy import Engine
 
 from dashboard import components
@@ -370,7 +371,7 @@ def test_the_suggestion_pages_show_statuses_and_link_to_the_queue(app, store):
 
     def grid_rows(path: str, table: str) -> list[dict]:
         content = render_page(data, f"/dashboard/{path}", search)[0]
-        return find(content, lambda c: type(c).__name__ == "AgGrid"
+        return find(content, lambda c: isinstance(c, AgGrid)
                     and c.id["table"] == table)[0].rowData
 
     def link_to(path: str, item: str) -> bool:
@@ -426,7 +427,7 @@ def test_only_the_rows_a_grid_shows_get_their_review_status(app, store, monkeypa
     feedback = data.indicator("translation_feedback", state.period(), state).rows
     assert feedback
     content = render_page(data, "/dashboard/translations", search)[0]
-    grid = find(content, lambda c: type(c).__name__ == "AgGrid")[0]
+    grid = find(content, lambda c: isinstance(c, AgGrid))[0]
     assert grid.rowData == []
     hrefs = [c.href for c in find(content, lambda c: type(c).__name__ == "Link")
              if c.href.startswith("/dashboard/review?") and "item=" in c.href]

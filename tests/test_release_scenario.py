@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import requests
+from dash_ag_grid import AgGrid
 
 from dashboard.app import create_dashboard
 from dashboard.callbacks import render_page
@@ -148,7 +149,7 @@ def test_two_releases_in_three_languages_count_each_concept_once(tmp_path, capsy
     concepts_page = " ".join(texts(render_page(data, "/dashboard/concepts", query_string)[0]))
     assert OLD_URI not in concepts_page
     labels_page = render_page(data, "/dashboard/labels", query_string)[0]
-    grid = find(labels_page, lambda c: type(c).__name__ == "AgGrid"
+    grid = find(labels_page, lambda c: isinstance(c, AgGrid)
                 and c.id["table"] == "candidate_alt_labels")[0]
     assert sorted(normalise_label(r["label"]) for r in grid.rowData) == sorted(
         normalise_label(label) for _, label, new in LABELS if new)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import dash_ag_grid as dag
 from dash import dcc, html
 
 from dashboard import PREFIX
-from dashboard.components import GRID_ROW_LIMIT, Table, empty_state, section
+from dashboard.components import GRID_ROW_LIMIT, Grid, Table, empty_state, section
 from dashboard.data import Data
 from dashboard.review import (
     DECISION_BUTTONS,
@@ -82,7 +81,7 @@ def _grid(rows: list[dict[str, Any]], reviewer: bool) -> Any:
     selection = ({"mode": "multiRow", "checkboxes": True, "headerCheckbox": True,
                   "enableClickSelection": True} if reviewer else
                  {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True})
-    return dag.AgGrid(
+    return Grid(
         id="review-grid",
         columnDefs=defs,
         rowData=rows[:GRID_ROW_LIMIT],
