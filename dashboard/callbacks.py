@@ -11,6 +11,7 @@ import logging
 from datetime import date
 from typing import Any
 
+import orjson
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
@@ -126,9 +127,12 @@ def render_body(data: Data, page: Any, state: FilterState) -> list[Any]:
     return data.page(page.PATH, state, lambda: page.render(data, state))
 
 
-def download(data: Data, pathname: str | None, search: str | None, table: str
-             ) -> dict[str, Any] | None:
-    """The dcc.Download payload of one table of a page, as shown for this URL."""
+def download(data: Data, pathname: str | None, search: str | None, table: str,
+             for_dash: bool = False) -> Any:
+    """The dcc.Download payload of one table of a page, as shown for this URL (None: no such
+    table). With `for_dash` (what the download callback sends) as the JSON kept with it, an
+    orjson.Fragment: encoding a CSV of megabytes again at each click took a fifth of a second
+    for the review queue's 30 MB; without, as a dict."""
     page = page_for(pathname)
     if page is None:
         return None
@@ -142,8 +146,10 @@ def download(data: Data, pathname: str | None, search: str | None, table: str
                                csv_filename(table, state), type="text/csv")
 
     # a LIVE page's tables show the review decisions: kept only until the next one
-    return data.download(page.PATH, table, state, build,
-                         decisions=getattr(page, "LIVE", False))
+    kept = data.download(page.PATH, table, state, build, decisions=getattr(page, "LIVE", False))
+    if kept is None:
+        return None
+    return orjson.Fragment(kept) if for_dash else orjson.loads(kept)
 
 
 def concept_href(search: str | None, uri: str | None) -> str | None:
@@ -208,13 +214,13 @@ def register_callbacks(app: Dash, data: Data) -> None:
         prevent_initial_call=True,
     )
     def on_download(clicks: list[int | None], pathname: str | None, search: str | None
-                    ) -> dict[str, Any]:
+                    ) -> Any:
         if not ctx.triggered_id or not any(clicks):
             raise PreventUpdate
         triggered = ctx.triggered[0].get("value") if ctx.triggered else None
         if not triggered:
             raise PreventUpdate
-        payload = download(data, pathname, search, ctx.triggered_id["table"])
+        payload = download(data, pathname, search, ctx.triggered_id["table"], for_dash=True)
         if payload is None:
             raise PreventUpdate
         return payload

@@ -569,19 +569,24 @@ class Data:
 
     def download(self, path: str, table: str, state: FilterState,
                  build: Callable[[], dict[str, Any] | None], decisions: bool = False
-                 ) -> dict[str, Any] | None:
-        """A CSV download of a page's table, built once per host: the file is kept with the
-        shared pages (on disk only: a CSV can be megabytes), so the worker that gets the next
-        click need not compute the page's indicators again. With `decisions` (the review
+                 ) -> bytes | None:
+        """A CSV download of a page's table (the dcc.Download payload `build` makes) as the
+        JSON Dash sends, built and encoded once per host: kept with the shared pages (on disk
+        only: a CSV can be megabytes), so the worker that gets the next click need not compute
+        the page's indicators again, nor encode the file. With `decisions` (the review
         queue's: the same for every user, its evidence over all time) it is kept until a run
         publishes anything or a reviewer decides, and per the page's own choices too (kind,
         status, item)."""
         period = state.period()
         own = (period_fingerprint(self.settings, date.min, date.max), self.review_token(),
                to_query(state)) if decisions else ()
+        def encoded() -> bytes | None:
+            payload = build()
+            return None if payload is None else to_json_plotly(payload).encode()
+
         return self._cached(getattr(self.pages, "disk", None),
                             ("csv", CODE_VERSION, path, table, *own, *_view(state, period)),
-                            period, build, quality=path == QUALITY_PAGE)
+                            period, encoded, quality=path == QUALITY_PAGE)
 
     def indicator(self, name: str, period: Period, state: FilterState, **extra: Any) -> Result:
         """kpi.warehouse.indicators.query with the state's filters that the indicator can apply."""

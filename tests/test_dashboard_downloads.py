@@ -3,17 +3,21 @@ and safe to open in a spreadsheet."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 
+import orjson
 import pyarrow as pa
 import pytest
+from plotly.io import json as plotly_json
 
+from dashboard import data as data_module
 from dashboard.callbacks import download
-from dashboard.state import FilterState, csv_filename
+from dashboard.state import FilterState, csv_filename, parse_query
 from kpi.exports.csvfile import arrow_cells, arrow_cells_apply, cell, safe_text, table_csv
 from kpi.warehouse.indicators import query
-from tests.dashboard_world import data_of
+from tests.dashboard_world import data_of, log_in
 
 
 def test_download_is_exactly_what_is_filtered(app, world):
@@ -27,6 +31,38 @@ def test_download_is_exactly_what_is_filtered(app, world):
     assert payload["content"].splitlines()[0].startswith("rank,concept_uri,")
     assert len(payload["content"].splitlines()) == 3  # header + SKILL + OCCUPATION
     assert download(data, "/dashboard/concepts", "", "no_such_table") is None
+
+
+def test_a_download_goes_out_as_the_json_kept_with_it(app, monkeypatch):
+    search = "?period=custom&start=2025-01-03&end=2026-12-29&country=DE"  # this test's own
+    client = app.test_client()
+    assert log_in(client).status_code == 302
+    spec = next(d for d in client.get("/dashboard/_dash-dependencies").get_json()
+                if d["output"] == "download.data")
+    trigger = {"type": "download", "table": "most_used_concepts", "key": "concepts"}
+    request = {"output": spec["output"], "outputs": {"id": "download", "property": "data"},
+               # a pattern (ALL) input: every matching component, here the one clicked
+               "inputs": [[{"id": trigger, "property": "n_clicks", "value": 1}]],
+               "state": [{"id": "url", "property": "pathname", "value": "/dashboard/concepts"},
+                         {"id": "url", "property": "search", "value": search}],
+               "changedPropIds": [json.dumps(trigger, separators=(",", ":"),
+                                             sort_keys=True) + ".n_clicks"]}
+    encoded: list[object] = []  # what this project encoded, and what Dash was handed
+    handed: list[object] = []
+    ours, dash_encoder = data_module.to_json_plotly, plotly_json.to_json_plotly
+    monkeypatch.setattr(data_module, "to_json_plotly",
+                        lambda value: encoded.append(value) or ours(value))
+    monkeypatch.setattr(plotly_json, "to_json_plotly",
+                        lambda value, *a, **k: handed.append(value) or dash_encoder(value))
+    first, again = (client.post("/dashboard/_dash-update-component", json=request)
+                    for _ in range(2))
+    assert first.status_code == again.status_code == 200, first.data[:300]
+    sent = first.get_json()["response"]["download"]["data"]
+    assert sent == download(data_of(app), "/dashboard/concepts", search, "most_used_concepts")
+    assert sent["filename"] == csv_filename("most_used_concepts", parse_query(search))
+    # encoded once, at the first click; each click hands Dash those bytes, the same each time
+    assert len(encoded) == 1 and again.data == first.data
+    assert [type(h["response"]["download"]["data"]) for h in handed] == [orjson.Fragment] * 2
 
 
 def test_csv_cells_are_safe_for_spreadsheets():

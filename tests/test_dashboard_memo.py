@@ -141,7 +141,8 @@ def test_a_page_rendered_by_one_worker_is_served_by_the_others(world):
     # a CSV download likewise
     payload = download(first, "/dashboard/concepts", to_query(state), "most_used_concepts")
     assert payload and payload["filename"] == csv_filename("most_used_concepts", state)
-    assert second.download("concepts", "most_used_concepts", state, render_again) == payload
+    assert json.loads(second.download("concepts", "most_used_concepts", state,
+                                      render_again)) == payload
     # a full disk (or any error writing the shared copy) only costs the sharing
     second.pages.disk._path = "/proc/no-such-folder"
     other = FilterState(preset="this_quarter", country="FR")
