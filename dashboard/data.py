@@ -580,6 +580,7 @@ class Data:
         period = state.period()
         own = (period_fingerprint(self.settings, date.min, date.max), self.review_token(),
                to_query(state)) if decisions else ()
+
         def encoded() -> bytes | None:
             payload = build()
             return None if payload is None else to_json_plotly(payload).encode()
