@@ -143,6 +143,28 @@ def log_in(client, username: str = "esco", password: str = PASSWORD):
                                        "csrf_token": csrf(client)})
 
 
+UPDATE = "/dashboard/_dash-update-component"
+
+
+def callback(client, output: str, inputs: dict[str, Any], state: dict[str, Any] | None = None,
+             changed: str | None = None, headers: dict[str, str] | None = None):
+    """POST a callback as Dash's renderer does: the callback whose output holds `output`
+    (from /_dash-dependencies), with the values given by "id.property" (others None)."""
+    deps = client.get("/dashboard/_dash-dependencies").get_json()
+    spec = next(d for d in deps if output in d["output"])
+
+    def values(items: list[dict], given: dict[str, Any]) -> list[dict]:
+        return [{"id": i["id"], "property": i["property"],
+                 "value": given.get(f"{i['id']}.{i['property']}")} for i in items]
+
+    outputs = [{"id": part.rsplit(".", 1)[0], "property": part.rsplit(".", 1)[1]}
+               for part in spec["output"].strip(".").split("...")]
+    body = {"output": spec["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
+            "inputs": values(spec["inputs"], inputs), "state": values(spec["state"], state or {}),
+            "changedPropIds": [changed or next(iter(inputs))]}
+    return client.post(UPDATE, json=body, headers=headers or {})
+
+
 def texts(component: Any) -> list[str]:
     """Every string in a Dash component tree (children, and AG Grid row values)."""
     out: list[str] = []

@@ -30,7 +30,7 @@ from kpi.warehouse.aggregate import run_aggregation
 from kpi.warehouse.indicators import INDICATORS, SUPPORT_QUERIES, Period, load_sql
 from kpi.warehouse.reader import period_fingerprint
 from tests import dashboard_world
-from tests.dashboard_world import data_of, find, log_in
+from tests.dashboard_world import callback, data_of, find, log_in
 from tests.helpers import SKILL, days_ago, event
 
 # These tests send and aggregate events: a store of their own, not the session's.
@@ -153,16 +153,13 @@ def test_a_page_rendered_by_one_worker_is_served_by_the_others(world):
 def test_a_repeat_view_sends_the_json_kept_with_the_page(app):
     client = app.test_client()
     assert log_in(client).status_code == 302
-    spec = next(d for d in client.get("/dashboard/_dash-dependencies").get_json()
-                if "content.children" in d["output"])
     search = "?period=custom&start=2025-01-02&end=2026-12-30&country=DE"  # this test's own
-    request = {"output": spec["output"],
-               "outputs": [{"id": o.rsplit(".", 1)[0], "property": o.rsplit(".", 1)[1]}
-                           for o in spec["output"].strip(".").split("...")],
-               "inputs": [{"id": "url", "property": "pathname", "value": "/dashboard/concepts"},
-                          {"id": "url", "property": "search", "value": search}],
-               "state": [], "changedPropIds": ["url.search"]}
-    first = client.post("/dashboard/_dash-update-component", json=request)
+
+    def view() -> Any:
+        return callback(client, "content.children",
+                        {"url.pathname": "/dashboard/concepts", "url.search": search})
+
+    first = view()
     assert first.status_code == 200
     kept = data_of(app).page("concepts", parse_query(search), lambda: pytest.fail("not kept"))
     # the kept JSON is what encoding the components gives
@@ -172,7 +169,7 @@ def test_a_repeat_view_sends_the_json_kept_with_the_page(app):
     # and a repeat view sends it as kept, byte for byte (marked here to tell it apart)
     kept.parts = (b'{"props":{"children":"kept"},"type":"P","namespace":"dash_html_components"}',
                   *kept.parts)
-    again = client.post("/dashboard/_dash-update-component", json=request)
+    again = view()
     assert again.status_code == 200 and all(part in again.data for part in kept.parts)
     assert again.get_json()["response"]["content"]["children"][1:] == [
         {"props": {"children": "kept"}, "type": "P", "namespace": "dash_html_components"},

@@ -33,12 +33,11 @@ from kpi.exports.csvfile import table_csv
 from kpi.review.decisions import trail
 from kpi.review.items import item_id
 from kpi.store.registry import add_user
-from tests.dashboard_world import data_of, find, texts
+from tests.dashboard_world import callback, data_of, find, texts
 from tests.kpi_fixtures import S1, S2, Store, standard_store
 from tests.test_review import L_ID, P_ID, T_ID, seed
 
 REVIEWER, VIEWER = ("eva", "password-eva"), ("vic", "password-vic")
-UPDATE = "/dashboard/_dash-update-component"
 
 
 @pytest.fixture(scope="module")
@@ -72,25 +71,6 @@ def client_for(app, user: tuple[str, str]):
                                            "csrf_token": token})
     assert response.status_code == 302
     return client
-
-
-def callback(client, output: str, inputs: dict[str, Any], state: dict[str, Any] | None = None,
-             changed: str | None = None, headers: dict[str, str] | None = None):
-    """POST a callback as Dash's renderer does: the callback whose output holds `output`
-    (from /_dash-dependencies), with the values given by "id.property" (others None)."""
-    deps = client.get("/dashboard/_dash-dependencies").get_json()
-    spec = next(d for d in deps if output in d["output"])
-
-    def values(items: list[dict], given: dict[str, Any]) -> list[dict]:
-        return [{"id": i["id"], "property": i["property"],
-                 "value": given.get(f"{i['id']}.{i['property']}")} for i in items]
-
-    outputs = [{"id": part.rsplit(".", 1)[0], "property": part.rsplit(".", 1)[1]}
-               for part in spec["output"].strip(".").split("...")]
-    body = {"output": spec["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
-            "inputs": values(spec["inputs"], inputs), "state": values(spec["state"], state or {}),
-            "changedPropIds": [changed or next(iter(inputs))]}
-    return client.post(UPDATE, json=body, headers=headers or {})
 
 
 def page(client, search: str = "") -> dict[str, Any]:
