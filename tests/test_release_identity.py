@@ -40,8 +40,12 @@ from tests.kpi_fixtures import pg_database
 OLDER, NEWER = "1.1.0", "1.2.0"
 SKILL_BASE = "http://data.europa.eu/esco/skill/"
 UNKNOWN = SKILL_BASE + "not-in-any-release"
-PERIOD = Period.custom(days_ago(6), days_ago(0))  # the previous period: 13 to 7 days ago
 PLANTED_OLD_GROUP_LABEL = "welcoming people at the door"
+
+
+def last_week() -> Period:
+    """The seven days to today, as of the call: a module constant would go stale at midnight."""
+    return Period.custom(days_ago(6), days_ago(0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,8 +231,8 @@ class World:
     def aggregate(self) -> None:
         run_aggregation(self.settings, self.engine)
 
-    def rows(self, indicator: str, period: Period = PERIOD, **filters) -> list[dict]:
-        return query(self.settings, indicator, period, **filters).rows
+    def rows(self, indicator: str, period: Period | None = None, **filters) -> list[dict]:
+        return query(self.settings, indicator, period or last_week(), **filters).rows
 
     def stored(self, event_id: str) -> dict:
         with self.engine.connect() as conn:
@@ -434,8 +438,9 @@ def test_the_version_check(any_world):
 
     # the data-quality page shows the new outcome in plain words
     if w.engine.dialect.name == "sqlite":
+        week = last_week()
         body = render_body(data_of(create_dashboard(w.settings)), BY_PATH["quality"],
-                           FilterState(preset="custom", start=PERIOD.start, end=PERIOD.end))
+                           FilterState(preset="custom", start=week.start, end=week.end))
         text = repr([g.rowData for g in find(body, lambda x: isinstance(
             getattr(x, "rowData", None), list))])
         assert "counted, but the named ESCO version lacks the concept" in text
