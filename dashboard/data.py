@@ -33,7 +33,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -265,7 +265,10 @@ class SharedResults:
             return None
 
     def set(self, key: str, value: Any) -> None:
-        self._writer.submit(self._write, key, value)
+        # RuntimeError: the interpreter is shutting down (a worker stopping mid-render), and
+        # only the sharing of this one result is lost
+        with suppress(RuntimeError):
+            self._writer.submit(self._write, key, value)
 
     def flush(self) -> None:
         """Wait for the writes submitted so far (for tests)."""

@@ -81,6 +81,14 @@ def test_a_shared_result_kept_by_another_version_is_not_read(tmp_path):
     assert after.get("most_used_concepts 2026-Q3") == ["its own result"]
 
 
+def test_a_result_computed_while_the_worker_stops_is_kept_unshared(tmp_path):
+    # a warm-up that finishes a query while the interpreter shuts down: its writer is gone
+    results = SharedResults(tmp_path, version="1111")
+    results._writer.shutdown()
+    results.set("most_used_concepts 2026-Q3", ["a result"])  # no error, nothing written
+    assert results.get("most_used_concepts 2026-Q3") is None
+
+
 def test_prefetch_runs_a_page_s_queries_ahead_and_leaves_errors_to_the_page(app,
                                                                              monkeypatch):
     import threading
