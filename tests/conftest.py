@@ -26,9 +26,11 @@ from kpi.catalogue.load import load_bundled
 from kpi.settings import Settings
 from kpi.store.db import events, init_store, make_engine
 from kpi.store.registry import Implementer, add_implementer
+from kpi.warehouse.label_keys import prepare as prepare_label_keys
 from tests.dashboard_world import app, world  # noqa: F401 - the dashboard tests' fixtures
 from tests.support import (
     PG_ADMIN_URL,
+    PgTemplate,
     admin_sql,
     default_signals,
     free_port,
@@ -43,14 +45,22 @@ PG_TEMPLATE = f"esco_kpi_template_{os.getpid()}"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory) -> Path:
-    """A SQLite ingest store with the bundled catalogue, built once and copied per test."""
-    folder = tmp_path_factory.mktemp("sqlite-template")
-    settings = Settings({"storage.data_dir": str(folder)})
+def init_like(settings: Settings) -> None:
+    """What `esco-kpi init` does: the stores, the bundled catalogue, its labels' keys kept in
+    the data folder (copied with the store by tests.support.fresh_store)."""
     engine = make_engine(settings)
     init_store(engine)
-    load_bundled(engine)
+    prepare_label_keys(settings, engine, load_bundled(engine).version)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite ingest store as `init` leaves it, built once and copied per test."""
+    folder = tmp_path_factory.mktemp("sqlite-template")
+    settings = Settings({"storage.data_dir": str(folder)})
+    init_like(settings)
+    engine = make_engine(settings)
     with engine.connect() as conn:
         conn.exec_driver_sql("pragma wal_checkpoint(truncate)")
     engine.dispose()
@@ -58,7 +68,8 @@ def sqlite_template(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> Iterator[str]:
+def pg_template(tmp_path_factory) -> Iterator[PgTemplate]:
+    """A PostgreSQL database as `init` leaves it, built once and copied per test."""
     problem = pg_available()
     if problem:
         if os.environ.get("CI"):
@@ -66,12 +77,10 @@ def pg_template() -> Iterator[str]:
         pytest.skip(f"no PostgreSQL server at {PG_ADMIN_URL}: {problem}")
     admin_sql(f"drop database if exists {PG_TEMPLATE}")
     admin_sql(f"create database {PG_TEMPLATE}")
-    settings = Settings({"storage.database_url": pg_url(PG_TEMPLATE)})
-    engine = make_engine(settings)
-    init_store(engine)
-    load_bundled(engine)
-    engine.dispose()
-    yield PG_TEMPLATE
+    folder = tmp_path_factory.mktemp("pg-template")
+    init_like(Settings({"storage.database_url": pg_url(PG_TEMPLATE),
+                        "storage.data_dir": str(folder)}))
+    yield PgTemplate(PG_TEMPLATE, folder)
     admin_sql(f"drop database if exists {PG_TEMPLATE} with (force)")
 
 

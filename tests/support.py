@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -25,6 +26,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from kpi.settings import Settings
+from kpi.warehouse import label_keys
 
 PG_ADMIN_URL = os.environ.get("ESCO_KPI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -76,18 +78,39 @@ def fresh_store(request, backend: str, folder: Path, *, empty: bool = False,
     database = None
     if backend == "sqlite":
         if not empty:
-            shutil.copy(request.getfixturevalue("sqlite_template"), data_dir / "ingest.sqlite3")
+            template = request.getfixturevalue("sqlite_template")
+            shutil.copy(template, data_dir / "ingest.sqlite3")
+            _copy_label_keys(template.parent, data_dir)
     else:
-        template = request.getfixturevalue("pg_template")  # skips without a server
+        pg = request.getfixturevalue("pg_template")  # skips without a server
         database = f"{prefix}_{uuid.uuid4().hex[:12]}"
         admin_sql(f"create database {database}" if empty
-                  else f"create database {database} template {template}")
+                  else f"create database {database} template {pg.database}")
+        if not empty:
+            _copy_label_keys(pg.data_dir, data_dir)
         values["storage.database_url"] = pg_url(database)
     try:
         yield Settings(values, base_dir=folder)
     finally:
         if database:
             admin_sql(f"drop database if exists {database} with (force)")
+
+
+@dataclass(frozen=True)
+class PgTemplate:
+    """The session's catalogue-loaded PostgreSQL database and the data folder `init` filled."""
+
+    database: str
+    data_dir: Path
+
+
+def _copy_label_keys(template_dir: Path, data_dir: Path) -> None:
+    """The label keys `init` kept beside the template's store (kpi.warehouse.label_keys): a
+    store copied without them would make every test's first aggregation normalise the bundled
+    release's 385,000 labels again."""
+    kept = template_dir / label_keys.FOLDER
+    if kept.is_dir():
+        shutil.copytree(kept, data_dir / label_keys.FOLDER)
 
 
 def _admin_url(url: str) -> tuple[str, str]:
