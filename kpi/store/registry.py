@@ -12,6 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from sqlalchemy import Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -239,8 +240,11 @@ def set_password(engine: Engine, username: str, password: str) -> None:
                      .values(password_hash=generate_password_hash(password)))
 
 
-# A fixed hash so that an unknown user costs as much time as a wrong password.
-_DUMMY_HASH = generate_password_hash("not a real password")
+@cache
+def _dummy_hash() -> str:
+    """A fixed hash, so that an unknown user costs as much time as a wrong password. Made at
+    the first use, not at import: scrypt costs every process that imports this ~0.1 CPU-s."""
+    return generate_password_hash("not a real password")
 
 
 def check_user(engine: Engine, username: str, password: str) -> bool:
@@ -249,7 +253,7 @@ def check_user(engine: Engine, username: str, password: str) -> bool:
             select(users.c.password_hash).where(users.c.username == username)
         ).scalar()
     if stored is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return False
     return check_password_hash(stored, password)
 
