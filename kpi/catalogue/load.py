@@ -113,7 +113,12 @@ def _insert_chunks(
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql(sql, chunk)
         else:
-            conn.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in chunk])
+            # COPY in the same transaction: rows streamed to the server in one statement,
+            # about ten times faster than multi-row inserts for a release's labels
+            with conn.connection.cursor() as cursor, cursor.copy(
+                    f"copy {table.name} ({', '.join(names)}) from stdin") as copy:
+                for row in chunk:
+                    copy.write_row(row)
         if progress:
             progress(step, min(start + _CHUNK, total), total)
 
