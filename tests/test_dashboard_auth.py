@@ -172,7 +172,9 @@ def test_wsgi_app_dispatches_collector_and_dashboard(world):
 
     from esco_kpi.server import build_wsgi_app
 
-    client = Client(build_wsgi_app(world.settings))
+    # without serve's warm-up: its thread would go on rendering the shared store's pages in
+    # the test process, after every later test's aggregation
+    client = Client(build_wsgi_app(world.settings.replace(dashboard__warm_up=False)))
     health = client.get("/v1/health")
     assert health.status_code == 200 and json.loads(health.get_data()) == {"status": "ok"}
     assert client.get("/metrics").status_code == 200
