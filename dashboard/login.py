@@ -30,7 +30,7 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import Engine
 
 from dashboard import ATTRIBUTION, PREFIX, auth
-from kpi.store.registry import check_user
+from kpi.store.registry import check_user, prime_password_checks
 
 log = logging.getLogger("esco_kpi.dashboard")
 
@@ -107,6 +107,7 @@ def _same_origin() -> bool:
 
 def add_login_routes(server: Flask, engine: Engine) -> None:
     """The guard (before every request), /, /login (form and post) and /logout."""
+    prime_password_checks()
 
     def current_user() -> str | None:
         return session_username(engine)

@@ -179,3 +179,13 @@ def test_wsgi_app_dispatches_collector_and_dashboard(world):
     assert health.status_code == 200 and json.loads(health.get_data()) == {"status": "ok"}
     assert client.get("/metrics").status_code == 200
     assert client.get("/login").status_code == 200
+
+
+def test_the_unknown_user_hash_is_made_before_the_first_login(world):
+    # made when the dashboard starts, not at the first unknown user (whose answer would then
+    # take longer than a wrong password's), nor at import (every CLI process would pay scrypt)
+    from kpi.store import registry
+
+    registry._dummy_hash.cache_clear()
+    create_dashboard(world.settings)
+    assert registry._dummy_hash.cache_info().currsize == 1

@@ -242,9 +242,16 @@ def set_password(engine: Engine, username: str, password: str) -> None:
 
 @cache
 def _dummy_hash() -> str:
-    """A fixed hash, so that an unknown user costs as much time as a wrong password. Made at
-    the first use, not at import: scrypt costs every process that imports this ~0.1 CPU-s."""
+    """A fixed hash, so that an unknown user costs as much time as a wrong password. Made when
+    a login server starts (prime_password_checks), not at import: scrypt costs ~0.1 CPU-s, and
+    most processes that import the registry never check a password."""
     return generate_password_hash("not a real password")
+
+
+def prime_password_checks() -> None:
+    """Prepare check_user before the first login, so that even the first unknown user costs
+    what a wrong password costs."""
+    _dummy_hash()
 
 
 def check_user(engine: Engine, username: str, password: str) -> bool:
