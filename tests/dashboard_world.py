@@ -68,8 +68,8 @@ class World:
 
 def _build_world(request, tmp_path_factory) -> Iterator[World]:
     """A store with the seeded events, aggregated, and the dashboard user. The first
-    aggregation of a fresh warehouse alone takes ~10 s (it copies the whole catalogue), far
-    too slow to repeat for every test."""
+    aggregation of a fresh warehouse alone takes seconds (it copies the whole catalogue), too
+    slow to repeat for every test."""
     from collector.app import create_app
 
     folder = tmp_path_factory.mktemp("dashboard")
