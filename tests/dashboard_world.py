@@ -149,13 +149,21 @@ UPDATE = "/dashboard/_dash-update-component"
 def callback(client, output: str, inputs: dict[str, Any], state: dict[str, Any] | None = None,
              changed: str | None = None, headers: dict[str, str] | None = None):
     """POST a callback as Dash's renderer does: the callback whose output holds `output`
-    (from /_dash-dependencies), with the values given by "id.property" (others None)."""
+    (from /_dash-dependencies), with the values given by "id.property" (others None). A
+    pattern input (ALL) is given by its property alone (".n_clicks"): (component id, value)
+    pairs of the components it matches."""
     deps = client.get("/dashboard/_dash-dependencies").get_json()
     spec = next(d for d in deps if output in d["output"])
 
-    def values(items: list[dict], given: dict[str, Any]) -> list[dict]:
-        return [{"id": i["id"], "property": i["property"],
-                 "value": given.get(f"{i['id']}.{i['property']}")} for i in items]
+    def value(item: dict, given: dict[str, Any]) -> Any:
+        if item["id"].startswith("{"):  # a pattern: every matching component, as a list
+            return [{"id": i, "property": item["property"], "value": v}
+                    for i, v in given.get(f".{item['property']}", ())]
+        return {"id": item["id"], "property": item["property"],
+                "value": given.get(f"{item['id']}.{item['property']}")}
+
+    def values(items: list[dict], given: dict[str, Any]) -> list[Any]:
+        return [value(i, given) for i in items]
 
     outputs = [{"id": part.rsplit(".", 1)[0], "property": part.rsplit(".", 1)[1]}
                for part in spec["output"].strip(".").split("...")]

@@ -18,7 +18,7 @@ from dashboard.callbacks import download
 from dashboard.state import FilterState, csv_filename, parse_query
 from kpi.exports.csvfile import arrow_cells, arrow_cells_apply, cell, safe_text, table_csv
 from kpi.warehouse.indicators import query
-from tests.dashboard_world import data_of, log_in
+from tests.dashboard_world import callback, data_of, log_in
 
 
 def test_download_is_exactly_what_is_filtered(app, world):
@@ -38,16 +38,14 @@ def test_a_download_goes_out_as_the_json_kept_with_it(app, monkeypatch):
     search = "?period=custom&start=2025-01-03&end=2026-12-29&country=DE"  # this test's own
     client = app.test_client()
     assert log_in(client).status_code == 302
-    spec = next(d for d in client.get("/dashboard/_dash-dependencies").get_json()
-                if d["output"] == "download.data")
     trigger = {"type": "download", "table": "most_used_concepts", "key": "concepts"}
-    request = {"output": spec["output"], "outputs": {"id": "download", "property": "data"},
-               # a pattern (ALL) input: every matching component, here the one clicked
-               "inputs": [[{"id": trigger, "property": "n_clicks", "value": 1}]],
-               "state": [{"id": "url", "property": "pathname", "value": "/dashboard/concepts"},
-                         {"id": "url", "property": "search", "value": search}],
-               "changedPropIds": [json.dumps(trigger, separators=(",", ":"),
-                                             sort_keys=True) + ".n_clicks"]}
+
+    def click() -> Any:
+        return callback(client, "download.data", {".n_clicks": [(trigger, 1)]},
+                        {"url.pathname": "/dashboard/concepts", "url.search": search},
+                        changed=json.dumps(trigger, separators=(",", ":"), sort_keys=True)
+                        + ".n_clicks")
+
     # the payloads this project encoded, and the downloads Dash was handed (other threads of
     # the test process, such as an earlier test's warm-up, may encode pages meanwhile)
     encoded: list[object] = []
@@ -66,8 +64,7 @@ def test_a_download_goes_out_as_the_json_kept_with_it(app, monkeypatch):
 
     monkeypatch.setattr(data_module, "to_json_plotly", encode)
     monkeypatch.setattr(plotly_json, "to_json_plotly", dash_encode)
-    first, again = (client.post("/dashboard/_dash-update-component", json=request)
-                    for _ in range(2))
+    first, again = click(), click()
     assert first.status_code == again.status_code == 200, first.data[:300]
     sent = first.get_json()["response"]["download"]["data"]
     assert sent == download(data_of(app), "/dashboard/concepts", search, "most_used_concepts")
