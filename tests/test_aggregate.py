@@ -556,9 +556,10 @@ def test_a_warehouse_of_the_previous_format_is_upgraded_by_the_next_run(store):
     store.aggregate()
     before = published_state(store.settings)
     assert published_total(store.settings) > 0
-    # What a format-1 warehouse looks like to this version: the private format mark, no
-    # concept keys, and a manifest of format 1.
+    # What a format-1 warehouse looks like to this version: the private format mark, events
+    # holding URIs, no concept keys, and a manifest of format 1.
     con = private.connect_private(store.settings)
+    with_uris_in_private_events(con)
     con.execute("delete from concept_keys")
     private.set_meta(con, "format", "1")
     con.close()
@@ -570,7 +571,77 @@ def test_a_warehouse_of_the_previous_format_is_upgraded_by_the_next_run(store):
     assert summary.events_read == 0  # nothing new from the store: rebuilt from its own copy
     assert summary.days_recomputed == len(manifest["rollups"]["activity_daily"])  # every day
     assert published_state(store.settings) == before
-    assert json.loads(path.read_text())["format"] == int(private.FORMAT)
+    assert json.loads(path.read_text())["format"] == int(published.FORMAT)
+
+
+def test_published_files_of_another_format_are_written_again_by_the_next_run(store):
+    """A published format bumped alone (the private tables unchanged): readers ignore the
+    older files, and the next run writes every day and dimension again."""
+    store.events(*random_events(200, seed=7))
+    store.aggregate()
+    before = published_state(store.settings)
+    path = published.published_dir(store.settings) / published.MANIFEST
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "format": int(published.FORMAT) - 1}))
+    assert published_total(store.settings) == 0
+    summary = run_aggregation(store.settings)
+    assert summary.days_recomputed == len(manifest["rollups"]["activity_daily"])
+    written = json.loads(path.read_text())
+    assert written["format"] == int(published.FORMAT)
+    assert all(written["dimensions"][name] != manifest["dimensions"][name]
+               for name in published.DIMENSIONS)
+    assert published_state(store.settings) == before
+
+
+def with_uris_in_private_events(con) -> None:
+    """Give the private events the shape of format 3 and older: the concept's URI, not its
+    key, after the day."""
+    con.execute("""
+        create table uri_events as
+        select e.implementer_id, e.type, e.day, k.uri as concept_uri, e.concept_type,
+               e.esco_version, e.language, e.context, e.label, e.label_norm, e.count, e.events,
+               e.watermark
+        from events as e left join concept_keys as k on k.key = e.concept_key""")
+    con.execute("drop table events")
+    con.execute("alter table uri_events rename to events")
+    con.execute("drop table added_events")
+    con.execute("create table added_events as select * from events limit 0")
+
+
+def test_a_format_3_warehouse_gets_keys_in_its_private_events_and_keeps_its_files(store):
+    """Format 3 held URIs in the private events: the upgrade rewrites them with keys, its
+    published files stay (readers see the same figures before and after), and the events
+    appended after the upgrade land on the same keys as those before."""
+    store.events(*random_events(300, seed=11))
+    store.aggregate()
+    con = private.connect_private(store.settings)
+    keys_before = con.execute("select uri, key from concept_keys order by key").fetchall()
+    with_uris_in_private_events(con)
+    private.set_meta(con, "format", "3")
+    con.close()
+    manifest = published.read_manifest(store.settings)
+    before = published_state(store.settings)
+
+    con = private.connect_private(store.settings)  # upgrades
+    assert private.get_meta(con, "format") == private.FORMAT
+    assert [c for c, in con.execute("select column_name from duckdb_columns() "
+                                "where table_name = 'events'").fetchall()][:5] == [
+        "implementer_id", "type", "day", "concept_key", "concept_type"]
+    assert con.execute("select uri, key from concept_keys order by key").fetchall() == keys_before
+    con.close()
+    assert published.read_manifest(store.settings) == manifest  # nothing rewritten
+    assert published_state(store.settings) == before
+
+    # a full rebuild from the upgraded events gives the same files' figures
+    with private.connect_private(store.settings) as con:
+        con.execute("insert or ignore into dirty_days select distinct day from events")
+    summary = run_aggregation(store.settings)
+    assert summary.days_recomputed == len(manifest["rollups"]["activity_daily"])
+    assert published_state(store.settings) == before
+    # and new events of the same concepts add to them
+    store.events(*random_events(50, seed=12))
+    store.aggregate()
+    assert published_total(store.settings) == ingest_total(store)
 
 
 def test_a_warehouse_of_an_unknown_format_is_refused_in_plain_words(store):

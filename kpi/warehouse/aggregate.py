@@ -34,6 +34,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Engine, Select, func, insert, literal_column, select
 
 from kpi.catalogue.versions import version_key
@@ -215,9 +216,16 @@ def _run(
     catalogue_copied = synced["catalogue"]
 
     manifest = published.read_manifest(settings)
+    if manifest.get("rollups") and str(manifest.get("format")) != published.FORMAT:
+        # published by a version whose files had another shape: readers ignore them, so every
+        # day and dimension is written again, from the private events
+        with transaction(con):
+            models.run(con, "private/mark_all_days_dirty")
+            private.mark_unpublished(con, *published.DIMENSIONS)
     # the events above the published watermark: this run's, or a crashed run's
     added = published.stage_changes(con, manifest, recompute=read >= ADD_MAX_EVENTS)
-    private.assign_concept_keys(con)
+    with transaction(con):  # (the catalogue's keys were given when it was copied)
+        private.assign_concept_keys(con)
     # changed since last published, or never published (first run, crash before publishing)
     dims = [d for d in published.DIMENSIONS
             if private.unpublished(con, d) or d not in manifest.get("dimensions", {})]
@@ -394,6 +402,10 @@ def _append_events(con: duckdb.DuckDBPyConnection, batch: pa.Table, watermark: i
     # concept_used events come with fewer columns (see _USED_COLUMNS)
     model = "private/append_events" if "type" in batch.column_names else (
         "private/append_used_events")
+    # the events are stored with their concepts' keys: the batch's URIs that have none get one
+    # first (found by Arrow: a fraction of what DuckDB takes to list a million rows' URIs)
+    with registered(con, batch_uris=pa.table({"uri": pc.unique(batch["concept_uri"])})):
+        private.assign_concept_keys(con, "key_batch_uris")
     with registered(con, event_batch=batch):
         models.run(con, model, {"watermark": watermark})
 
@@ -456,6 +468,7 @@ def _sync_catalogue(con: duckdb.DuckDBPyConnection, engine: Engine, settings: Se
         for rank, version in enumerate(sorted(source, key=version_key), start=1):
             models.run(con, "private/rank_catalogue_version", {"version": version, "rank": rank})
         models.run(con, "private/concept_info")
+        private.assign_concept_keys(con)  # the successors' keys, which the events take now
         models.run(con, "private/fill_concept_types")
         private.mark_unpublished(con, *published.CATALOGUE_DIMENSIONS)
     label_keys.forget_others(settings, source)

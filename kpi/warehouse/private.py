@@ -18,11 +18,13 @@ from kpi.settings import Settings
 from kpi.warehouse import models
 from kpi.warehouse.models import transaction
 
-# Bumped whenever the private tables change shape.
-FORMAT = "3"
+# Bumped whenever the private tables change shape (the published files have a format of their
+# own: kpi.warehouse.published.FORMAT).
+FORMAT = "4"
 # Formats this version upgrades in place (see `_upgrade`): 1 had URIs in the rollups; 2 had no
-# collections, successors, gendered label forms or release languages in its catalogue copy.
-UPGRADABLE = ("1", "2")
+# collections, successors, gendered label forms or release languages in its catalogue copy;
+# 3 (and the older ones) had URIs in the private events.
+UPGRADABLE = ("1", "2", "3")
 PRIVATE_DB = "aggregator.duckdb"
 LOCK_FILE = "aggregate.lock"
 
@@ -45,7 +47,7 @@ def connect_private(settings: Settings) -> duckdb.DuckDBPyConnection:
     if held is None:
         set_meta(con, "format", FORMAT)
     elif held in UPGRADABLE:
-        _upgrade(con)
+        _upgrade(con, held)
     elif held != FORMAT:
         con.close()
         raise RuntimeError(
@@ -55,29 +57,32 @@ def connect_private(settings: Settings) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
-    """Bring a format-1 or -2 warehouse to this format: its rollups are rebuilt on the next run.
+def _upgrade(con: duckdb.DuckDBPyConnection, held: str) -> None:
+    """Bring a warehouse of an older format to this one.
 
-    The private events are kept (the ingest store may no longer hold the oldest of them);
-    every day is marked dirty, so the next publish rewrites every rollup with concept keys and
-    current concept types; the catalogue copy is dropped, so the next run copies every release
-    again with the columns it lacked.
+    The private events are kept (the ingest store may no longer hold the oldest of them) and
+    rewritten with concept keys instead of URIs. Formats 1 and 2 also have every day marked
+    dirty, so the next publish rewrites every rollup with concept keys and current concept
+    types, and their catalogue copy dropped, so the next run copies every release again with
+    the columns it lacked. A format-3 warehouse's published files stay as they are.
     """
     with transaction(con):
-        models.run(con, "private/upgrade_catalogue_copy")
-        models.run(con, "private/mark_all_days_dirty")
+        if held in ("1", "2"):
+            models.run(con, "private/upgrade_catalogue_copy")
+            models.run(con, "private/mark_all_days_dirty")
+        models.run(con, "private/upgrade_event_keys")
         mark_unpublished(con, "concept_keys")
         set_meta(con, "format", FORMAT)
 
 
-def assign_concept_keys(con: duckdb.DuckDBPyConnection) -> int:
-    """Give a key to every concept URI of the catalogue and of the dirty days' events that has
-    none yet; returns how many were added (and marks the concept_keys dimension unpublished).
-    """
-    with transaction(con):
-        added = int(models.run(con, "private/assign_concept_keys").fetchone()[0])
-        if added:
-            mark_unpublished(con, "concept_keys")
+def assign_concept_keys(con: duckdb.DuckDBPyConnection, model: str = "assign_concept_keys"
+                        ) -> int:
+    """Give a key to every concept URI of the catalogue (or, with model "key_batch_uris", of
+    the registered `batch_uris`) that has none yet; returns how many were added, and marks
+    the concept_keys dimension unpublished when any was. Call it inside a transaction."""
+    added = int(models.run(con, f"private/{model}").fetchone()[0])
+    if added:
+        mark_unpublished(con, "concept_keys")
     return added
 
 

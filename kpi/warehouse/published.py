@@ -44,9 +44,13 @@ import duckdb
 from kpi.settings import Settings
 from kpi.warehouse import models
 from kpi.warehouse.models import transaction
-from kpi.warehouse.private import FORMAT, get_meta, set_meta
+from kpi.warehouse.private import get_meta, set_meta
 
 MANIFEST = "manifest.json"
+# The format of the published files and the manifest, which readers check: bumped whenever a
+# published table changes shape or meaning (the aggregator's private tables have a format of
+# their own, kpi.warehouse.private.FORMAT).
+FORMAT = "3"
 PUBLISHED = "published"
 # How long a superseded Parquet file stays on disk after the manifest stopped naming it: a
 # reader opened before the switch keeps working this long.

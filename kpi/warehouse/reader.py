@@ -21,8 +21,8 @@ import duckdb
 
 from kpi.settings import Settings
 from kpi.warehouse import models, statistics
-from kpi.warehouse.private import FORMAT
 from kpi.warehouse.published import (
+    FORMAT,
     MANIFEST,
     ROLLUPS,
     SCHEMAS,

@@ -1,14 +1,15 @@
--- assign_concept_keys: a key for every concept URI of the catalogue and of the events a publish
--- is about to write (changed_events) that has none yet. Keys are never reassigned: published
--- rollups of the other days keep theirs. Returns how many keys were added.
+-- assign_concept_keys: a key for every concept URI of the catalogue (and every successor a
+-- release names) that has none yet; run whenever the catalogue changes, before the events are
+-- brought to it (fill_concept_types.sql). Keys are never reassigned: published rollups keep
+-- theirs. The events' own URIs get theirs as they are appended (key_batch_uris.sql). Returns
+-- how many keys were added.
 
 insert into concept_keys
 with
 new_uris as (
     select uri from concept_info
     union
-    select concept_uri from changed_events()
-    where concept_uri is not null
+    select successor_uri from successor_of
     except
     select uri from concept_keys
 )
