@@ -9,7 +9,7 @@ create table if not exists meta (key varchar primary key, value varchar);
 -- count = sum of their `count`s, events = how many ingest events. Grouping a batch before it is
 -- stored makes the copy a fraction of the events it stands for. concept_key: the key of the
 -- event's concept (concept_keys below; the broader concept for concept_proposed, null when it
--- names none): a 60-odd-character URI per row made appending a third slower and the file
+-- names none): a 60-odd-character URI per row made appending a tenth slower and the file
 -- larger. concept_type: the proposed concept's type for concept_proposed, else the
 -- catalogue's type of the concept. label_norm: kpi.catalogue's normalise_label(label),
 -- computed in Python.
