@@ -27,9 +27,9 @@ import fcntl
 import hashlib
 import logging
 import pickle
+import struct
 import threading
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 from flask_caching import Cache
 from flask_caching.backends.base import BaseCache
 from plotly.io import json as plotly_json
@@ -259,7 +260,7 @@ class SharedResults:
     def get(self, key: str) -> Any:
         try:
             packed = self.disk.get(f"{self.version} {key}")
-            return None if packed is None else pickle.loads(zlib.decompress(packed))
+            return None if packed is None else _unpack(packed)
         except Exception:  # noqa: BLE001 - a damaged or foreign file: compute instead
             log.warning("shared dashboard result unreadable", exc_info=True)
             return None
@@ -276,12 +277,31 @@ class SharedResults:
 
     def _write(self, key: str, value: Any) -> None:
         try:
-            # level 1: a fifth of the size at a tenth of the cost of the default level
-            self.disk.set(f"{self.version} {key}",
-                          zlib.compress(pickle.dumps(value, pickle.HIGHEST_PROTOCOL), 1),
-                          timeout=0)
+            self.disk.set(f"{self.version} {key}", _pack(value), timeout=0)
         except Exception:  # noqa: BLE001 - only the sharing is lost
             log.warning("shared dashboard result not written", exc_info=True)
+
+
+# How a shared result is packed: pickled, then compressed with zstd (through pyarrow). The
+# review evidence (155,000 items at 10 M events, a 43 MB pickle) takes 37 ms to read back this
+# way against 120 ms with zlib at level 1, and 60 ms to write against 260, for a smaller file;
+# the first Review page of a worker reads it.
+_PACKED = b"zstd"
+_SIZE = struct.Struct("<Q")
+
+
+def _pack(value: Any) -> bytes:
+    raw = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    return _PACKED + _SIZE.pack(len(raw)) + pa.compress(raw, codec="zstd", asbytes=True)
+
+
+def _unpack(packed: bytes) -> Any:
+    if not packed.startswith(_PACKED):
+        raise ValueError("not a packed dashboard result")
+    start = len(_PACKED) + _SIZE.size
+    (size,) = _SIZE.unpack_from(packed, len(_PACKED))
+    return pickle.loads(pa.decompress(memoryview(packed)[start:], decompressed_size=size,
+                                      codec="zstd", asbytes=True))
 
 
 def _view(state: FilterState, period: Period) -> tuple:

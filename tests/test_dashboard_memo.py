@@ -81,6 +81,20 @@ def test_a_shared_result_kept_by_another_version_is_not_read(tmp_path):
     assert after.get("most_used_concepts 2026-Q3") == ["its own result"]
 
 
+def test_shared_results_keep_arrow_tables_and_ignore_what_they_did_not_pack(tmp_path, caplog):
+    import pyarrow as pa
+
+    results = SharedResults(tmp_path, version="1111")
+    table = pa.table({"item_id": [f"i{n}" for n in range(5_000)], "events": range(5_000)})
+    results.set("review_evidence_table", table)
+    results.flush()
+    assert SharedResults(tmp_path, version="1111").get("review_evidence_table").equals(table)
+    # a file of the same key written otherwise (an older packing, or damaged): a miss
+    results.disk.set("1111 review_evidence_table", b"x\x01 not packed", timeout=0)
+    assert results.get("review_evidence_table") is None
+    assert "shared dashboard result unreadable" in caplog.text
+
+
 def test_a_result_computed_while_the_worker_stops_is_kept_unshared(tmp_path):
     # a warm-up that finishes a query while the interpreter shuts down: its writer is gone
     results = SharedResults(tmp_path, version="1111")
