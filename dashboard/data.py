@@ -282,6 +282,14 @@ class SharedResults:
             log.warning("shared dashboard result not written", exc_info=True)
 
 
+def download_json(payload: dict[str, Any]) -> bytes:
+    """A dcc.Download payload (its file's text, name and type: strings) as the JSON Dash sends.
+    Written by orjson as it is: plotly's encoder also escapes every "/" (for JSON put inside an
+    HTML page, which a callback's answer never is), which made the review queue's 28 MB CSV of
+    URIs some megabytes larger and took 0.14 s of its first download."""
+    return orjson.dumps(payload)
+
+
 # How a shared result is packed: pickled, then compressed with zstd (through pyarrow). The
 # review evidence (155,000 items at 10 M events, a 43 MB pickle) takes 37 ms to read back this
 # way against 120 ms with zlib at level 1, and 60 ms to write against 260, for a smaller file;
@@ -606,7 +614,7 @@ class Data:
 
         def encoded() -> bytes | None:
             payload = build()
-            return None if payload is None else to_json_plotly(payload).encode()
+            return None if payload is None else download_json(payload)
 
         return self._cached(getattr(self.pages, "disk", None),
                             ("csv", CODE_VERSION, path, table, *own, *_view(state, period)),

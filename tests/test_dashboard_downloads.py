@@ -4,6 +4,7 @@ and safe to open in a spreadsheet."""
 from __future__ import annotations
 
 import json
+import random
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -16,8 +17,16 @@ from plotly.io import json as plotly_json
 from dashboard import data as data_module
 from dashboard.callbacks import download
 from dashboard.state import FilterState, csv_filename, parse_query
-from kpi.exports.csvfile import arrow_cells, arrow_cells_apply, cell, safe_text, table_csv
-from kpi.warehouse.indicators import query
+from kpi.exports.csvfile import (
+    arrow_cells,
+    arrow_cells_apply,
+    arrow_csv_lines,
+    cell,
+    render_csv,
+    safe_text,
+    table_csv,
+)
+from kpi.warehouse.indicators import Rows, query
 from tests.dashboard_world import callback, data_of, log_in
 
 
@@ -50,11 +59,10 @@ def test_a_download_goes_out_as_the_json_kept_with_it(app, monkeypatch):
     # the test process, such as an earlier test's warm-up, may encode pages meanwhile)
     encoded: list[object] = []
     handed: list[object] = []
-    ours, dash_encoder = data_module.to_json_plotly, plotly_json.to_json_plotly
+    ours, dash_encoder = data_module.download_json, plotly_json.to_json_plotly
 
-    def encode(value: Any) -> str:
-        if isinstance(value, dict) and "filename" in value:
-            encoded.append(value)
+    def encode(value: Any) -> bytes:
+        encoded.append(value)
         return ours(value)
 
     def dash_encode(value: Any, *args: Any, **kwargs: Any) -> str:
@@ -62,7 +70,7 @@ def test_a_download_goes_out_as_the_json_kept_with_it(app, monkeypatch):
             handed.append(value)
         return dash_encoder(value, *args, **kwargs)
 
-    monkeypatch.setattr(data_module, "to_json_plotly", encode)
+    monkeypatch.setattr(data_module, "download_json", encode)
     monkeypatch.setattr(plotly_json, "to_json_plotly", dash_encode)
     first, again = click(), click()
     assert first.status_code == again.status_code == 200, first.data[:300]
@@ -106,6 +114,34 @@ def test_cells_made_by_arrow_are_the_cells_of_each_value(values):
     same cells as `cell` makes of each value."""
     assert arrow_cells_apply(values.type)
     assert arrow_cells(values) == [cell(v) for v in values.to_pylist()]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_lines_written_by_arrow_are_the_csv_module_s(seed):
+    """arrow_csv_lines writes what the csv module writes for the same cells: fields with a
+    delimiter, a quote, a line break or a carriage return, empty fields, empty rows."""
+    rnd = random.Random(seed)
+    alphabet = ['a', 'é', ',', '"', "\n", "\r", " ", "'", ";", "\t", "=", "x", ""]
+    width = rnd.randint(2, 5)
+    rows = [["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 6)))
+             for _ in range(width)] for _ in range(300)]
+    rows.append([""] * width)
+    columns = [pa.array(list(c), pa.string()) for c in zip(*rows, strict=True)]
+    header = [f"c{i}" for i in range(width)]
+    assert render_csv(header, []) + arrow_csv_lines(columns) == render_csv(header, rows)
+    assert arrow_csv_lines([pa.array([], pa.string())] * width) == ""
+
+
+def test_a_queue_download_is_the_same_text_written_either_way():
+    """A table made on demand (columns) and the same rows as dicts give the same CSV: the
+    review queue's shape, list and boolean columns included."""
+    table = pa.table({
+        "item_id": ["i1", "i2", "i3"], "label": ['say "hi", then', "=x", None],
+        "spellings": [["a", "b"], [], None], "events": [3, None, 1],
+        "grown": [True, False, None], "first_seen": [date(2026, 7, 1), None, date(2026, 1, 2)],
+    })
+    rows = Rows(table)
+    assert table_csv(table.column_names, rows) == table_csv(table.column_names, table.to_pylist())
 
 
 @pytest.mark.parametrize("kind", [pa.float64(), pa.decimal128(10, 2), pa.list_(pa.string()),

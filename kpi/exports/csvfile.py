@@ -85,20 +85,66 @@ def table_csv(columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> str:
     """CSV text of dict rows (an indicator's result): the columns' values made cells by `cell`.
     Rows made on demand (kpi.warehouse.indicators.Rows) are read column by column instead,
     which makes no row: text, whole-number, true/false and date columns are made cells by
-    Arrow (`arrow_cells`), the others value by value. The same text either way."""
+    Arrow (`arrow_cells`), the others value by value, and Arrow writes the lines
+    (`arrow_csv_lines`). The same text either way."""
     columns = list(columns)
-    if hasattr(rows, "column_values"):
+    if hasattr(rows, "column_values") and len(columns) > 1:
         cells = [_column_cells(rows, c) for c in columns]
-        return render_csv(columns, zip(*cells, strict=True))
+        return render_csv(columns, []) + arrow_csv_lines(cells)
     return render_csv(columns, [[cell(row.get(c)) for c in columns] for row in rows])
 
 
-def _column_cells(rows: Any, name: str) -> list[str]:
+def _column_cells(rows: Any, name: str) -> pa.Array:
     """The cells of one column of rows made on demand: by Arrow where its type allows."""
     table = rows.table
     if name in table.column_names and arrow_cells_apply(table.schema.field(name).type):
-        return arrow_cells(table.column(name))
-    return [cell(v) for v in rows.column_values(name)]
+        return arrow_cell_array(table.column(name))
+    return pa.array([cell(v) for v in rows.column_values(name)], pa.string())
+
+
+def _quoted_by_python(char: str) -> bool:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow([f"a{char}b", "c"])
+    return out.getvalue().startswith('"')
+
+
+# The characters that make render_csv's writer quote a field (Python's csv module decides;
+# asked once, so that arrow_csv_lines writes what it writes on any Python version).
+_QUOTED = "".join(c for c in ',"\n\r' if _quoted_by_python(c))
+_QUOTED_PATTERN = "[" + "".join(f"\\x{ord(c):02x}" for c in _QUOTED) + "]"
+
+
+def arrow_csv_lines(cells: Sequence[pa.Array | pa.ChunkedArray]) -> str:
+    """The CSV lines (each ending with "\\n") of columns of finished cells (Arrow string
+    arrays without nulls, at least two of them): what render_csv writes for their rows, made
+    by Arrow instead of a Python list per row (the review queue's 115,000 rows of 18 cells: 0.2
+    s instead of 0.5). A field holding a character of _QUOTED is quoted, its quotes doubled,
+    as the csv module does. (A row of one empty field is the module's own special case: hence
+    two columns.)"""
+    if len(cells) < 2:
+        raise ValueError("arrow_csv_lines writes rows of two cells or more")
+    fields = [_csv_field(column) for column in cells]
+    lines = pc.binary_join_element_wise(
+        pc.binary_join_element_wise(*fields, ","), "\n", "")
+    if not len(lines):
+        return ""
+    # the lines lie end to end in the array's data buffer: that span is the text
+    offsets = pa.Array.from_buffers(pa.int32(), len(lines) + 1, [None, lines.buffers()[1]],
+                                    offset=lines.offset)
+    first, last = offsets[0].as_py(), offsets[len(lines)].as_py()
+    return lines.buffers()[2][first:last].to_pybytes().decode("utf-8")
+
+
+def _csv_field(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column of cells as CSV fields: quoted where the csv module quotes (few are)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    quote = pc.match_substring_regex(column, _QUOTED_PATTERN)
+    if not pc.any(quote).as_py():
+        return column
+    which = column.filter(quote)
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(which, '"', '""'), '"', "")
+    return pc.replace_with_mask(column, quote, quoted)
 
 
 def arrow_cells_apply(kind: pa.DataType) -> bool:
@@ -113,6 +159,11 @@ def arrow_cells_apply(kind: pa.DataType) -> bool:
 def arrow_cells(values: pa.Array | pa.ChunkedArray) -> list[str]:
     """The cells of an Arrow column of a type arrow_cells_apply accepts, as `cell` makes them
     value by value: the formula rule on text, `true`/`false`, ISO dates, '' for null."""
+    return arrow_cell_array(values).to_pylist()
+
+
+def arrow_cell_array(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """arrow_cells as an Arrow string column (no Python string per cell)."""
     kind = values.type
     if pa.types.is_boolean(kind):
         text = pc.if_else(values, "true", "false")
@@ -122,5 +173,5 @@ def arrow_cells(values: pa.Array | pa.ChunkedArray) -> list[str]:
         text = pc.if_else(pc.match_substring_regex(values, _FORMULA_PATTERN), escaped, values)
     else:
         text = pc.cast(values, pa.string())
-    return pc.fill_null(text, "").to_pylist()
+    return pc.fill_null(text, "")
 
