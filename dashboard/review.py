@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
@@ -217,20 +218,22 @@ def _months_text(data: Data, order: pa.Array) -> pa.Array:
     """Each item's implementers per month of the sparkline, as queue_rows writes them
     ("Jun 2026 0, Jul 2026 3, ...")."""
     months = spark_months()
+    counts = np.zeros((len(months), len(order)), np.int64)
     try:
         table = data.review_item_months_table(months[0])
     except FileNotFoundError:
         table = None
-    parts = []
-    for month in months:
-        counts = pa.array([0] * len(order), pa.int64())
-        if table is not None:
-            this = table.filter(pc.equal(table.column("month"), month))
-            counts = pc.fill_null(pc.take(this.column("implementers").cast(pa.int64()),
-                                          pc.index_in(order, value_set=this.column("item_id"))),
-                                  0)
-        parts.append(pc.binary_join_element_wise(f"{month:%b %Y}", pc.cast(counts, pa.string()),
-                                                 " "))
+    if table is not None and table.num_rows:
+        # every (item, month) row of the table put in its place at once: its item's position
+        # in the queue and its month's (a row of an item not in the queue, or of another
+        # month, has none)
+        item = pc.index_in(table.column("item_id"), value_set=order)
+        month = pc.index_in(table.column("month"), value_set=pa.array(months, pa.date32()))
+        placed = pc.and_(pc.is_valid(item), pc.is_valid(month))
+        counts[pc.filter(month, placed).to_numpy(), pc.filter(item, placed).to_numpy()] = (
+            pc.filter(table.column("implementers"), placed).to_numpy())
+    parts = [pc.binary_join_element_wise(f"{month:%b %Y}", pc.cast(pa.array(row), pa.string()),
+                                         " ") for month, row in zip(months, counts, strict=True)]
     return pc.binary_join_element_wise(*parts, ", ")
 
 
