@@ -231,7 +231,7 @@ def _months_text(data: Data, order: pa.Array) -> pa.Array:
         month = pc.index_in(table.column("month"), value_set=pa.array(months, pa.date32()))
         placed = pc.and_(pc.is_valid(item), pc.is_valid(month))
         counts[pc.filter(month, placed).to_numpy(), pc.filter(item, placed).to_numpy()] = (
-            pc.filter(table.column("implementers"), placed).to_numpy())
+            pc.fill_null(pc.filter(table.column("implementers"), placed), 0).to_numpy())
     parts = [pc.binary_join_element_wise(f"{month:%b %Y}", pc.cast(pa.array(row), pa.string()),
                                          " ") for month, row in zip(months, counts, strict=True)]
     return pc.binary_join_element_wise(*parts, ", ")

@@ -216,7 +216,7 @@ def _run(
     catalogue_copied = synced["catalogue"]
 
     manifest = published.read_manifest(settings)
-    if manifest.get("rollups") and str(manifest.get("format")) != published.FORMAT:
+    if int(manifest.get("seq", 0)) and str(manifest.get("format")) != published.FORMAT:
         # published by a version whose files had another shape: readers ignore them, so every
         # day and dimension is written again, from the private events
         with transaction(con):
@@ -224,8 +224,6 @@ def _run(
             private.mark_unpublished(con, *published.DIMENSIONS)
     # the events above the published watermark: this run's, or a crashed run's
     added = published.stage_changes(con, manifest, recompute=read >= ADD_MAX_EVENTS)
-    with transaction(con):  # (the catalogue's keys were given when it was copied)
-        private.assign_concept_keys(con)
     # changed since last published, or never published (first run, crash before publishing)
     dims = [d for d in published.DIMENSIONS
             if private.unpublished(con, d) or d not in manifest.get("dimensions", {})]
