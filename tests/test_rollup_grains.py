@@ -191,7 +191,8 @@ def run_all(con, period: Period, filters: dict[str, Any]) -> dict[str, Any]:
             "implementer_id": None, **{f: None for f in FILTERS if f != "concept_uri"},
             **filters}
     for name in SUPPORT_QUERIES:
-        for grain in ("day", "week", "month") if name == "usage_trend" else (None,):
+        grains = ("day", "week", "month") if "grain" in parameters(load_sql(name)) else (None,)
+        for grain in grains:
             params = {k: v for k, v in {**base, "grain": grain}.items()
                       if k in parameters(load_sql(name))}
             out[f"{name}/{grain}"] = run_support_query(con, name, params).tuples()
@@ -226,6 +227,27 @@ def test_span_views_of_the_days_alone_give_the_same_answers(store):
     finally:
         spans.close()
         days.close()
+
+
+def test_usage_per_bucket_is_the_usage_of_the_trend(store):
+    """What the Overview draws for the previous period (from activity_daily) is the usage
+    column of usage_trend (from usage_daily), for every grain, period and filter."""
+    con = store.reader()
+    rnd = random.Random(9)
+    try:
+        for _ in range(20):
+            period, filters = random_period(rnd), random_filters(rnd)
+            base = {"start": period.start, "end": period.end, "concept_type": None,
+                    "language": None, "country": None, "sector": None, "context": None,
+                    **filters}
+            for grain in ("day", "week", "month"):
+                trend = run_support_query(con, "usage_trend", {
+                    **base, "grain": grain, "concept_uri": None}).tuples()
+                usage = run_support_query(con, "usage_per_bucket", {**base, "grain": grain})
+                assert usage.tuples() == [(r[0], r[1]) for r in trend], (period, filters)
+                assert usage.columns == ("bucket", "usage")
+    finally:
+        con.close()
 
 
 def test_kpi_counts_count_the_lists(store):

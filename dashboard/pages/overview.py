@@ -28,10 +28,10 @@ CARDS = (
 )
 
 
-def kpis(data: Data, state: FilterState, period) -> dict[str, float | None]:
-    """The figures of the KPI cards for one period."""
-    # the trend is needed for the chart anyway: its sum is the period's usage
-    _, trend = data.trend(period, state)
+def kpis(data: Data, state: FilterState, period, trend: list[dict[str, Any]]
+         ) -> dict[str, float | None]:
+    """The figures of the KPI cards for one period, whose usage per bucket is `trend` (drawn in
+    the chart anyway: its sum is the period's usage)."""
     uptake = [r for r in data.indicator("implementer_uptake", period, state).rows
               if r["dimension"] == "country"]
     coverage = data.indicator("catalogue_coverage", period, state).rows
@@ -56,12 +56,16 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
         lambda: data.indicator(TRENDS, period, state),  # the longest first
         lambda: review_loop(data),
         lambda: data.indicator("language_usage", period, state),
+        lambda: data.trend(period, state),
+        # the previous period is drawn as usage alone: no distinct counts per bucket
+        lambda: data.trend_usage(previous, state),
         *(call for p in (period, previous) for call in (
-            lambda p=p: data.trend(p, state),
             lambda p=p: data.indicator("implementer_uptake", p, state),
             lambda p=p: data.indicator("catalogue_coverage", p, state),
             lambda p=p: data.kpi_counts(p, state))))
-    now, before = kpis(data, state, period), kpis(data, state, previous)
+    grain, trend = data.trend(period, state)
+    _, trend_prev = data.trend_usage(previous, state)
+    now, before = kpis(data, state, period, trend), kpis(data, state, previous, trend_prev)
     summary = []
     for key, title in CARDS:
         cur, prev = now[key], before[key]
@@ -71,8 +75,6 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
         summary.append({"kpi": title, "current": cur, "previous": prev, "change_pct": pct,
                         "period_start": period.start, "period_end": period.end,
                         "previous_start": previous.start, "previous_end": previous.end})
-    grain, trend = data.trend(period, state)
-    _, trend_prev = data.trend(previous, state)
     trend_rows = [{"bucket": r["bucket"], "grain": grain, "usage": r["usage"],
                    "events": r["events"], "implementers": r["implementers"],
                    "concepts": r["concepts"],
