@@ -609,9 +609,10 @@ def with_uris_in_private_events(con) -> None:
 
 
 def test_a_format_3_warehouse_gets_keys_in_its_private_events_and_keeps_its_files(store):
-    """Format 3 held URIs in the private events: the upgrade rewrites them with keys, its
-    published files stay (readers see the same figures before and after), and the events
-    appended after the upgrade land on the same keys as those before."""
+    """Format 3 held URIs in the private events: the upgrade rewrites them with keys (those
+    already given stay), its published files stay (readers see the same figures before and
+    after), a rebuild from the rewritten events gives the same figures, and events appended
+    after the upgrade add up with the earlier ones."""
     store.events(*random_events(300, seed=11))
     store.aggregate()
     con = private.connect_private(store.settings)
@@ -624,8 +625,9 @@ def test_a_format_3_warehouse_gets_keys_in_its_private_events_and_keeps_its_file
 
     con = private.connect_private(store.settings)  # upgrades
     assert private.get_meta(con, "format") == private.FORMAT
-    assert [c for c, in con.execute("select column_name from duckdb_columns() "
-                                "where table_name = 'events'").fetchall()][:5] == [
+    columns = con.execute("select column_name from duckdb_columns() "
+                          "where table_name = 'events'").fetchall()
+    assert [c for c, in columns][:5] == [
         "implementer_id", "type", "day", "concept_key", "concept_type"]
     assert con.execute("select uri, key from concept_keys order by key").fetchall() == keys_before
     con.close()
