@@ -630,16 +630,21 @@ class Data:
             rows_on_demand=True, **filters),
             quality=name in QUALITY_INDICATORS, shared=self.results)
 
+    def _support(self, name: str, period: Period, params: dict[str, Any]) -> Result:
+        """A support query of kpi.warehouse.indicators (sql/<name>.sql) with these parameters,
+        memoised and shared with the other workers like the indicators."""
+        key = (name, sorted((k, str(v)) for k, v in params.items()))
+        return self._cached(self.cache, key, period,
+                            lambda: run_extra(self.settings, name, params),
+                            shared=self.results)
+
     def trend(self, period: Period, state: FilterState, concept_uri: str | None = None
               ) -> tuple[str, list[dict[str, Any]]]:
         """Usage per bucket over the whole period, zero-filled: (grain, rows)."""
         grain = grain_for(period)
         params = {"start": period.start, "end": period.end, "grain": grain,
                   "concept_uri": concept_uri, **state.filters()}
-        key = ("usage_trend", sorted((k, str(v)) for k, v in params.items()))
-        result = self._cached(self.cache, key, period,
-                              lambda: run_extra(self.settings, "usage_trend", params),
-                              shared=self.results)
+        result = self._support("usage_trend", period, params)
         found = {row["bucket"]: row for row in result.rows}
         rows = [found.get(b, {"bucket": b, "usage": 0, "events": 0, "implementers": 0,
                               "concepts": 0}) for b in bucket_starts(period, grain)]
@@ -650,10 +655,7 @@ class Data:
         and usage), from a query a fifth as costly (sql/usage_per_bucket.sql)."""
         grain = grain_for(period)
         params = {"start": period.start, "end": period.end, "grain": grain, **state.filters()}
-        key = ("usage_per_bucket", sorted((k, str(v)) for k, v in params.items()))
-        result = self._cached(self.cache, key, period,
-                              lambda: run_extra(self.settings, "usage_per_bucket", params),
-                              shared=self.results)
+        result = self._support("usage_per_bucket", period, params)
         found = {row["bucket"]: row["usage"] for row in result.rows}
         return grain, [{"bucket": b, "usage": found.get(b, 0)}
                        for b in bucket_starts(period, grain)]
@@ -661,20 +663,14 @@ class Data:
     def concept_detail(self, period: Period, state: FilterState, concept_uri: str) -> Result:
         params = {"start": period.start, "end": period.end, "concept_uri": concept_uri,
                   **{k: v for k, v in state.filters().items() if k != "concept_type"}}
-        key = ("concept_detail", sorted((k, str(v)) for k, v in params.items()))
-        return self._cached(self.cache, key, period,
-                            lambda: run_extra(self.settings, "concept_detail", params),
-                            shared=self.results)
+        return self._support("concept_detail", period, params)
 
     def kpi_counts(self, period: Period, state: FilterState) -> dict[str, int]:
         """sql/kpi_counts.sql: candidate_labels, proposals and feedback_events, what counting
         the rows of candidate_alt_labels and new_concept_proposals and summing the events of
         translation_feedback gives for the same period and filters, without computing them."""
         params = {"start": period.start, "end": period.end, **state.filters()}
-        key = ("kpi_counts", sorted((k, str(v)) for k, v in params.items()))
-        result = self._cached(self.cache, key, period,
-                              lambda: run_extra(self.settings, "kpi_counts", params),
-                              shared=self.results)
+        result = self._support("kpi_counts", period, params)
         return dict(result.rows[0])
 
     def releases(self) -> Result:
@@ -710,10 +706,7 @@ class Data:
     def release_uptake(self, period: Period, state: FilterState) -> Result:
         """sql/release_uptake.sql: the releases active implementers declare in the period."""
         params = {"start": period.start, "end": period.end, **state.filters()}
-        key = ("release_uptake", sorted((k, str(v)) for k, v in params.items()))
-        return self._cached(self.cache, key, period,
-                            lambda: run_extra(self.settings, "release_uptake", params),
-                            shared=self.results)
+        return self._support("release_uptake", period, params)
 
 
 class Warmer(threading.Thread):
