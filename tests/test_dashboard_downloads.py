@@ -113,7 +113,7 @@ def test_cells_made_by_arrow_are_the_cells_of_each_value(values):
     """A column of a download is made cells by Arrow where its type allows (table_csv): the
     same cells as `cell` makes of each value."""
     assert arrow_cells_apply(values.type)
-    assert arrow_cells(values) == [cell(v) for v in values.to_pylist()]
+    assert arrow_cells(values).to_pylist() == [cell(v) for v in values.to_pylist()]
 
 
 @pytest.mark.parametrize("seed", range(5))

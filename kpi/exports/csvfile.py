@@ -99,7 +99,7 @@ def _column_cells(rows: Any, name: str) -> pa.Array:
     """The cells of one column of rows made on demand: by Arrow where its type allows."""
     table = rows.table
     if name in table.column_names and arrow_cells_apply(table.schema.field(name).type):
-        return arrow_cell_array(table.column(name))
+        return arrow_cells(table.column(name))
     return pa.array([cell(v) for v in rows.column_values(name)], pa.string())
 
 
@@ -171,14 +171,10 @@ def arrow_cells_apply(kind: pa.DataType) -> bool:
             or pa.types.is_date32(kind))
 
 
-def arrow_cells(values: pa.Array | pa.ChunkedArray) -> list[str]:
+def arrow_cells(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """The cells of an Arrow column of a type arrow_cells_apply accepts, as `cell` makes them
-    value by value: the formula rule on text, `true`/`false`, ISO dates, '' for null."""
-    return arrow_cell_array(values).to_pylist()
-
-
-def arrow_cell_array(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """arrow_cells as an Arrow string column (no Python string per cell)."""
+    value by value (the formula rule on text, `true`/`false`, ISO dates, '' for null), as an
+    Arrow string column: no Python string per cell."""
     kind = values.type
     if pa.types.is_boolean(kind):
         text = pc.if_else(values, "true", "false")
