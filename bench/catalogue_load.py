@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
+import aggregate as agg_bench  # noqa: E402 - the machine and RESULTS.md helpers of bench/aggregate.py
 from sqlalchemy import Engine, create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -35,7 +35,6 @@ from kpi.catalogue.load import BUNDLED_VERSION, bundled_path, load_catalogue  # 
 from kpi.settings import Settings  # noqa: E402
 from kpi.store.db import concept_labels, concepts, init_store, make_engine  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 CHUNK = 5000  # the loader's chunk
 
 
@@ -115,12 +114,11 @@ def main() -> None:
     if len(counts) != 1:
         sys.exit(f"the two ways stored different rows: {sorted(counts)}")
     base, now = min(times["inserts"]), min(times["copy"])
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE.parent,
-                         capture_output=True, text=True).stdout.strip()
+    info = agg_bench.machine()
     runs = "; ".join(f"{n} {', '.join(f'{s:.2f}' for s in v)} s" for n, v in times.items())
-    text_ = (f"\n## Catalogue load on PostgreSQL ({datetime.now():%Y-%m-%d %H:%M})\n\n"
-             f"`python bench/catalogue_load.py` — git {git}; {platform.machine()}, "
-             f"{os.cpu_count()} cores, Python {platform.python_version()}, load "
+    text_ = (f"## Catalogue load on PostgreSQL ({info['date']})\n\n"
+             f"`python bench/catalogue_load.py` — git {info['git']}; {info['cpu']}, "
+             f"{info['nproc']} cores, Python {info['python']}, load "
              f"{os.getloadavg()[0]:.2f}. The bundled release ({len(release.concepts):,} "
              f"concepts, {len(release.labels):,} labels), best of {args.rounds}, each "
              f"reading the files first ({reading:.2f} s alone): concepts and labels by "
@@ -129,8 +127,7 @@ def main() -> None:
              f"Runs: {runs}.\n")
     print(text_)
     if not args.no_results:
-        with (HERE / "RESULTS.md").open("a", encoding="utf-8") as f:
-            f.write(text_)
+        agg_bench.append_results(text_)
 
 
 if __name__ == "__main__":
