@@ -402,8 +402,7 @@ def _append_events(con: duckdb.DuckDBPyConnection, batch: pa.Table, watermark: i
         "private/append_used_events")
     # the events are stored with their concepts' keys: the batch's URIs that have none get one
     # first (found by Arrow: a fraction of what DuckDB takes to list a million rows' URIs)
-    with registered(con, batch_uris=pa.table({"uri": pc.unique(batch["concept_uri"])})):
-        private.assign_concept_keys(con, "key_batch_uris")
+    private.assign_concept_keys(con, pc.unique(batch["concept_uri"]))
     with registered(con, event_batch=batch):
         models.run(con, model, {"watermark": watermark})
 

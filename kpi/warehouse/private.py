@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from kpi.settings import Settings
 from kpi.warehouse import models
@@ -75,12 +76,17 @@ def _upgrade(con: duckdb.DuckDBPyConnection, held: str) -> None:
         set_meta(con, "format", FORMAT)
 
 
-def assign_concept_keys(con: duckdb.DuckDBPyConnection, model: str = "assign_concept_keys"
-                        ) -> int:
-    """Give a key to every concept URI of the catalogue (or, with model "key_batch_uris", of
-    the registered `batch_uris`) that has none yet; returns how many were added, and marks
-    the concept_keys dimension unpublished when any was. Call it inside a transaction."""
-    added = int(models.run(con, f"private/{model}").fetchone()[0])
+def assign_concept_keys(con: duckdb.DuckDBPyConnection,
+                        batch_uris: pa.Array | pa.ChunkedArray | None = None) -> int:
+    """Give a key to every concept URI of the catalogue (or, given `batch_uris`, to each of
+    those URIs: a batch's, before it is appended) that has none yet; returns how many were
+    added, and marks the concept_keys dimension unpublished when any was. Call it inside a
+    transaction."""
+    if batch_uris is None:
+        added = int(models.run(con, "private/assign_concept_keys").fetchone()[0])
+    else:
+        with models.registered(con, batch_uris=pa.table({"uri": batch_uris})):
+            added = int(models.run(con, "private/key_batch_uris").fetchone()[0])
     if added:
         mark_unpublished(con, "concept_keys")
     return added
