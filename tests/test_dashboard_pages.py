@@ -4,6 +4,7 @@ filters; empty states instead of errors; free text shown as text; the concept pa
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -48,6 +49,38 @@ def test_overview_cards_follow_the_indicators_and_filters(app, world):
     assert german[0]["current"] == 2 and german[1]["current"] == 1
     content, _, _ = render_page(data, "/dashboard/", "?country=FR")
     assert "▼ -50.0 % vs previous period" in texts(content)  # FR: 2 uses, 4 the period before
+
+
+def test_overview_draws_usage_alone_and_its_csv_adds_the_distinct_counts(app, monkeypatch):
+    """The page runs no usage_trend (each bucket's distinct implementers and concepts, which the
+    chart does not draw); its usage trend CSV carries them, bucket by bucket, with the usage the
+    chart shows."""
+    from dashboard import data as data_module
+
+    data = data_of(app)
+    # a period of this test's own: nothing memoised for it yet
+    state = FilterState(preset="custom", start=date.today() - timedelta(days=371),
+                        end=date.today(), country="FR")
+    ran: list[str] = []
+    real = data_module.run_extra
+
+    def counting(settings, name, params):
+        ran.append(name)
+        return real(settings, name, params)
+
+    monkeypatch.setattr(data_module, "run_extra", counting)
+    render_page(data, "/dashboard/", to_query(state))
+    assert "usage_per_bucket" in ran and "usage_trend" not in ran
+    shown = BY_PATH[""].shown_tables(data, state)["usage_trend"]
+    full = BY_PATH[""].tables(data, state)["usage_trend"]
+    assert "usage_trend" in ran  # for the CSV only
+    assert full.columns == ("bucket", "grain", "usage", "events", "implementers", "concepts",
+                            "previous_bucket", "previous_usage")
+    assert [{c: r[c] for c in shown.columns} for r in full.rows] == list(shown.rows)
+    _, trend = data.trend(state.period(), state)
+    assert [(r["events"], r["implementers"], r["concepts"]) for r in full.rows] == [
+        (t["events"], t["implementers"], t["concepts"]) for t in trend]
+    assert sum(r["implementers"] for r in full.rows) > 0
 
 
 def test_pages_before_the_first_aggregation(settings, engine):

@@ -50,20 +50,36 @@ def kpis(data: Data, state: FilterState, period, trend: list[dict[str, Any]]
 
 
 def tables(data: Data, state: FilterState) -> dict[str, Table]:
+    """The page's tables as its CSV downloads give them: those it shows (shown_tables), the
+    usage trend with each bucket's events and distinct implementers and concepts too."""
+    shown = shown_tables(data, state)
+    _, trend = data.trend(state.period(), state)
+    rows = [{**row, "events": t["events"], "implementers": t["implementers"],
+             "concepts": t["concepts"]}
+            for row, t in zip(shown["usage_trend"].rows, trend, strict=True)]
+    return {**shown, "usage_trend": Table("Usage trend", TREND_COLUMNS, rows)}
+
+
+TREND_COLUMNS = ("bucket", "grain", "usage", "events", "implementers", "concepts",
+                 "previous_bucket", "previous_usage")
+
+
+def shown_tables(data: Data, state: FilterState) -> dict[str, Table]:
+    """The page's tables as it shows them. The usage trend is usage alone, this period's and
+    the previous one's: the chart draws nothing else, and each bucket's distinct implementers
+    and concepts (sql/usage_trend.sql, in the CSV: `tables`) cost five times as much."""
     period = state.period()
     previous = period.previous()
     data.prefetch(
         lambda: data.indicator(TRENDS, period, state),  # the longest first
         lambda: review_loop(data),
         lambda: data.indicator("language_usage", period, state),
-        lambda: data.trend(period, state),
-        # the previous period is drawn as usage alone: no distinct counts per bucket
-        lambda: data.trend_usage(previous, state),
         *(call for p in (period, previous) for call in (
+            lambda p=p: data.trend_usage(p, state),
             lambda p=p: data.indicator("implementer_uptake", p, state),
             lambda p=p: data.indicator("catalogue_coverage", p, state),
             lambda p=p: data.kpi_counts(p, state))))
-    grain, trend = data.trend(period, state)
+    grain, trend = data.trend_usage(period, state)
     _, trend_prev = data.trend_usage(previous, state)
     now, before = kpis(data, state, period, trend), kpis(data, state, previous, trend_prev)
     summary = []
@@ -76,8 +92,6 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
                         "period_start": period.start, "period_end": period.end,
                         "previous_start": previous.start, "previous_end": previous.end})
     trend_rows = [{"bucket": r["bucket"], "grain": grain, "usage": r["usage"],
-                   "events": r["events"], "implementers": r["implementers"],
-                   "concepts": r["concepts"],
                    "previous_bucket": p["bucket"] if p else None,
                    "previous_usage": p["usage"] if p else None}
                   for r, p in zip(trend, _align(trend, trend_prev), strict=True)]
@@ -88,8 +102,7 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
         "kpi_summary": Table("KPIs", ("kpi", "current", "previous", "change_pct",
                                       "period_start", "period_end", "previous_start",
                                       "previous_end"), summary),
-        "usage_trend": Table("Usage trend", ("bucket", "grain", "usage", "events",
-                                             "implementers", "concepts", "previous_bucket",
+        "usage_trend": Table("Usage trend", ("bucket", "grain", "usage", "previous_bucket",
                                              "previous_usage"), trend_rows),
         "language_usage": Table("Usage by language", langs.columns, langs.rows),
         TRENDS: trend_table(data, state, ("concept", "label", "proposal")),
@@ -143,7 +156,7 @@ def _align(current: list[dict], previous: list[dict]) -> list[dict | None]:
 
 
 def render(data: Data, state: FilterState) -> list[Any]:
-    t = tables(data, state)
+    t = shown_tables(data, state)
     cards = [kpi_card(key, title, row["current"], row["previous"], percent=key == "coverage")
              for (key, title), row in zip(CARDS, t["kpi_summary"].rows, strict=True)]
     trend = t["usage_trend"].rows
