@@ -666,9 +666,9 @@ class Data:
         return self._support("concept_detail", period, params)
 
     def kpi_counts(self, period: Period, state: FilterState) -> dict[str, int]:
-        """sql/kpi_counts.sql: candidate_labels, proposals and feedback_events, what counting
-        the rows of candidate_alt_labels and new_concept_proposals and summing the events of
-        translation_feedback gives for the same period and filters, without computing them."""
+        """sql/kpi_counts.sql: the Overview cards' figures for the period and filters
+        (candidate_labels, proposals, feedback_events, implementers, countries, concepts,
+        used_concepts), what the lists and indicators they sum give, without computing them."""
         params = {"start": period.start, "end": period.end, **state.filters()}
         result = self._support("kpi_counts", period, params)
         return dict(result.rows[0])

@@ -251,6 +251,7 @@ def test_usage_per_bucket_is_the_usage_of_the_trend(store):
 
 
 def test_kpi_counts_count_the_lists(store):
+    """The Overview cards' figures are what the lists and indicators they sum give."""
     con = store.reader()
     rnd = random.Random(8)
     try:
@@ -260,13 +261,21 @@ def test_kpi_counts_count_the_lists(store):
                                       "context")} | filters
             counts = run_support_query(con, "kpi_counts", {
                 "start": period.start, "end": period.end, **full}).rows[0]
+            uptake = [r for r in query(con, "implementer_uptake", period, **filters).rows
+                      if r["dimension"] == "country"]
+            coverage = query(con, "catalogue_coverage", period, **filters).rows
             assert counts == {
                 "candidate_labels": len(query(con, "candidate_alt_labels", period,
                                               **filters).rows),
                 "proposals": len(query(con, "new_concept_proposals", period, **filters).rows),
                 "feedback_events": sum(r["events"] for r in query(
                     con, "translation_feedback", period, **filters).rows),
+                "implementers": sum(r["active_implementers"] for r in uptake),
+                "countries": len({r["value"] for r in uptake if r["value"]}),
+                "concepts": sum(r["concepts"] for r in coverage),
+                "used_concepts": sum(r["used"] for r in coverage),
             }, (str(period), filters)
+            assert counts["implementers"] and counts["concepts"], (str(period), filters)
     finally:
         con.close()
 

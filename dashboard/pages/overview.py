@@ -32,17 +32,15 @@ def kpis(data: Data, state: FilterState, period, trend: list[dict[str, Any]]
          ) -> dict[str, float | None]:
     """The figures of the KPI cards for one period, whose usage per bucket is `trend` (drawn in
     the chart anyway: its sum is the period's usage)."""
-    uptake = [r for r in data.indicator("implementer_uptake", period, state).rows
-              if r["dimension"] == "country"]
-    coverage = data.indicator("catalogue_coverage", period, state).rows
-    concepts = sum(r["concepts"] for r in coverage)
+    # counted without listing them: sql/kpi_counts.sql gives what implementer_uptake,
+    # catalogue_coverage and the lists of labels, proposals and feedback add up to
     counts = data.kpi_counts(period, state)
+    concepts = counts["concepts"]
     return {
         "usage": sum(r["usage"] for r in trend),
-        "implementers": sum(r["active_implementers"] for r in uptake),
-        "countries": len({r["value"] for r in uptake if r["value"]}),
-        "coverage": (sum(r["used"] for r in coverage) / concepts) if concepts else None,
-        # counted without listing them (sql/kpi_counts.sql gives the lists' counts)
+        "implementers": counts["implementers"],
+        "countries": counts["countries"],
+        "coverage": (counts["used_concepts"] / concepts) if concepts else None,
         "candidate_labels": counts["candidate_labels"],
         "proposals": counts["proposals"],
         "feedback": counts["feedback_events"],
@@ -76,8 +74,6 @@ def shown_tables(data: Data, state: FilterState) -> dict[str, Table]:
         lambda: data.indicator("language_usage", period, state),
         *(call for p in (period, previous) for call in (
             lambda p=p: data.trend_usage(p, state),
-            lambda p=p: data.indicator("implementer_uptake", p, state),
-            lambda p=p: data.indicator("catalogue_coverage", p, state),
             lambda p=p: data.kpi_counts(p, state))))
     grain, trend = data.trend_usage(period, state)
     _, trend_prev = data.trend_usage(previous, state)
