@@ -549,6 +549,25 @@ def test_shared_reader_follows_each_published_snapshot(store):
         cursor.close()
 
 
+def test_the_shared_reader_holds_the_label_norms_in_memory(store):
+    """The dashboard's reader copies the catalogue's label norms into a table when it opens
+    (SHARED_IN_MEMORY); a fresh reader keeps the view. Both give the same rows."""
+    store.events({"count": 2})
+    store.aggregate()
+    kind = ("select table_type from information_schema.tables "
+            "where table_name = 'concept_label_norms'")
+    rows = "select * from concept_label_norms order by all"
+    shared, fresh = reader.shared_reader(store.settings), reader.open_reader(store.settings)
+    try:
+        assert shared.execute(kind).fetchone()[0] == "BASE TABLE"
+        assert fresh.execute(kind).fetchone()[0] == "VIEW"
+        norms = fresh.execute(rows).fetchall()
+        assert norms and shared.execute(rows).fetchall() == norms
+    finally:
+        shared.close()
+        fresh.close()
+
+
 def test_a_warehouse_of_the_previous_format_is_upgraded_by_the_next_run(store):
     """Format 1 had URIs in the rollups: readers show nothing until the next run has
     rewritten every day with concept keys, from the private events it kept."""
