@@ -87,11 +87,14 @@ def period_fingerprint(settings: Settings, start: date, end: date,
 
 
 _shared: dict[Path, tuple[tuple[int, int, int], duckdb.DuckDBPyConnection]] = {}
-# The dimensions the shared reader copies into memory when it opens: every label anti-join
-# (concept_trends, kpi_counts, candidate_alt_labels) reads all 424,065 label norms of the
-# catalogue, which a copy spares decoding again at each query, for 30 ms and some 20 MB per
-# worker once per publish.
-SHARED_IN_MEMORY = ("concept_label_norms",)
+# The dimensions the shared reader copies into memory when it opens: every indicator joins
+# some of them (every label anti-join reads all 424,065 label norms of the catalogue; most
+# indicators name concepts from concept_names), and a copy spares decoding them again at each
+# query: about a tenth of the indicators' CPU at 10 M events, for some 40 ms and 45 MB per
+# worker once per publish. All but concept_labels, the largest, which few queries read.
+SHARED_IN_MEMORY = ("concept_label_norms", "concept_names", "concepts", "concept_keys",
+                    "implementers", "catalogue_versions", "concept_collections",
+                    "concept_successors")
 _shared_lock = threading.Lock()
 
 
@@ -122,6 +125,9 @@ def _empty_select(table: str) -> str:
     cols = ", ".join(f"cast(null as {typ}) as {name}" for name, typ in SCHEMAS[table])
     return f"select {cols} limit 0"
 
+
+# What a reader's queries may hold in memory at once (two at a time in a dashboard worker).
+QUERY_MEMORY_BYTES = 512 * 1024 * 1024
 
 _READ_PARTS = ("select * from read_parquet($files, hive_partitioning = true, "
                "hive_types = {'day': 'date'}, hive_types_autocast = false)")
@@ -187,7 +193,7 @@ def open_reader(settings: Settings, in_memory: tuple[str, ...] = ()
     """
     manifest = _current_manifest(settings)
     pub = published_dir(settings)
-    con = duckdb.connect(":memory:", config={"memory_limit": "512MB"})
+    con = duckdb.connect(":memory:", config={"memory_limit": f"{QUERY_MEMORY_BYTES}B"})
     rollups = manifest.get("rollups", {})
     dims = manifest.get("dimensions", {})
     if str(manifest.get("format", FORMAT)) != FORMAT:
@@ -216,6 +222,12 @@ def open_reader(settings: Settings, in_memory: tuple[str, ...] = ()
                 found.create_view(table)
             continue
         con.execute(f"create view {table} as {_empty_select(table)}")
+    if in_memory:
+        # the copies are held on top of what the queries may use, not taken from it (the
+        # limit is a whole number of bytes computed here, nothing from outside)
+        copies = con.sql("select coalesce(sum(memory_usage_bytes), 0) from duckdb_memory() "
+                         "where tag = 'IN_MEMORY_TABLE'").fetchall()[0][0]
+        con.execute(f"set memory_limit = '{QUERY_MEMORY_BYTES + int(copies)}B'")
     models.install(con, "macros")
     statistics.install(con)
     # min_implementers: how many implementers a trend needs (concept_trends), from the config
