@@ -224,6 +224,8 @@ class SharedPageCache:
         self.memory = ResultCache(row_budget=row_budget, size=shown_rows)
         self.disk = FileSystemCache(str(folder), threshold=files, default_timeout=0,
                                     mode=0o600)
+        # CSV downloads: on the same disk, written in the background (Data.download)
+        self.downloads = BackgroundWrites(self.disk)
 
     def get(self, key: str) -> Any:
         hit = self.memory.get(key)
@@ -236,6 +238,46 @@ class SharedPageCache:
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
         self.memory.set(key, value, timeout=0)
         return bool(self.disk.set(key, value, timeout=0))
+
+
+class BackgroundWrites:
+    """A FileSystemCache whose entries are written by a background thread: a CSV download of
+    megabytes goes out without waiting for its copy on disk (the review queue's 28 MB took some
+    60 ms to write). Until its copy is written, an entry is served from memory in this
+    process. Errors writing only cost the sharing."""
+
+    def __init__(self, disk: Any) -> None:
+        self.disk = disk
+        self._pending: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="dashboard-downloads")
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            hit = self._pending.get(key)
+        return hit if hit is not None else self.disk.get(key)
+
+    def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        with self._lock:
+            self._pending[key] = value
+        # RuntimeError: the interpreter is shutting down, and only the sharing is lost
+        with suppress(RuntimeError):
+            self._writer.submit(self._write, key, value)
+        return True
+
+    def flush(self) -> None:
+        """Wait for the writes submitted so far (for tests)."""
+        self._writer.submit(lambda: None).result()
+
+    def _write(self, key: str, value: Any) -> None:
+        try:
+            if not self.disk.set(key, value, timeout=0):
+                log.warning("dashboard download not kept on disk")
+        except Exception:  # noqa: BLE001 - only the sharing is lost
+            log.warning("dashboard download not kept on disk", exc_info=True)
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
 
 
 class SharedResults:
@@ -603,7 +645,8 @@ class Data:
                  ) -> bytes | None:
         """A CSV download of a page's table (the dcc.Download payload `build` makes) as the
         JSON Dash sends, built and encoded once per host: kept with the shared pages (on disk
-        only: a CSV can be megabytes), so the worker that gets the next click need not compute
+        only, written in the background: a CSV can be megabytes), so the worker that gets the
+        next click need not compute
         the page's indicators again, nor encode the file. With `decisions` (the review
         queue's: the same for every user, its evidence over all time) it is kept until a run
         publishes anything or a reviewer decides, and per the page's own choices too (kind,
@@ -616,7 +659,7 @@ class Data:
             payload = build()
             return None if payload is None else download_json(payload)
 
-        return self._cached(getattr(self.pages, "disk", None),
+        return self._cached(getattr(self.pages, "downloads", None),
                             ("csv", CODE_VERSION, path, table, *own, *_view(state, period)),
                             period, encoded, quality=path == QUALITY_PAGE)
 

@@ -160,9 +160,13 @@ def test_a_page_rendered_by_one_worker_is_served_by_the_others(world):
     # shared as the JSON Dash sends, without the components themselves
     assert shared.parts == body.parts and shared.rows == body.rows and list(shared) == []
     assert [json.loads(part) for part in shared.parts] == to_plotly(body)
-    # a CSV download likewise
+    # a CSV download likewise, once its copy is written (in the background: until then the
+    # worker that built it serves it from memory)
     payload = download(first, "/dashboard/concepts", to_query(state), "most_used_concepts")
     assert payload and payload["filename"] == csv_filename("most_used_concepts", state)
+    assert json.loads(first.download("concepts", "most_used_concepts", state,
+                                     render_again)) == payload
+    first.pages.downloads.flush()
     assert json.loads(second.download("concepts", "most_used_concepts", state,
                                       render_again)) == payload
     # a full disk (or any error writing the shared copy) only costs the sharing
@@ -170,6 +174,26 @@ def test_a_page_rendered_by_one_worker_is_served_by_the_others(world):
     other = FilterState(preset="this_quarter", country="FR")
     assert render_body(second, BY_PATH["concepts"], other) is render_body(
         second, BY_PATH["concepts"], other)
+
+
+def test_a_download_whose_copy_cannot_be_written_is_still_sent(world, caplog):
+    """Writing a download's shared copy fails (a full disk): the click is answered all the
+    same, the next click in that worker too, and the failure is logged."""
+    data = data_of(create_dashboard(world.settings))
+    state = FilterState(preset="this_quarter", country="FR")
+    data.pages.disk._path = "/proc/no-such-folder"
+    builds: list[int] = []
+
+    def build() -> dict[str, Any]:
+        builds.append(1)
+        return {"content": "a,b\n", "filename": "x.csv", "type": "text/csv"}
+
+    sent = data.download("concepts", "most_used_concepts", state, build)
+    assert json.loads(sent)["content"] == "a,b\n"
+    data.pages.downloads.flush()
+    assert "dashboard download not kept on disk" in caplog.text
+    assert data.download("concepts", "most_used_concepts", state, build) == sent
+    assert len(builds) == 2  # not kept: built again
 
 
 def test_a_repeat_view_sends_the_json_kept_with_the_page(app):
