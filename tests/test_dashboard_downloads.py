@@ -116,6 +116,17 @@ def test_cells_made_by_arrow_are_the_cells_of_each_value(values):
     assert arrow_cells(values).to_pylist() == [cell(v) for v in values.to_pylist()]
 
 
+def test_a_slice_of_a_column_is_quoted_and_escaped_by_its_own_cells():
+    """A column that is a slice of a longer array (a table filtered or cut) is quoted by its
+    own fields alone, whatever the rest of its buffer holds: what the csv module writes."""
+    whole = pa.array(["a,b", "c", "=d", 'e"f', None, "g\nh"])
+    for start, length in ((1, 1), (1, 2), (0, 6), (3, 1), (4, 1), (2, 0), (5, 1)):
+        part = whole.slice(start, length)
+        cells = [arrow_cells(part), pa.array(["x"] * length, pa.string())]
+        expected = render_csv(["h1", "h2"], [[cell(v), "x"] for v in part.to_pylist()])
+        assert arrow_csv_lines(cells) == expected.split("\n", 1)[1], (start, length)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_lines_written_by_arrow_are_the_csv_module_s(seed):
     """arrow_csv_lines writes what the csv module writes for the same cells: fields with a

@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-# The same, for the fast path of `cell` (a set lookup of the first character), and as a
-# regular expression (RE2) for arrow_cells.
+# The same, for the fast path of `cell` (a set lookup of the first character), and as an
+# Arrow array for arrow_cells (the first character of each cell looked up in it).
 _FORMULA_CHARS = frozenset(FORMULA_START)
-_FORMULA_PATTERN = "^[" + "".join(f"\\x{ord(c):02x}" for c in FORMULA_START) + "]"
+_FORMULA_ARRAY = pa.array(FORMULA_START, pa.string())
 
 
 def safe_text(value: Any) -> str:
@@ -152,7 +152,7 @@ def _csv_field(column: pa.Array | pa.ChunkedArray, never_quoted: bool = False) -
     """A column of cells as CSV fields: quoted where the csv module quotes (few are)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    if never_quoted:
+    if never_quoted or not _holds_a_quoted_char(column):
         return column
     quote = pc.match_substring_regex(column, _QUOTED_PATTERN)
     if not pc.any(quote).as_py():
@@ -160,6 +160,18 @@ def _csv_field(column: pa.Array | pa.ChunkedArray, never_quoted: bool = False) -
     which = column.filter(quote)
     quoted = pc.binary_join_element_wise('"', pc.replace_substring(which, '"', '""'), '"', "")
     return pc.replace_with_mask(column, quote, quoted)
+
+
+def _holds_a_quoted_char(column: pa.Array) -> bool:
+    """Whether the bytes of a string column's text hold a character of _QUOTED anywhere: one
+    search of its data buffer per character, so that a column holding none (most: URIs,
+    codes, ids) skips looking at each field. Bytes of the buffer outside the column's slice
+    can only make this say yes when the fields hold none: then each field is looked at."""
+    data = column.buffers()[2] if len(column) else None
+    if data is None:
+        return False
+    text = data.to_pybytes()
+    return any(char.encode() in text for char in _QUOTED)
 
 
 def arrow_cells_apply(kind: pa.DataType) -> bool:
@@ -180,8 +192,10 @@ def arrow_cells(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArra
         text = pc.if_else(values, "true", "false")
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
         values = values.cast(pa.string())
-        escaped = pc.binary_join_element_wise("'", values, "")
-        text = pc.if_else(pc.match_substring_regex(values, _FORMULA_PATTERN), escaped, values)
+        formula = pc.is_in(pc.utf8_slice_codeunits(values, 0, 1), value_set=_FORMULA_ARRAY)
+        # most columns have no cell starting like a formula: nothing to escape then
+        text = (pc.if_else(formula, pc.binary_join_element_wise("'", values, ""), values)
+                if pc.any(formula).as_py() else values)
     else:
         text = pc.cast(values, pa.string())
     return pc.fill_null(text, "")
