@@ -703,6 +703,12 @@ class Data:
         return grain, [{"bucket": b, "usage": found.get(b, 0)}
                        for b in bucket_starts(period, grain)]
 
+    def usage_by_language(self, period: Period, state: FilterState) -> list[dict[str, Any]]:
+        """The usage alone of language_usage (rows of language and usage, in its order), from
+        a query a fifth as costly (sql/usage_per_language.sql)."""
+        params = {"start": period.start, "end": period.end, **state.filters()}
+        return list(self._support("usage_per_language", period, params).rows)
+
     def concept_detail(self, period: Period, state: FilterState, concept_uri: str) -> Result:
         params = {"start": period.start, "end": period.end, "concept_uri": concept_uri,
                   **{k: v for k, v in state.filters().items() if k != "concept_type"}}

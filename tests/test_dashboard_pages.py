@@ -51,36 +51,50 @@ def test_overview_cards_follow_the_indicators_and_filters(app, world):
     assert "▼ -50.0 % vs previous period" in texts(content)  # FR: 2 uses, 4 the period before
 
 
-def test_overview_draws_usage_alone_and_its_csv_adds_the_distinct_counts(app, monkeypatch):
-    """The page runs no usage_trend (each bucket's distinct implementers and concepts, which the
-    chart does not draw); its usage trend CSV carries them, bucket by bucket, with the usage the
-    chart shows."""
+def test_overview_draws_usage_alone_and_its_csvs_add_the_distinct_counts(app, monkeypatch):
+    """The page runs neither usage_trend nor language_usage (each bucket's and language's
+    distinct implementers and concepts, which the charts do not draw); its CSVs carry them,
+    with the usage the charts show."""
     from dashboard import data as data_module
+    from kpi.warehouse import indicators
 
     data = data_of(app)
     # a period of this test's own: nothing memoised for it yet
     state = FilterState(preset="custom", start=date.today() - timedelta(days=371),
                         end=date.today(), country="FR")
     ran: list[str] = []
-    real = data_module.run_extra
+    real_extra, real_query = data_module.run_extra, indicators.query
 
-    def counting(settings, name, params):
+    def counting_extra(settings, name, params):
         ran.append(name)
-        return real(settings, name, params)
+        return real_extra(settings, name, params)
 
-    monkeypatch.setattr(data_module, "run_extra", counting)
+    def counting_query(source, name, *args, **kwargs):
+        ran.append(name)
+        return real_query(source, name, *args, **kwargs)
+
+    monkeypatch.setattr(data_module, "run_extra", counting_extra)
+    monkeypatch.setattr(indicators, "query", counting_query)
     render_page(data, "/dashboard/", to_query(state))
-    assert "usage_per_bucket" in ran and "usage_trend" not in ran
-    shown = BY_PATH[""].shown_tables(data, state)["usage_trend"]
-    full = BY_PATH[""].tables(data, state)["usage_trend"]
-    assert "usage_trend" in ran  # for the CSV only
-    assert full.columns == ("bucket", "grain", "usage", "events", "implementers", "concepts",
-                            "previous_bucket", "previous_usage")
-    assert [{c: r[c] for c in shown.columns} for r in full.rows] == list(shown.rows)
-    _, trend = data.trend(state.period(), state)
-    assert [(r["events"], r["implementers"], r["concepts"]) for r in full.rows] == [
-        (t["events"], t["implementers"], t["concepts"]) for t in trend]
-    assert sum(r["implementers"] for r in full.rows) > 0
+    assert {"usage_per_bucket", "usage_per_language", "kpi_counts"} <= set(ran)
+    assert not {"usage_trend", "language_usage"} & set(ran)
+    shown = BY_PATH[""].shown_tables(data, state)
+    full = BY_PATH[""].tables(data, state)
+    assert {"usage_trend", "language_usage"} <= set(ran)  # for the CSVs only
+    trend = full["usage_trend"]
+    assert trend.columns == ("bucket", "grain", "usage", "events", "implementers", "concepts",
+                             "previous_bucket", "previous_usage")
+    assert [{c: r[c] for c in shown["usage_trend"].columns} for r in trend.rows] == list(
+        shown["usage_trend"].rows)
+    _, buckets = data.trend(state.period(), state)
+    assert [(r["events"], r["implementers"], r["concepts"]) for r in trend.rows] == [
+        (t["events"], t["implementers"], t["concepts"]) for t in buckets]
+    assert sum(r["implementers"] for r in trend.rows) > 0
+    langs = full["language_usage"]
+    assert langs.columns == ("language", "usage", "events", "implementers", "concepts", "share")
+    assert [(r["language"], r["usage"]) for r in langs.rows] == [
+        (r["language"], r["usage"]) for r in shown["language_usage"].rows]
+    assert langs.rows and all(r["implementers"] > 0 for r in langs.rows)
 
 
 def test_pages_before_the_first_aggregation(settings, engine):

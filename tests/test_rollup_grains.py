@@ -250,6 +250,26 @@ def test_usage_per_bucket_is_the_usage_of_the_trend(store):
         con.close()
 
 
+def test_usage_per_language_is_the_usage_of_language_usage(store):
+    """What the Overview's chart draws per language (from the activity rollup) is the usage
+    column of language_usage (from the usage rollup), in its order, for every period and
+    filter."""
+    con = store.reader()
+    rnd = random.Random(10)
+    try:
+        for _ in range(20):
+            period, filters = random_period(rnd), random_filters(rnd)
+            full = {f: None for f in ("concept_type", "language", "country", "sector",
+                                      "context")} | filters
+            usage = run_support_query(con, "usage_per_language", {
+                "start": period.start, "end": period.end, **full})
+            assert usage.columns == ("language", "usage")
+            assert usage.tuples() == [(r["language"], r["usage"]) for r in query(
+                con, "language_usage", period, **filters).rows], (str(period), filters)
+    finally:
+        con.close()
+
+
 def test_kpi_counts_count_the_lists(store):
     """The Overview cards' figures are what the lists and indicators they sum give."""
     con = store.reader()

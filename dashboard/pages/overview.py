@@ -49,13 +49,17 @@ def kpis(data: Data, state: FilterState, period, trend: list[dict[str, Any]]
 
 def tables(data: Data, state: FilterState) -> dict[str, Table]:
     """The page's tables as its CSV downloads give them: those it shows (shown_tables), the
-    usage trend with each bucket's events and distinct implementers and concepts too."""
+    usage trend and the usage by language with their events and distinct implementers and
+    concepts too (language_usage: its share as well)."""
     shown = shown_tables(data, state)
-    _, trend = data.trend(state.period(), state)
+    period = state.period()
+    _, trend = data.trend(period, state)
     rows = [{**row, "events": t["events"], "implementers": t["implementers"],
              "concepts": t["concepts"]}
             for row, t in zip(shown["usage_trend"].rows, trend, strict=True)]
-    return {**shown, "usage_trend": Table("Usage trend", TREND_COLUMNS, rows)}
+    langs = data.indicator("language_usage", period, state)
+    return {**shown, "usage_trend": Table("Usage trend", TREND_COLUMNS, rows),
+            "language_usage": Table("Usage by language", langs.columns, langs.rows)}
 
 
 TREND_COLUMNS = ("bucket", "grain", "usage", "events", "implementers", "concepts",
@@ -63,15 +67,16 @@ TREND_COLUMNS = ("bucket", "grain", "usage", "events", "implementers", "concepts
 
 
 def shown_tables(data: Data, state: FilterState) -> dict[str, Table]:
-    """The page's tables as it shows them. The usage trend is usage alone, this period's and
-    the previous one's: the chart draws nothing else, and each bucket's distinct implementers
-    and concepts (sql/usage_trend.sql, in the CSV: `tables`) cost five times as much."""
+    """The page's tables as it shows them. The usage trend (this period's and the previous
+    one's) and the usage by language are usage alone: the charts draw nothing else, and the
+    distinct implementers and concepts per bucket or language (sql/usage_trend.sql and
+    sql/language_usage.sql, in the CSVs: `tables`) cost five times as much."""
     period = state.period()
     previous = period.previous()
     data.prefetch(
         lambda: data.indicator(TRENDS, period, state),  # the longest first
         lambda: review_loop(data),
-        lambda: data.indicator("language_usage", period, state),
+        lambda: data.usage_by_language(period, state),
         *(call for p in (period, previous) for call in (
             lambda p=p: data.trend_usage(p, state),
             lambda p=p: data.kpi_counts(p, state))))
@@ -91,7 +96,7 @@ def shown_tables(data: Data, state: FilterState) -> dict[str, Table]:
                    "previous_bucket": p["bucket"] if p else None,
                    "previous_usage": p["usage"] if p else None}
                   for r, p in zip(trend, _align(trend, trend_prev), strict=True)]
-    langs = data.indicator("language_usage", period, state)
+    langs = data.usage_by_language(period, state)
     loop = review_loop(data)
     return {
         "review_loop": Table("Review loop", tuple(loop[0]) if loop else LOOP_COLUMNS, loop),
@@ -100,7 +105,7 @@ def shown_tables(data: Data, state: FilterState) -> dict[str, Table]:
                                       "previous_end"), summary),
         "usage_trend": Table("Usage trend", ("bucket", "grain", "usage", "previous_bucket",
                                              "previous_usage"), trend_rows),
-        "language_usage": Table("Usage by language", langs.columns, langs.rows),
+        "language_usage": Table("Usage by language", ("language", "usage"), langs),
         TRENDS: trend_table(data, state, ("concept", "label", "proposal")),
     }
 

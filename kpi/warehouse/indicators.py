@@ -257,8 +257,8 @@ def rows_where(rows: Sequence[dict[str, Any]], column: str, value: Any
 
 # Queries of sql/ that serve the dashboard's drill-downs rather than the KPI framework;
 # kpi_counts gives the counts of three indicators' answers without the answers.
-SUPPORT_QUERIES: tuple[str, ...] = ("usage_trend", "usage_per_bucket", "concept_detail",
-                                    "release_uptake", "kpi_counts")
+SUPPORT_QUERIES: tuple[str, ...] = ("usage_trend", "usage_per_bucket", "usage_per_language",
+                                    "concept_detail", "release_uptake", "kpi_counts")
 
 
 def load_sql(name: str) -> str:
