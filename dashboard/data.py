@@ -646,11 +646,10 @@ class Data:
         """A CSV download of a page's table (the dcc.Download payload `build` makes) as the
         JSON Dash sends, built and encoded once per host: kept with the shared pages (on disk
         only, written in the background: a CSV can be megabytes), so the worker that gets the
-        next click need not compute
-        the page's indicators again, nor encode the file. With `decisions` (the review
-        queue's: the same for every user, its evidence over all time) it is kept until a run
-        publishes anything or a reviewer decides, and per the page's own choices too (kind,
-        status, item)."""
+        next click need not compute the page's indicators again, nor encode the file. With
+        `decisions` (the review queue's: the same for every user, its evidence over all time)
+        it is kept until a run publishes anything or a reviewer decides, and per the page's
+        own choices too (kind, status, item)."""
         period = state.period()
         own = (period_fingerprint(self.settings, date.min, date.max), self.review_token(),
                to_query(state)) if decisions else ()

@@ -12,7 +12,7 @@
 -- used_concepts     the sum of used over catalogue_coverage's rows
 -- Each is exactly what that indicator's answer gives (tests/test_rollup_grains.py), for a
 -- fraction of its cost: no spellings chosen, no labels joined, nothing sorted, and one query
--- instead of six.
+-- instead of five.
 --
 -- Parameters: $start, $end (dates, inclusive); filters (NULL = all): $concept_type, $language,
 -- $country, $sector, $context.

@@ -53,6 +53,8 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
     concepts too (language_usage: its share as well)."""
     shown = shown_tables(data, state)
     period = state.period()
+    data.prefetch(lambda: data.trend(period, state),
+                  lambda: data.indicator("language_usage", period, state))
     _, trend = data.trend(period, state)
     rows = [{**row, "events": t["events"], "implementers": t["implementers"],
              "concepts": t["concepts"]}

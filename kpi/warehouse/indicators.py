@@ -256,7 +256,9 @@ def rows_where(rows: Sequence[dict[str, Any]], column: str, value: Any
 
 
 # Queries of sql/ that serve the dashboard's drill-downs rather than the KPI framework;
-# kpi_counts gives the counts of three indicators' answers without the answers.
+# kpi_counts gives what the Overview's cards sum of five indicators' answers without the
+# answers, usage_per_bucket and usage_per_language the usage alone of usage_trend and
+# language_usage.
 SUPPORT_QUERIES: tuple[str, ...] = ("usage_trend", "usage_per_bucket", "usage_per_language",
                                     "concept_detail", "release_uptake", "kpi_counts")
 
