@@ -139,7 +139,9 @@ def download(data: Data, pathname: str | None, search: str | None, table: str,
     state = parse_query(search)
 
     def build() -> dict[str, Any] | None:
-        found = page.tables(data, state).get(table)
+        # a page may make one table alone (the Overview: its CSV-only counts when asked)
+        one = getattr(page, "table", None)
+        found = one(data, state, table) if one else page.tables(data, state).get(table)
         if found is None:
             return None
         return dcc.send_string(table_csv(found.columns, found.rows),

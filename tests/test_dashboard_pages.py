@@ -12,7 +12,7 @@ from dash_ag_grid import AgGrid
 from plotly.io.json import to_json_plotly
 
 from dashboard.app import create_dashboard
-from dashboard.callbacks import concept_href, render_page
+from dashboard.callbacks import concept_href, download, render_page
 from dashboard.components import NO_DATA, Grid
 from dashboard.pages import BY_PATH
 from dashboard.state import FilterState, to_query
@@ -78,6 +78,12 @@ def test_overview_draws_usage_alone_and_its_csvs_add_the_distinct_counts(app, mo
     render_page(data, "/dashboard/", to_query(state))
     assert {"usage_per_bucket", "usage_per_language", "kpi_counts"} <= set(ran)
     assert not {"usage_trend", "language_usage"} & set(ran)
+    # the CSV of one of its other tables needs them no more than the page does
+    assert download(data, "/dashboard/", to_query(state), "kpi_summary")["content"].startswith(
+        "kpi,current,previous,")
+    assert not {"usage_trend", "language_usage"} & set(ran)
+    csv = download(data, "/dashboard/", to_query(state), "language_usage")["content"]
+    assert csv.startswith("language,usage,events,implementers,concepts,share\n")
     shown = BY_PATH[""].shown_tables(data, state)
     full = BY_PATH[""].tables(data, state)
     assert {"usage_trend", "language_usage"} <= set(ran)  # for the CSVs only

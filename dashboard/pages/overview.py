@@ -64,6 +64,16 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
             "language_usage": Table("Usage by language", langs.columns, langs.rows)}
 
 
+# the tables whose CSV carries more than the page shows (see `tables`)
+CSV_MORE = ("usage_trend", "language_usage")
+
+
+def table(data: Data, state: FilterState, name: str) -> Table | None:
+    """One of `tables`, for its CSV: the distinct counts of CSV_MORE are computed only for
+    those two."""
+    return (tables(data, state) if name in CSV_MORE else shown_tables(data, state)).get(name)
+
+
 TREND_COLUMNS = ("bucket", "grain", "usage", "events", "implementers", "concepts",
                  "previous_bucket", "previous_usage")
 
