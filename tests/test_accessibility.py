@@ -317,7 +317,12 @@ def test_keyboard_only(site, browser):
     # back to the filters: the country list opens with Enter, takes a search and the arrows
     tab_until(browser, lambda f: f["id"] == "f-country", "the country filter", back=True)
     press(browser, Keys.ENTER)
+    # keys typed before the list has opened would go to its trigger (a loaded machine)
+    searching = "return document.activeElement.classList.contains('dash-dropdown-search')"
+    wait_for(browser, lambda d: d.execute_script(searching), "the country list's search field")
     press(browser, "FR")
+    wait_for(browser, lambda d: d.execute_script("return document.activeElement.value") == "FR",
+             "FR in the search field")
     focus = press(browser, Keys.ARROW_DOWN)
     assert focus["visible"], focus
     press(browser, Keys.ENTER)
