@@ -218,15 +218,16 @@ def queue(settings: Settings, engine: Engine, *, kind: str | None = None,
     with engine.connect() as conn:
         latest = latest_rows(conn)
     decided = {i.item_id: i for i in decided_items(settings, table, latest, kind, language)}
-    undecided = open_rows(table, decided)
+    columns = ["item_id", "concept_type", "implementers", "events"]
+    # the columns the order needs, before the rows are filtered: a copy of four columns of
+    # 155,000 items instead of all seventeen
+    undecided = open_rows(table.select([*columns, "in_catalogue"]), decided).select(columns)
     if status not in (None, "open"):
         undecided = undecided.slice(0, 0)
     shown = [i for i in decided.values() if status is None or i.status == status]
-    columns = ("item_id", "concept_type", "implementers", "events")
     rows = pa.concat_tables([
-        undecided.select(list(columns)),
-        pa.table({c: [getattr(i, c) for i in shown] for c in columns},
-                 schema=undecided.select(list(columns)).schema),
+        undecided,
+        pa.table({c: [getattr(i, c) for i in shown] for c in columns}, schema=undecided.schema),
     ])
     order = rows.sort_by([("implementers", "descending"), ("events", "descending"),
                           ("item_id", "ascending")]).select(["item_id", "concept_type"])

@@ -49,7 +49,9 @@ def review_summary(settings: Settings, engine: Engine, *, kind: str | None = Non
                 decided[row["item_id"]] = row["decided_at"].date()  # the latest reviewer's
             elif row["decision"] == "release":
                 released[row["item_id"]] = row["decided_at"].date()
-    undecided = open_rows(table, latest)
+    # the columns needed, before the rows are filtered (see decisions.queue)
+    undecided = open_rows(table.select(["item_id", "in_catalogue", "kind", "language",
+                                        "first_seen"]), latest)
     # the items a decision names: their status by the audit trail's rules, whether or not the
     # warehouse still holds them
     items = decided_items(settings, table, latest, kind, language)
