@@ -184,9 +184,11 @@ def queue_table(data: Data, state: FilterState) -> pa.Table:
         return _empty_queue_table()
     order = queue.order.column("item_id").combine_chunks()
     evidence = queue.evidence
-    # the evidence's rows in the queue's order; a decided item's own values replace them below
-    # (its status, and for an item the warehouse no longer holds, all of them)
-    rows = evidence.take(pc.index_in(order, value_set=evidence.column("item_id")))
+    # the evidence's rows in the queue's order, of the columns read below only; a decided
+    # item's own values replace them below (its status, and for an item the warehouse no
+    # longer holds, all of them)
+    rows = evidence.select(list(_EVIDENCE_COLUMNS)).take(
+        pc.index_in(order, value_set=evidence.column("item_id")))
     decided = pc.is_in(order, value_set=pa.array(list(queue.decided), pa.string()))
     items = [queue.decided[i] for i in order.filter(decided).to_pylist()]
 
@@ -199,8 +201,7 @@ def queue_table(data: Data, state: FilterState) -> pa.Table:
 
     n = len(order)
     columns: dict[str, pa.Array] = {"item_id": order}
-    for name in ("kind", "concept_uri", "concept_type", "language", "label", "spellings",
-                 "implementers", "countries", "events", "first_seen", "last_seen"):
+    for name in _EVIDENCE_COLUMNS:
         columns[name] = column(name)
     columns["status"] = column("status", pa.array(["open"] * n, pa.string()))
     columns["grown_since_decision"] = column("grown_since_decision",
@@ -212,6 +213,11 @@ def queue_table(data: Data, state: FilterState) -> pa.Table:
                                             pc.index_in(order, value_set=flagged)), "")
     columns["implementers_by_month"] = _months_text(data, order)
     return pa.table({name: columns[name] for name in TABLE_COLUMNS})
+
+
+# the columns of the queue's table that come from the evidence
+_EVIDENCE_COLUMNS = ("kind", "concept_uri", "concept_type", "language", "label", "spellings",
+                     "implementers", "countries", "events", "first_seen", "last_seen")
 
 
 def _months_text(data: Data, order: pa.Array) -> pa.Array:
