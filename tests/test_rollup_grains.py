@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -92,6 +93,18 @@ def random_filters(rnd: random.Random) -> dict[str, Any]:
                "country": ("DE", "FR"), "sector": ("pes", "job_portal"),
                "context": ("cv", "search")}
     return {name: rnd.choice(values) for name, values in choices.items() if rnd.random() < 0.3}
+
+
+def random_states(seed: int, count: int = 20) -> Iterator[tuple[Period, dict[str, Any],
+                                                                 dict[str, Any]]]:
+    """`count` random (period, filters, parameters): the parameters a support query takes for
+    them, every filter given (None where not set)."""
+    rnd = random.Random(seed)
+    for _ in range(count):
+        period, filters = random_period(rnd), random_filters(rnd)
+        yield period, filters, {"start": period.start, "end": period.end, **{
+            f: None for f in ("concept_type", "language", "country", "sector", "context")},
+            **filters}
 
 
 @pytest.fixture(scope="module")
@@ -233,13 +246,8 @@ def test_usage_per_bucket_is_the_usage_of_the_trend(store):
     """What the Overview draws for the previous period (from activity_daily) is the usage
     column of usage_trend (from usage_daily), for every grain, period and filter."""
     con = store.reader()
-    rnd = random.Random(9)
     try:
-        for _ in range(20):
-            period, filters = random_period(rnd), random_filters(rnd)
-            base = {"start": period.start, "end": period.end, "concept_type": None,
-                    "language": None, "country": None, "sector": None, "context": None,
-                    **filters}
+        for period, filters, base in random_states(9):
             for grain in ("day", "week", "month"):
                 trend = run_support_query(con, "usage_trend", {
                     **base, "grain": grain, "concept_uri": None}).tuples()
@@ -255,14 +263,9 @@ def test_usage_per_language_is_the_usage_of_language_usage(store):
     column of language_usage (from the usage rollup), in its order, for every period and
     filter."""
     con = store.reader()
-    rnd = random.Random(10)
     try:
-        for _ in range(20):
-            period, filters = random_period(rnd), random_filters(rnd)
-            full = {f: None for f in ("concept_type", "language", "country", "sector",
-                                      "context")} | filters
-            usage = run_support_query(con, "usage_per_language", {
-                "start": period.start, "end": period.end, **full})
+        for period, filters, params in random_states(10):
+            usage = run_support_query(con, "usage_per_language", params)
             assert usage.columns == ("language", "usage")
             assert usage.tuples() == [(r["language"], r["usage"]) for r in query(
                 con, "language_usage", period, **filters).rows], (str(period), filters)
@@ -273,14 +276,9 @@ def test_usage_per_language_is_the_usage_of_language_usage(store):
 def test_kpi_counts_count_the_lists(store):
     """The Overview cards' figures are what the lists and indicators they sum give."""
     con = store.reader()
-    rnd = random.Random(8)
     try:
-        for _ in range(20):
-            period, filters = random_period(rnd), random_filters(rnd)
-            full = {f: None for f in ("concept_type", "language", "country", "sector",
-                                      "context")} | filters
-            counts = run_support_query(con, "kpi_counts", {
-                "start": period.start, "end": period.end, **full}).rows[0]
+        for period, filters, params in random_states(8):
+            counts = run_support_query(con, "kpi_counts", params).rows[0]
             uptake = [r for r in query(con, "implementer_uptake", period, **filters).rows
                       if r["dimension"] == "country"]
             coverage = query(con, "catalogue_coverage", period, **filters).rows
