@@ -4,15 +4,12 @@
 -- theirs. The events' own URIs get theirs as they are appended (key_batch_uris.sql). Returns
 -- how many keys were added.
 
-insert into concept_keys
+insert into concept_keys by name
 with
-new_uris as (
+catalogue_uris as (
     select uri from concept_info
-    union
+    union all
     select successor_uri from successor_of
-    except
-    select uri from concept_keys
 )
 
-select uri, (select coalesce(max(key), 0) from concept_keys) + row_number() over (order by uri)
-from new_uris
+select * from new_concept_keys(catalogue_uris)

@@ -4,16 +4,12 @@
 -- the catalogue changes), so this finds some only for URIs no loaded release holds. Returns
 -- how many keys were added.
 
-insert into concept_keys
+insert into concept_keys by name
 with
-new_uris as (
+batch_keyed_uris as (
     select coalesce(s.successor_uri, b.uri::varchar) as uri
     from batch_uris as b
     left join successor_of as s on s.uri = b.uri::varchar
-    where b.uri is not null
-    except
-    select uri from concept_keys
 )
 
-select uri, (select coalesce(max(key), 0) from concept_keys) + row_number() over (order by uri)
-from new_uris
+select * from new_concept_keys(batch_keyed_uris)

@@ -4,18 +4,15 @@
 -- in the column order of schema.sql. The staged additions are dropped: the next run stages
 -- them again (kpi.warehouse.published.stage_changes).
 
-insert into concept_keys
+insert into concept_keys by name
 with
-new_uris as (
+held_uris as (
     select uri from concept_info
-    union
-    select concept_uri from events where concept_uri is not null
-    except
-    select uri from concept_keys
+    union all
+    select concept_uri from events
 )
 
-select uri, (select coalesce(max(key), 0) from concept_keys) + row_number() over (order by uri)
-from new_uris;
+select * from new_concept_keys(held_uris);
 
 create table keyed_events as
 select
