@@ -16,7 +16,7 @@
      share indicator results, so later pages of the same filters are partly warm);
    - warm: every page again (--rounds times), as when the user comes back to it;
    then the URL/filter sync callback, and every CSV download of every page (unfiltered
-   quarter), first and again.
+   quarter), first and again: a GET of the table's file, as the button makes the browser do.
 4. Warm-up: the server restarted with `dashboard.warm_up` on; once it logged the warm-up of
    the default views, the first request of each page for the preset "last quarter".
 5. Baseline in the same run: the same requests for a page with nothing to compute (a URL with
@@ -144,19 +144,16 @@ class Dashboard:
         return elapsed
 
     def download(self, path: str, search: str, button: dict[str, str]) -> tuple[float, int]:
-        button_id = json.dumps(button, sort_keys=True, separators=(",", ":"))
-        elapsed, body = self._post({
-            "output": "download.data",
-            "outputs": {"id": "download", "property": "data"},
-            "inputs": [[{"id": button, "property": "n_clicks", "value": 1}]],
-            "changedPropIds": [f"{button_id}.n_clicks"],
-            "state": [{"id": "url", "property": "pathname", "value": path},
-                      {"id": "url", "property": "search", "value": search}],
-        })
-        if body is None:
-            raise SystemExit(f"no CSV for {button} on {path}{search}")
-        content = body["response"]["download"]["data"]["content"]
-        return elapsed, content.count("\n") - 1
+        """GET a button's CSV as the browser does (dashboard.downloads): the page's URL plus
+        /<table>.csv, with its query string; the time until the whole file arrived."""
+        url = f"{self.url}{path.rstrip('/')}/{button['table']}.csv{search}"
+        t0 = time.perf_counter()
+        answer = self.http.get(url, headers=self.headers, timeout=600)
+        elapsed = time.perf_counter() - t0
+        if answer.status_code != 200:
+            raise SystemExit(f"no CSV for {button} on {path}{search}: {answer.status_code} "
+                             f"{answer.text[:200]}")
+        return elapsed, answer.content.count(b"\n") - 1
 
 
 def download_buttons(tree: Any) -> list[dict[str, str]]:
@@ -591,7 +588,8 @@ def render(command: str, out: dict[str, Any], load: tuple[float, ...],
             "warm-up off. Times are the whole POST to `_dash-update-component` as the "
             "browser sends it. First = the first request of a page for a period and "
             "filters (earlier pages of the same state may have computed some of its "
-            "indicators); repeat = the same request again.",
+            "indicators); repeat = the same request again. A CSV download is the GET of "
+            "its file (`/dashboard/<page>/<table>.csv`), until the whole file arrived.",
             "",
             f"Baseline (a URL with no page: HTTP, session, Dash, JSON only): p50 "
             f"{out['baseline']['p50']:.1f} ms, p95 {out['baseline']['p95']:.1f} ms.",

@@ -5,8 +5,10 @@ wires the login (dashboard.login), the layout (dashboard.layout), the callbacks
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pyarrow as pa
 from dash import Dash
 from flask import Flask, render_template
 from flask_caching import Cache
@@ -14,6 +16,7 @@ from flask_caching import Cache
 from dashboard import ATTRIBUTION, PREFIX, STATEMENT_PATH, auth
 from dashboard.callbacks import register_callbacks, render_body
 from dashboard.data import PAGE_ROW_BUDGET, Data, SharedPageCache, Warmer
+from dashboard.downloads import add_download_route
 from dashboard.layout import shell
 from dashboard.login import add_login_routes, configure_sessions
 from dashboard.pages import BY_PATH, WARMED
@@ -48,6 +51,7 @@ def create_dashboard(settings: Settings, warm_up: bool = False) -> Flask:
     warm_up: start a Warmer thread that renders the default views after every aggregation
     (`serve` does, per worker; tests call the pages themselves).
     """
+    use_system_allocator()
     server = Flask(__name__, template_folder=str(HERE / "templates"))
     configure_sessions(server, settings.data_dir)
     server.config.update(MAX_CONTENT_LENGTH=1_000_000)
@@ -66,6 +70,7 @@ def create_dashboard(settings: Settings, warm_up: bool = False) -> Flask:
         server.extensions["esco_dashboard_warmer"] = warmer
 
     add_login_routes(server, engine)
+    add_download_route(server, data)
 
     @server.get(STATEMENT_PATH)
     def accessibility() -> str:
@@ -87,3 +92,12 @@ def create_dashboard(settings: Settings, warm_up: bool = False) -> Flask:
         app._setup_server()
     add_security_headers(server, app.csp_hashes())
     return server
+
+
+def use_system_allocator() -> None:
+    """Arrow's buffers from the C library's allocator, unless ARROW_DEFAULT_MEMORY_POOL names
+    one. With pyarrow's default (mimalloc) the first large CSV of a worker (the review queue's
+    30 MB) took twice the CPU, its memory new to the process; later ones took the same with
+    either (bench/RESULTS.md)."""
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        pa.set_memory_pool(pa.system_memory_pool())

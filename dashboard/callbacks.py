@@ -1,7 +1,8 @@
 """The dashboard's callbacks: the URL and the filter controls in step, the page for a URL, CSV
-downloads, and clicks that open a concept or set a filter.
+downloads (started in the browser, see dashboard.downloads), and clicks that open a concept or
+set a filter.
 
-The work is done by plain functions (sync_controls, render_page, download, click_href), which
+The work is done by plain functions (sync_controls, render_page, click_href), which
 the tests call directly; register_callbacks wires them to the components of dashboard.layout.
 """
 
@@ -11,8 +12,7 @@ import logging
 from datetime import date
 from typing import Any
 
-import orjson
-from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import PREFIX
@@ -26,11 +26,9 @@ from dashboard.state import (
     PRESETS,
     FilterState,
     clean_filter,
-    csv_filename,
     parse_query,
     to_query,
 )
-from kpi.exports.csvfile import table_csv
 from kpi.vocabulary import ESCO_URI_PREFIX, LANGUAGES
 
 log = logging.getLogger("esco_kpi.dashboard")
@@ -127,33 +125,6 @@ def render_body(data: Data, page: Any, state: FilterState) -> list[Any]:
     return data.page(page.PATH, state, lambda: page.render(data, state))
 
 
-def download(data: Data, pathname: str | None, search: str | None, table: str,
-             for_dash: bool = False) -> Any:
-    """The dcc.Download payload of one table of a page, as shown for this URL (None: no such
-    table). With `for_dash` (what the download callback sends) as the JSON kept with it, an
-    orjson.Fragment: encoding a CSV of megabytes again at each click took a fifth of a second
-    for the review queue's 30 MB; without, as a dict."""
-    page = page_for(pathname)
-    if page is None:
-        return None
-    state = parse_query(search)
-
-    def build() -> dict[str, Any] | None:
-        # a page may make one table alone (the Overview: its CSV-only counts when asked)
-        one = getattr(page, "table", None)
-        found = one(data, state, table) if one else page.tables(data, state).get(table)
-        if found is None:
-            return None
-        return dcc.send_string(table_csv(found.columns, found.rows),
-                               csv_filename(table, state), type="text/csv")
-
-    # a LIVE page's tables show the review decisions: kept only until the next one
-    kept = data.download(page.PATH, table, state, build, decisions=getattr(page, "LIVE", False))
-    if kept is None:
-        return None
-    return orjson.Fragment(kept) if for_dash else orjson.loads(kept)
-
-
 def concept_href(search: str | None, uri: str | None) -> str | None:
     """The concept page of a URI, keeping the period and filters."""
     if not uri or not isinstance(uri, str) or not uri.startswith(ESCO_URI_PREFIX):
@@ -208,24 +179,13 @@ def register_callbacks(app: Dash, data: Data) -> None:
     def release_note(_pathname: str | None) -> Any:
         return release_header(data.releases().rows)
 
-    @app.callback(
-        Output("download", "data"),
+    # a "Download CSV" button fetches its table's file in the browser (dashboard.downloads)
+    app.clientside_callback(
+        ClientsideFunction("downloads", "start"),
+        Output("download-status", "children"),
         Input({"type": "download", "table": ALL, "key": ALL}, "n_clicks"),
-        State("url", "pathname"),
-        State("url", "search"),
         prevent_initial_call=True,
     )
-    def on_download(clicks: list[int | None], pathname: str | None, search: str | None
-                    ) -> Any:
-        if not ctx.triggered_id or not any(clicks):
-            raise PreventUpdate
-        triggered = ctx.triggered[0].get("value") if ctx.triggered else None
-        if not triggered:
-            raise PreventUpdate
-        payload = download(data, pathname, search, ctx.triggered_id["table"], for_dash=True)
-        if payload is None:
-            raise PreventUpdate
-        return payload
 
     @app.callback(
         Output("nav", "href"),

@@ -324,14 +324,6 @@ class SharedResults:
             log.warning("shared dashboard result not written", exc_info=True)
 
 
-def download_json(payload: dict[str, Any]) -> bytes:
-    """A dcc.Download payload (its file's text, name and type: strings) as the JSON Dash sends.
-    Written by orjson as it is: plotly's encoder also escapes every "/" (for JSON put inside an
-    HTML page, which a callback's answer never is), which made the review queue's 28 MB CSV of
-    URIs some megabytes larger and took 0.14 s of its first download."""
-    return orjson.dumps(payload)
-
-
 # How a shared result is packed: pickled, then compressed with zstd (through pyarrow). The
 # review evidence (155,000 items at 10 M events, a 43 MB pickle) takes 37 ms to read back this
 # way against 120 ms with zlib at level 1, and 60 ms to write against 260, for a smaller file;
@@ -641,26 +633,19 @@ class Data:
                                    lambda: item_months_table(self.settings, since))
 
     def download(self, path: str, table: str, state: FilterState,
-                 build: Callable[[], dict[str, Any] | None], decisions: bool = False
-                 ) -> bytes | None:
-        """A CSV download of a page's table (the dcc.Download payload `build` makes) as the
-        JSON Dash sends, built and encoded once per host: kept with the shared pages (on disk
-        only, written in the background: a CSV can be megabytes), so the worker that gets the
-        next click need not compute the page's indicators again, nor encode the file. With
-        `decisions` (the review queue's: the same for every user, its evidence over all time)
-        it is kept until a run publishes anything or a reviewer decides, and per the page's
-        own choices too (kind, status, item)."""
+                 build: Callable[[], bytes | None], decisions: bool = False) -> bytes | None:
+        """A CSV download of a page's table (the file `build` makes), made once per host: kept
+        with the shared pages (on disk only, written in the background: a CSV can be
+        megabytes), so the worker that gets the next click need not compute the page's
+        indicators again, nor write the file. With `decisions` (the review queue's: the same
+        for every user, its evidence over all time) it is kept until a run publishes anything
+        or a reviewer decides, and per the page's own choices too (kind, status, item)."""
         period = state.period()
         own = (period_fingerprint(self.settings, date.min, date.max), self.review_token(),
                to_query(state)) if decisions else ()
-
-        def encoded() -> bytes | None:
-            payload = build()
-            return None if payload is None else download_json(payload)
-
         return self._cached(getattr(self.pages, "downloads", None),
                             ("csv", CODE_VERSION, path, table, *own, *_view(state, period)),
-                            period, encoded, quality=path == QUALITY_PAGE)
+                            period, build, quality=path == QUALITY_PAGE)
 
     def indicator(self, name: str, period: Period, state: FilterState, **extra: Any) -> Result:
         """kpi.warehouse.indicators.query with the state's filters that the indicator can apply."""

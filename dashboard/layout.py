@@ -90,7 +90,8 @@ def shell(engine: Engine) -> Callable[[], html.Div]:
                    id="skip-link"),
             dcc.Location(id="url", refresh=False),
             dcc.Location(id="nav", refresh="callback-nav"),
-            dcc.Download(id="download"),
+            # says when a CSV download started (dashboard.downloads, assets/downloads.js)
+            html.Div(id="download-status", role="status", className="visually-hidden"),
             html.Header(className="top", children=[
                 html.Div("ESCO KPI dashboard", className="brand"),
                 # refreshed on every page change too (dashboard.callbacks), so that a

@@ -48,6 +48,9 @@ TABLE_COLUMNS = ("item_id", "kind", "trend", "status", "grown_since_decision", "
                  "implementers_by_month")
 # The queue's sparkline covers this many months, the current one included.
 SPARK_MONTHS = 6
+# Between the months of implementers_by_month ("Jun 2026 0; Jul 2026 3"): as in every list
+# cell, and a comma would have the CSV quote the field of each of its 100,000 items.
+MONTHS_SEPARATOR = "; "
 _BLOCKS = "▁▂▃▄▅▆▇█"
 DECISION_BUTTONS = {"accept": "Accept", "reject": "Reject", "defer": "Defer",
                     "reopen": "Reopen"}
@@ -162,8 +165,7 @@ def queue_rows(data: Data, queue: list[tuple[Item, str]]) -> list[dict[str, Any]
         sent = monthly.get(item.item_id, {})
         counts = tuple(sent.get(m, 0) for m in months)
         if counts not in shown:
-            shown[counts] = (sparkline(list(counts)), ", ".join(
-                f"{name} {n}" for name, n in zip(names, counts, strict=True)))
+            shown[counts] = (sparkline(list(counts)), _months_line(names, list(counts)))
         row["spark"], row["implementers_by_month"] = shown[counts]
         status = item.status + (f" ({GROWN})" if item.grown_since_decision else "")
         if item.in_release:
@@ -222,7 +224,7 @@ _EVIDENCE_COLUMNS = ("kind", "concept_uri", "concept_type", "language", "label",
 
 def _months_text(data: Data, order: pa.Array) -> pa.Array:
     """Each item's implementers per month of the sparkline, as queue_rows writes them
-    ("Jun 2026 0, Jul 2026 3, ...")."""
+    ("Jun 2026 0; Jul 2026 3; ...")."""
     months = spark_months()
     counts = np.zeros((len(months), len(order)), np.int64)
     try:
@@ -238,9 +240,31 @@ def _months_text(data: Data, order: pa.Array) -> pa.Array:
         placed = pc.and_(pc.is_valid(item), pc.is_valid(month))
         counts[pc.filter(month, placed).to_numpy(), pc.filter(item, placed).to_numpy()] = (
             pc.fill_null(pc.filter(table.column("implementers"), placed), 0).to_numpy())
-    parts = [pc.binary_join_element_wise(f"{month:%b %Y}", pc.cast(pa.array(row), pa.string()),
-                                         " ") for month, row in zip(months, counts, strict=True)]
-    return pc.binary_join_element_wise(*parts, ", ")
+    return months_text(months, counts)
+
+
+def months_text(months: list[date], counts: np.ndarray) -> pa.Array:
+    """implementers_by_month of every item, from a months x items matrix of counts. Few items
+    differ in their months' counts: each distinct column of counts is written once, then put
+    in place (a sixth of the time of joining the months' texts for every item). A column
+    becomes one number (its counts as digits in base largest + 1) when that fits in 63 bits."""
+    base = int(counts.max(initial=0)) + 1
+    if base ** len(months) < 2**63:
+        keys = np.zeros(counts.shape[1], np.int64)
+        for row in counts:
+            keys = keys * base + row
+        _, first, which = np.unique(keys, return_index=True, return_inverse=True)
+        distinct = counts[:, first].T
+    else:
+        distinct, which = np.unique(counts.T, axis=0, return_inverse=True)
+    names = [f"{m:%b %Y}" for m in months]
+    texts = [_months_line(names, row) for row in distinct.tolist()]
+    return pa.array(texts, pa.string()).take(pa.array(which.reshape(-1)))
+
+
+def _months_line(names: list[str], counts: list[int]) -> str:
+    """implementers_by_month of one item: "Jun 2026 0; Jul 2026 3; ..."."""
+    return MONTHS_SEPARATOR.join(f"{name} {n}" for name, n in zip(names, counts, strict=True))
 
 
 def _empty_queue_table() -> pa.Table:

@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy import delete, insert
 
 from dashboard.app import create_dashboard
-from dashboard.callbacks import download, render_page
+from dashboard.callbacks import render_page
 from dashboard.components import NO_DATA
 from dashboard.data import Data
+from dashboard.downloads import download
 from dashboard.pages import BY_PATH, PAGES, collections
 from dashboard.state import csv_filename, parse_query
 from kpi.catalogue.load import BUNDLED_VERSION, bundled_path
@@ -398,10 +399,10 @@ def test_page_download_is_what_it_shows(data):
     state = parse_query(SEARCH + "&language=de")
     payload = download(data, "/dashboard/collections", SEARCH + "&language=de",
                        "twin_transition_by_country")
-    assert payload["filename"] == csv_filename("twin_transition_by_country", state)
+    assert payload.filename == csv_filename("twin_transition_by_country", state)
     shown = collections.tables(data, state)["twin_transition_by_country"]
-    assert payload["content"] == table_csv(shown.columns, shown.rows)
-    assert payload["content"].splitlines()[1] == "DE,9,3,0.3333,3,0.3333"
+    assert payload.text == table_csv(shown.columns, shown.rows)
+    assert payload.text.splitlines()[1] == "DE,9,3,0.3333,3,0.3333"
 
 
 def test_page_without_usage(data):

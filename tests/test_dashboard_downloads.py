@@ -3,19 +3,16 @@ and safe to open in a spreadsheet."""
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pytest
-from plotly.io import json as plotly_json
 
-from dashboard import data as data_module
-from dashboard.callbacks import download
+from dashboard import downloads as downloads_module
+from dashboard.downloads import download
 from dashboard.state import FilterState, csv_filename, parse_query
 from kpi.exports.csvfile import (
     arrow_cells,
@@ -27,59 +24,75 @@ from kpi.exports.csvfile import (
     table_csv,
 )
 from kpi.warehouse.indicators import Rows, query
-from tests.dashboard_world import callback, data_of, log_in
+from tests.dashboard_world import data_of, log_in
 
 
 def test_download_is_exactly_what_is_filtered(app, world):
     data = data_of(app)
     payload = download(data, "/dashboard/concepts", "?country=DE", "most_used_concepts")
     state = FilterState(country="DE")
-    assert payload["filename"] == csv_filename("most_used_concepts", state)
-    assert payload["filename"].endswith("_country-DE.csv")
+    assert payload.filename == csv_filename("most_used_concepts", state)
+    assert payload.filename.endswith("_country-DE.csv")
     expected = query(world.settings, "most_used_concepts", state.period(), country="DE")
-    assert payload["content"] == table_csv(expected.columns, expected.rows)
-    assert payload["content"].splitlines()[0].startswith("rank,concept_uri,")
-    assert len(payload["content"].splitlines()) == 3  # header + SKILL + OCCUPATION
+    assert payload.text == table_csv(expected.columns, expected.rows)
+    assert payload.text.splitlines()[0].startswith("rank,concept_uri,")
+    assert len(payload.text.splitlines()) == 3  # header + SKILL + OCCUPATION
     assert download(data, "/dashboard/concepts", "", "no_such_table") is None
 
 
-def test_a_download_goes_out_as_the_json_kept_with_it(app, monkeypatch):
+def test_a_download_is_a_file_at_the_page_s_url(app, monkeypatch):
+    """GET /dashboard/<page>/<table>.csv with the page's query string: the file itself (no
+    callback's JSON around it), named after the view, built once; an unknown page or table is
+    a 404 with a plain message; without a session, the log-in page."""
     search = "?period=custom&start=2025-01-03&end=2026-12-29&country=DE"  # this test's own
     client = app.test_client()
+    anonymous = client.get("/dashboard/concepts/most_used_concepts.csv" + search)
+    assert anonymous.status_code == 302 and anonymous.location.startswith("/login?next=")
     assert log_in(client).status_code == 302
-    trigger = {"type": "download", "table": "most_used_concepts", "key": "concepts"}
+    built: list[bytes] = []
+    original = downloads_module.table_csv_bytes
 
-    def click() -> Any:
-        return callback(client, "download.data", {".n_clicks": [(trigger, 1)]},
-                        {"url.pathname": "/dashboard/concepts", "url.search": search},
-                        changed=json.dumps(trigger, separators=(",", ":"), sort_keys=True)
-                        + ".n_clicks")
+    def counted(*args: Any) -> bytes:
+        built.append(original(*args))
+        return built[-1]
 
-    # the payloads this project encoded, and the downloads Dash was handed (other threads of
-    # the test process, such as an earlier test's warm-up, may encode pages meanwhile)
-    encoded: list[object] = []
-    handed: list[object] = []
-    ours, dash_encoder = data_module.download_json, plotly_json.to_json_plotly
-
-    def encode(value: Any) -> bytes:
-        encoded.append(value)
-        return ours(value)
-
-    def dash_encode(value: Any, *args: Any, **kwargs: Any) -> str:
-        if isinstance(value, dict) and "download" in value.get("response", {}):
-            handed.append(value)
-        return dash_encoder(value, *args, **kwargs)
-
-    monkeypatch.setattr(data_module, "download_json", encode)
-    monkeypatch.setattr(plotly_json, "to_json_plotly", dash_encode)
-    first, again = click(), click()
+    monkeypatch.setattr(downloads_module, "table_csv_bytes", counted)
+    first = client.get("/dashboard/concepts/most_used_concepts.csv" + search)
+    again = client.get("/dashboard/concepts/most_used_concepts.csv" + search)
     assert first.status_code == again.status_code == 200, first.data[:300]
-    sent = first.get_json()["response"]["download"]["data"]
-    assert sent == download(data_of(app), "/dashboard/concepts", search, "most_used_concepts")
-    assert sent["filename"] == csv_filename("most_used_concepts", parse_query(search))
-    # encoded once, at the first click; each click hands Dash those bytes, the same each time
-    assert len(encoded) == 1 and again.data == first.data
-    assert [type(h["response"]["download"]["data"]) for h in handed] == [orjson.Fragment] * 2
+    assert first.content_type == "text/csv; charset=utf-8"
+    name = csv_filename("most_used_concepts", parse_query(search))
+    assert first.headers["Content-Disposition"] == f'attachment; filename="{name}"'
+    assert first.headers["Cache-Control"] == "no-store"
+    expected = download(data_of(app), "/dashboard/concepts", search, "most_used_concepts")
+    assert first.data == again.data == expected.content
+    assert len(built) == 1  # the second request got the kept file
+    # the Overview's tables hang off /dashboard/ itself
+    overview = client.get("/dashboard/kpi_summary.csv" + search)
+    assert overview.status_code == 200
+    assert overview.data.decode().startswith("kpi,current,previous,change_pct,")
+    for url, message in (
+            ("/dashboard/concepts/no_such_table.csv", "No table 'no_such_table' on the page "
+                                                      "'concepts'."),
+            ("/dashboard/nowhere/most_used_concepts.csv", "No table 'most_used_concepts' on "
+                                                          "the page 'nowhere'."),
+            ("/dashboard/no_such_table.csv", "No table 'no_such_table' on the page 'Overview'.")):
+        missing = client.get(url)
+        assert (missing.status_code, missing.mimetype, missing.text) == (
+            404, "text/plain", message), url
+
+
+def test_the_download_buttons_start_a_download_in_the_browser(app):
+    """The buttons are wired to assets/downloads.js (a clientside callback): no server
+    callback answers them, and the status region they write is in the layout."""
+    client = app.test_client()
+    assert log_in(client).status_code == 302
+    deps = client.get("/dashboard/_dash-dependencies").get_json()
+    wired = [d for d in deps if any('"type":"download"' in i["id"] for i in d["inputs"])]
+    assert [(d["output"], d["clientside_function"]) for d in wired] == [
+        ("download-status.children", {"namespace": "downloads", "function_name": "start"})]
+    script = client.get("/dashboard/assets/downloads.js")
+    assert script.status_code == 200 and b"downloads" in script.data
 
 
 def test_csv_cells_are_safe_for_spreadsheets():

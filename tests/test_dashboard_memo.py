@@ -13,7 +13,7 @@ import pytest
 from plotly.io.json import to_json_plotly
 
 from dashboard.app import create_dashboard
-from dashboard.callbacks import download, render_body
+from dashboard.callbacks import render_body
 from dashboard.data import (
     QUALITY_INDICATORS,
     QUALITY_PAGE,
@@ -24,6 +24,7 @@ from dashboard.data import (
     code_version,
     shown_rows,
 )
+from dashboard.downloads import download
 from dashboard.pages import BY_PATH, WARMED
 from dashboard.state import PRESETS, FilterState, csv_filename, parse_query, to_query
 from kpi.warehouse.aggregate import run_aggregation
@@ -163,12 +164,12 @@ def test_a_page_rendered_by_one_worker_is_served_by_the_others(world):
     # a CSV download likewise, once its copy is written (in the background: until then the
     # worker that built it serves it from memory)
     payload = download(first, "/dashboard/concepts", to_query(state), "most_used_concepts")
-    assert payload and payload["filename"] == csv_filename("most_used_concepts", state)
-    assert json.loads(first.download("concepts", "most_used_concepts", state,
-                                     render_again)) == payload
+    assert payload and payload.filename == csv_filename("most_used_concepts", state)
+    assert first.download("concepts", "most_used_concepts", state,
+                          render_again) == payload.content
     first.pages.downloads.flush()
-    assert json.loads(second.download("concepts", "most_used_concepts", state,
-                                      render_again)) == payload
+    assert second.download("concepts", "most_used_concepts", state,
+                           render_again) == payload.content
     # a full disk (or any error writing the shared copy) only costs the sharing
     second.pages.disk._path = "/proc/no-such-folder"
     other = FilterState(preset="this_quarter", country="FR")
@@ -184,12 +185,12 @@ def test_a_download_whose_copy_cannot_be_written_is_still_sent(world, caplog):
     data.pages.disk._path = "/proc/no-such-folder"
     builds: list[int] = []
 
-    def build() -> dict[str, Any]:
+    def build() -> bytes:
         builds.append(1)
-        return {"content": "a,b\n", "filename": "x.csv", "type": "text/csv"}
+        return b"a,b\n"
 
     sent = data.download("concepts", "most_used_concepts", state, build)
-    assert json.loads(sent)["content"] == "a,b\n"
+    assert sent == b"a,b\n"
     data.pages.downloads.flush()
     assert "dashboard download not kept on disk" in caplog.text
     assert data.download("concepts", "most_used_concepts", state, build) == sent

@@ -12,8 +12,9 @@ from dash_ag_grid import AgGrid
 from plotly.io.json import to_json_plotly
 
 from dashboard.app import create_dashboard
-from dashboard.callbacks import concept_href, download, render_page
+from dashboard.callbacks import concept_href, render_page
 from dashboard.components import NO_DATA, Grid
+from dashboard.downloads import download
 from dashboard.pages import BY_PATH
 from dashboard.state import FilterState, to_query
 from kpi.warehouse.indicators import query
@@ -79,10 +80,10 @@ def test_overview_draws_usage_alone_and_its_csvs_add_the_distinct_counts(app, mo
     assert {"usage_per_bucket", "usage_per_language", "kpi_counts"} <= set(ran)
     assert not {"usage_trend", "language_usage"} & set(ran)
     # the CSV of one of its other tables needs them no more than the page does
-    assert download(data, "/dashboard/", to_query(state), "kpi_summary")["content"].startswith(
+    assert download(data, "/dashboard/", to_query(state), "kpi_summary").text.startswith(
         "kpi,current,previous,")
     assert not {"usage_trend", "language_usage"} & set(ran)
-    csv = download(data, "/dashboard/", to_query(state), "language_usage")["content"]
+    csv = download(data, "/dashboard/", to_query(state), "language_usage").text
     assert csv.startswith("language,usage,events,implementers,concepts,share\n")
     shown = BY_PATH[""].shown_tables(data, state)
     full = BY_PATH[""].tables(data, state)

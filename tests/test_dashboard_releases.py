@@ -25,7 +25,8 @@ from dash_ag_grid import AgGrid
 from sqlalchemy import select
 
 from dashboard.app import create_dashboard
-from dashboard.callbacks import download, render_page
+from dashboard.callbacks import render_page
+from dashboard.downloads import download
 from dashboard.pages import BY_PATH
 from dashboard.state import parse_query
 from kpi.catalogue.load import load_catalogue
@@ -186,7 +187,7 @@ def test_concepts_the_current_release_lacks_are_marked_in_symbol_and_words(app, 
     payload = download(data, "/dashboard/concepts", PERIOD, "most_used_concepts")
     expected = query(store.settings, "most_used_concepts", STATE.period())
     assert "in_current" in expected.columns and "release" not in expected.columns
-    assert payload["content"] == table_csv(expected.columns, expected.rows)
+    assert payload.text == table_csv(expected.columns, expected.rows)
 
     content, _, _ = render_page(data, "/dashboard/concepts", PERIOD)
     words = texts(content)

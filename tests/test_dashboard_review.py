@@ -10,8 +10,10 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
+import numpy as np
 import pytest
 from dash_ag_grid import AgGrid
 from sqlalchemy import Engine
@@ -19,12 +21,14 @@ from sqlalchemy import Engine
 from dashboard import components
 from dashboard import review as review_module
 from dashboard.app import create_dashboard
-from dashboard.callbacks import download, render_page
+from dashboard.callbacks import render_page
+from dashboard.downloads import download
 from dashboard.review import (
     TABLE,
     TABLE_COLUMNS,
     details,
     item_statuses,
+    months_text,
     review_rows,
     with_review,
 )
@@ -188,9 +192,9 @@ def test_a_viewer_sees_and_downloads_but_never_decides(app, store):
     # the CSV of the table and the hand-over zip
     data = data_of(app)
     payload = download(data, "/dashboard/review", "?kind=label", TABLE)
-    table = list(csv.DictReader(io.StringIO(payload["content"])))
+    table = list(csv.DictReader(io.StringIO(payload.text)))
     assert {r["kind"] for r in table} == {"label"} and L_ID in {r["item_id"] for r in table}
-    assert payload["filename"].endswith("_kind-label.csv")
+    assert payload.filename.endswith("_kind-label.csv")
     response = callback(client, "review-handover.data", {"review-handover-button.n_clicks": 1})
     zipped = response.get_json()["response"]["review-handover"]["data"]
     import base64
@@ -250,8 +254,21 @@ def test_a_bulk_decision_in_a_browser(store, tmp_path):
     assert {r["note"] for r in audit} == {"wait for the next release"}
 
 
+@pytest.mark.parametrize("largest", [0, 3, 2**12, 2**40])
+def test_each_item_s_months_are_written_as_its_own_counts(largest):
+    """months_text writes each distinct column of counts once (as one number when the counts
+    fit, else by numpy's unique columns): every item still gets the text of its own counts."""
+    months = [date(2026, m, 1) for m in range(4, 10)]
+    rnd = np.random.default_rng(largest)
+    counts = rnd.integers(0, largest + 1, (len(months), 500))
+    counts[:, 1] = counts[:, 0]  # a repeated column, and one of the largest alone
+    counts[:, 2] = largest
+    expected = ["; ".join(f"{m:%b %Y} {n}" for m, n in zip(months, column, strict=True))
+                for column in counts.T.tolist()]
+    assert months_text(months, counts).to_pylist() == expected
+
+
 def test_the_queue_sparkline_a_link_to_one_item_and_its_details(app, store):
-    from datetime import date
 
     from dashboard.review import spark_months, sparkline
 
@@ -262,7 +279,7 @@ def test_the_queue_sparkline_a_link_to_one_item_and_its_details(app, store):
     sent = {date(2026, 7, 1): 1, date(2026, 8, 1): 1}
     counts = [sent.get(m, 0) for m in months]
     assert label["spark"] == sparkline(counts) and len(label["spark"]) == len(months)
-    assert label["implementers_by_month"] == ", ".join(
+    assert label["implementers_by_month"] == "; ".join(
         f"{m:%b %Y} {n}" for m, n in zip(months, counts, strict=True))
     assert sparkline([0, 1, 4]) == " ▃█" and sparkline([0, 0]) == "  "
 
@@ -299,7 +316,7 @@ def test_the_queue_csv_is_kept_until_a_decision_or_a_run(app, store, monkeypatch
     def statuses() -> dict[str, str]:
         payload = download(data, "/dashboard/review", search, TABLE)
         return {r["item_id"]: r["status"]
-                for r in csv.DictReader(io.StringIO(payload["content"]))}
+                for r in csv.DictReader(io.StringIO(payload.text))}
 
     first = statuses()
     assert statuses() == first and set(first) == {T_ID}
@@ -368,7 +385,7 @@ def test_the_suggestion_pages_show_statuses_and_link_to_the_queue(app, store):
         assert link_to(path, item), path
     # the CSV keeps the indicator's own columns
     payload = download(data, "/dashboard/labels", search, "candidate_alt_labels")
-    assert "review" not in payload["content"].splitlines()[0].split(",")
+    assert "review" not in payload.text.splitlines()[0].split(",")
 
     # a decision shows at once on the memoised page
     before = {r["review"] for r in grid_rows("translations", "translation_feedback")}
@@ -435,9 +452,8 @@ def test_the_queue_csv_made_as_columns_is_the_one_its_rows_give(app, store, monk
         state = parse_query(search)
         expected = table_csv(TABLE_COLUMNS, review_rows(data, state))
         payload = download(data, "/dashboard/review", search, TABLE)
-        assert payload["content"] == expected, search
-    rows = list(csv.DictReader(io.StringIO(download(data, "/dashboard/review", "", TABLE)[
-        "content"])))
+        assert payload.text == expected, search
+    rows = list(csv.DictReader(io.StringIO(download(data, "/dashboard/review", "", TABLE).text)))
     assert {r["item_id"]: r["status"] for r in rows}[L_ID] == "accepted"
     assert {r["item_id"]: r["status"] for r in rows}[P_ID] == "deferred"
     assert [r["trend"] for r in rows if r["label"] == "'=budget plans"] == ["emerging"]

@@ -8,9 +8,10 @@ import pytest
 from dash import dcc
 
 from dashboard.app import create_dashboard
-from dashboard.callbacks import download, render_page
+from dashboard.callbacks import render_page
 from dashboard.components import GRAPHIC_COLOURS, PALETTE
 from dashboard.data import Data
+from dashboard.downloads import download
 from dashboard.state import csv_filename, parse_query, target_href
 from dashboard.trends import ratio_text
 from kpi.exports.csvfile import table_csv
@@ -134,13 +135,13 @@ def test_nothing_flagged_says_so(data, trend_world):
     ("labels", ("label",), 1), ("proposals", ("proposal",), 1)])
 def test_trend_csv_is_what_the_page_shows(data, trend_world, path, kinds, count):
     payload = download(data, f"/dashboard/{path}", TREND_PERIOD, "concept_trends")
-    assert payload["filename"] == csv_filename("concept_trends", STATE) == (
+    assert payload.filename == csv_filename("concept_trends", STATE) == (
         "concept_trends_2026-07-01_2026-09-30.csv")
     result = query(trend_world.settings, "concept_trends", STATE.period())
     rows = [r for r in result.rows if r["kind"] in kinds]
     assert len(rows) == count
-    assert payload["content"] == table_csv(result.columns, rows)
-    assert payload["content"].splitlines()[0] == (
+    assert payload.text == table_csv(result.columns, rows)
+    assert payload.text.splitlines()[0] == (
         "kind,trend,concept_uri,concept_type,language,label,label_en,label_norm,"
         "previous_events,current_events,previous_usage,current_usage,share_ratio,p_value,"
         "p_adjusted,previous_implementers,current_implementers,tested")
