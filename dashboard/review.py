@@ -185,12 +185,10 @@ def queue_table(data: Data, state: FilterState) -> pa.Table:
     if queue is None or not len(queue):
         return _empty_queue_table()
     order = queue.order.column("item_id").combine_chunks()
-    evidence = queue.evidence
     # the evidence's rows in the queue's order, of the columns read below only; a decided
     # item's own values replace them below (its status, and for an item the warehouse no
     # longer holds, all of them)
-    rows = evidence.select(list(_EVIDENCE_COLUMNS)).take(
-        pc.index_in(order, value_set=evidence.column("item_id")))
+    rows = queue.evidence.select(list(_EVIDENCE_COLUMNS)).take(queue.order.column("row"))
     decided = pc.is_in(order, value_set=pa.array(list(queue.decided), pa.string()))
     items = [queue.decided[i] for i in order.filter(decided).to_pylist()]
 

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine, func, insert, select, text
@@ -171,8 +172,9 @@ class Queue:
     """Review items with their statuses, in order (implementers, then events, then id), as
     columns: Items are made only for the ones asked for (a page shows 1,000 of 100,000).
 
-    `evidence` is the evidence_table the queue was made from, `order` the queue's item_id and
-    concept_type in order, `decided` the items a decision names (statuses filled in)."""
+    `evidence` is the evidence_table the queue was made from, `order` the queue's item_id,
+    concept_type and row (its row in `evidence`, null for an item the warehouse no longer
+    holds) in order, `decided` the items a decision names (statuses filled in)."""
 
     evidence: pa.Table
     order: pa.Table
@@ -220,17 +222,24 @@ def queue(settings: Settings, engine: Engine, *, kind: str | None = None,
     decided = {i.item_id: i for i in decided_items(settings, table, latest, kind, language)}
     columns = ["item_id", "concept_type", "implementers", "events"]
     # the columns the order needs, before the rows are filtered: a copy of four columns of
-    # 155,000 items instead of all seventeen
-    undecided = open_rows(table.select([*columns, "in_catalogue"]), decided).select(columns)
+    # 155,000 items instead of all seventeen, and each row's place in the evidence (the
+    # queue's table takes its rows by it instead of looking up every item id)
+    undecided = open_rows(
+        table.select([*columns, "in_catalogue"]).append_column(
+            "row", pa.array(np.arange(table.num_rows, dtype=np.int64))),
+        decided).select([*columns, "row"])
     if status not in (None, "open"):
         undecided = undecided.slice(0, 0)
     shown = [i for i in decided.values() if status is None or i.status == status]
+    held = pc.index_in(pa.array([i.item_id for i in shown], pa.string()),
+                       value_set=table.column("item_id")).cast(pa.int64())
     rows = pa.concat_tables([
         undecided,
-        pa.table({c: [getattr(i, c) for i in shown] for c in columns}, schema=undecided.schema),
+        pa.table({**{c: [getattr(i, c) for i in shown] for c in columns}, "row": held},
+                 schema=undecided.schema),
     ])
     order = rows.sort_by([("implementers", "descending"), ("events", "descending"),
-                          ("item_id", "ascending")]).select(["item_id", "concept_type"])
+                          ("item_id", "ascending")]).select(["item_id", "concept_type", "row"])
     return Queue(table, order, decided)
 
 
