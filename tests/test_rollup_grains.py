@@ -33,7 +33,8 @@ LABELS = ("Programmierer", "coder", "Café-Bar", "cafe bar", "Straße", "STRASSE
           "Python (Computerprogrammierung)", "python programming", "!!")
 FIRST, LAST = date(2026, 2, 10), date(2026, 11, 20)
 
-# span_rows as it would be without month and quarter rows: every day read from its day's rows
+# span_rows (and two_span_rows) as they would be without month and quarter rows: every day
+# read from its day's rows
 DAYS_ONLY = """
 create or replace macro span_rows(rollup, from_day, to_day, only_country, only_sector)
 as table
@@ -42,7 +43,20 @@ as table
     left join implementers as i on i.id = r.implementer_id
     where r.day between from_day and to_day
       and (only_country is null or i.country = only_country)
+      and (only_sector is null or i.sector = only_sector);
+
+create or replace macro two_span_rows(
+    rollup, prev_from, prev_to, from_day, to_day,
+    only_concept_type, only_language, only_context, only_country, only_sector
+) as table
+    select r.*, r.day <= prev_to as previous, i.name as implementer, i.country, i.sector
+    from query_table(rollup || '_daily') as r
+    left join implementers as i on i.id = r.implementer_id
+    where (r.day between prev_from and prev_to or r.day between from_day and to_day)
+      and (only_country is null or i.country = only_country)
       and (only_sector is null or i.sector = only_sector)
+      and in_filters(r.concept_type, r.language, r.context,
+                     only_concept_type, only_language, only_context)
 """
 
 
@@ -228,6 +242,33 @@ def test_every_indicator_gives_the_same_rows_as_over_the_days(store):
     finally:
         spans.close()
         days.close()
+
+
+@pytest.mark.parametrize("rollup", ["usage", "labels", "proposals", "feedback", "activity"])
+def test_two_periods_read_at_once_are_each_period_s_rows(store, rollup):
+    """two_span_rows gives the rows filtered_span_rows gives for the previous period and for
+    the period, each marked as of its period, in every filter."""
+    con = store.reader()
+    compared = 0
+    try:
+        for period, filters, params in random_states(seed=len(rollup)):
+            previous = period.previous()
+            args = {"rollup": rollup, "prev_from": previous.start, "prev_to": previous.end,
+                    **params}
+            filter_args = "$concept_type, $language, $context, $country, $sector"
+            both = con.execute(
+                "select * exclude (previous), previous from two_span_rows($rollup, $prev_from, "
+                f"$prev_to, $start, $end, {filter_args})", args).fetchall()
+            apart = con.execute(
+                f"select *, true from filtered_span_rows($rollup, $prev_from, $prev_to, "
+                f"{filter_args}) union all select *, false from filtered_span_rows($rollup, "
+                f"$start, $end, {filter_args})", args).fetchall()
+            assert sorted(both, key=repr) == sorted(apart, key=repr), (
+                rollup, str(period), filters)
+            compared += len(both)
+        assert compared > 100  # most states have rows
+    finally:
+        con.close()
 
 
 def test_span_views_of_the_days_alone_give_the_same_answers(store):
