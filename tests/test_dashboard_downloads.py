@@ -14,6 +14,7 @@ import pytest
 from dashboard import downloads as downloads_module
 from dashboard.downloads import download
 from dashboard.state import FilterState, csv_filename, parse_query
+from kpi.exports import csvfile
 from kpi.exports.csvfile import (
     arrow_cells,
     arrow_cells_apply,
@@ -22,6 +23,7 @@ from kpi.exports.csvfile import (
     render_csv,
     safe_text,
     table_csv,
+    table_csv_bytes,
 )
 from kpi.warehouse.indicators import Rows, query
 from tests.dashboard_world import data_of, log_in
@@ -154,6 +156,26 @@ def test_lines_written_by_arrow_are_the_csv_module_s(seed):
     header = [f"c{i}" for i in range(width)]
     assert render_csv(header, []) + arrow_csv_lines(columns) == render_csv(header, rows)
     assert arrow_csv_lines([pa.array([], pa.string())] * width) == ""
+
+
+@pytest.mark.parametrize("slice_rows", [1, 7, 64, 1000])
+def test_a_long_table_written_in_slices_is_the_same_text(monkeypatch, slice_rows):
+    """Rows made on demand of more than SLICE_ROWS are written slice by slice by threads
+    (table_csv_bytes): the same bytes as rows written one by one, in order, whatever the
+    slices' size."""
+    rnd = random.Random(slice_rows)
+    texts = ["a", 'say "hi", then', "=x", "x\ny", "é", "", None, "-1", "plain"]
+    n = 300
+    table = pa.table({
+        "id": [f"i{k}" for k in range(n)], "label": [rnd.choice(texts) for _ in range(n)],
+        "events": [rnd.choice((None, 0, -3, 2**40)) for _ in range(n)],
+        "share": [rnd.choice((None, 0.5, -1.25)) for _ in range(n)],
+        "spellings": [rnd.choice((None, [], ["a", "=b"])) for _ in range(n)],
+        "seen": [rnd.choice((None, date(2026, 7, 1))) for _ in range(n)],
+    })
+    monkeypatch.setattr(csvfile, "SLICE_ROWS", slice_rows)
+    written = table_csv_bytes(table.column_names, Rows(table))
+    assert written == table_csv(table.column_names, table.to_pylist()).encode("utf-8")
 
 
 def test_a_queue_download_is_the_same_text_written_either_way():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from numbers import Number
 from typing import Any
@@ -92,14 +93,35 @@ def table_csv(columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> str:
 
 def table_csv_bytes(columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> bytes:
     """`table_csv` as UTF-8 bytes, what a download sends: the lines Arrow writes are bytes
-    already, and decoding the review queue's 30 MB only to encode them again took 40 ms."""
+    already, and decoding the review queue's 30 MB only to encode them again took 40 ms.
+    Rows made on demand of more than SLICE_ROWS are written in slices, CSV_THREADS at a time
+    (Arrow's kernels run outside the GIL): each line depends on its row alone."""
     columns = list(columns)
     if hasattr(rows, "column_values") and len(columns) > 1:
-        cells = [_column_cells(rows, c) for c in columns]
-        return render_csv(columns, []).encode("utf-8") + _arrow_csv_bytes(
-            cells, [_never_quoted(rows.table, c) for c in columns])
+        header = render_csv(columns, []).encode("utf-8")
+        table = rows.table
+        if table.num_rows <= SLICE_ROWS:
+            return header + _lines_bytes(columns, rows)
+        slices = [type(rows)(table.slice(start, SLICE_ROWS))
+                  for start in range(0, table.num_rows, SLICE_ROWS)]
+        with ThreadPoolExecutor(CSV_THREADS, thread_name_prefix="csv") as pool:
+            return header + b"".join(pool.map(lambda part: _lines_bytes(columns, part), slices))
     return render_csv(columns, [[cell(row.get(c)) for c in columns] for row in rows]
                       ).encode("utf-8")
+
+
+# Rows made on demand of more than this are written in slices of this many rows, by
+# CSV_THREADS threads (table_csv_bytes): the review queue's 115,000 rows in 0.056 s on two
+# cores, against 0.14 in one piece (and 0.095 in slices on one thread: a slice's columns stay
+# in the processor's cache).
+SLICE_ROWS = 20_000
+CSV_THREADS = 2
+
+
+def _lines_bytes(columns: list[str], rows: Any) -> bytes:
+    """The CSV lines of rows made on demand (Rows), as UTF-8 bytes."""
+    cells = [_column_cells(rows, c) for c in columns]
+    return _arrow_csv_bytes(cells, [_never_quoted(rows.table, c) for c in columns])
 
 
 def _column_cells(rows: Any, name: str) -> pa.Array:
