@@ -47,7 +47,7 @@ from kpi.warehouse import models  # noqa: E402
 from kpi.warehouse import statistics as warehouse_statistics  # noqa: E402
 from kpi.warehouse.indicators import Period, query  # noqa: E402
 from kpi.warehouse.published import SCHEMAS  # noqa: E402
-from kpi.warehouse.reader import install_span_views  # noqa: E402
+from kpi.warehouse.reader import install_reader_tables, install_span_views  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -172,6 +172,7 @@ def warehouse(tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
             null, implementer_id, 'en', 'cv', events, events, day from proposal_rows""")
     models.install(con, "macros")
     install_span_views(con)  # months and quarters as views of the days
+    install_reader_tables(con)
     warehouse_statistics.install(con)
     con.execute("create table reader_info as select 0::bigint as seq, 0::bigint as watermark, "
                 "'1.2.0' as catalogue_version, 3 as min_implementers")

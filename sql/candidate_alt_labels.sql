@@ -43,7 +43,7 @@ event_types as (
 new_groups as (
     select g.*
     from label_groups(added_labels) as g
-    anti join concept_label_norms as kl
+    anti join used_label_norms as kl
         on kl.concept_key = g.concept_key and kl.language = g.language
        and kl.label_norm = g.label_norm
 ),

@@ -105,7 +105,7 @@ new_label_items as (
         from label_rows
         group by concept_key, language, label_norm
     ) as l
-    anti join concept_label_norms as kl
+    anti join used_label_norms as kl
         on kl.concept_key = l.concept_key and kl.language = l.language
        and kl.label_norm = l.label_norm
 ),

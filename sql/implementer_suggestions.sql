@@ -58,7 +58,7 @@ label_items as (
         on r.concept_key = g.concept_key and r.language = g.language
        and r.label_norm = g.label_norm
     join concept_keys as ck on ck.key = g.concept_key
-    left join concept_label_norms as kl
+    left join used_label_norms as kl
         on kl.concept_key = g.concept_key and kl.language = g.language
        and kl.label_norm = g.label_norm
 ),

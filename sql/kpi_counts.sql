@@ -29,7 +29,7 @@ candidate_groups as (
     select g.concept_key
     from label_groups_seen as g
     semi join concept_keys as ck on ck.key = g.concept_key
-    anti join concept_label_norms as kl
+    anti join used_label_norms as kl
         on kl.concept_key = g.concept_key and kl.language = g.language
        and kl.label_norm = g.label_norm
 ),

@@ -76,7 +76,7 @@ label_items as (
        and s.label_norm = g.label_norm
     join concept_keys as ck on ck.key = g.concept_key
     left join concepts as k on k.uri = ck.uri
-    left join concept_label_norms as kl
+    left join used_label_norms as kl
         on kl.concept_key = g.concept_key and kl.language = g.language
        and kl.label_norm = g.label_norm
 ),

@@ -271,6 +271,22 @@ def test_two_periods_read_at_once_are_each_period_s_rows(store, rollup):
         con.close()
 
 
+def test_a_reader_keeps_the_catalogue_labels_that_events_sent(store):
+    """used_label_norms: exactly the catalogue's label norms that some label_added event's
+    label has, for its concept and language (what the indicators compare with)."""
+    con = store.reader()
+    try:
+        kept = set(con.execute("select * from used_label_norms").fetchall())
+        sent = set(con.execute(
+            "select kl.concept_key, kl.language, kl.label_norm from concept_label_norms as kl "
+            "join (select distinct concept_key, language, label_norm from labels_daily) as l "
+            "using (concept_key, language, label_norm)").fetchall())
+        catalogue = con.execute("select count(*) from concept_label_norms").fetchall()[0][0]
+    finally:
+        con.close()
+    assert kept == sent and 0 < len(kept) < catalogue
+
+
 def test_span_views_of_the_days_alone_give_the_same_answers(store):
     # what a warehouse built in memory from SCHEMAS (bench/trends.py) reads through
     spans, days = store.reader(), store.reader()

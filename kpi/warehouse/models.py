@@ -4,6 +4,7 @@
     sql/macros/<name>.sql     a DuckDB macro the indicators share (filtered_rows, label_groups...)
     sql/rollups/<table>.sql   a daily rollup, computed for the days to republish
     sql/dimensions/<table>.sql  a dimension table, published whole
+    sql/reader/<table>.sql    a table each reader makes from the published ones when it opens
     sql/private/<name>.sql    the aggregator's private database: its schema, its writers and
                               the macros and views they share
 

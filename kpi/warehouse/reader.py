@@ -180,6 +180,13 @@ def install_span_views(con: duckdb.DuckDBPyConnection) -> None:
                     f"from {table.rsplit('_', 1)[0]}_daily")
 
 
+def install_reader_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The tables a reader makes from the published ones when it opens (sql/reader/):
+    used_label_norms. Run again after changing the tables of a warehouse built in memory."""
+    for name in models.names("reader"):
+        models.run(con, f"reader/{name}")
+
+
 def open_reader(settings: Settings, in_memory: tuple[str, ...] = ()
                 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view per published table (current manifest),
@@ -187,7 +194,8 @@ def open_reader(settings: Settings, in_memory: tuple[str, ...] = ()
 
     Views: usage_daily, labels_daily, proposals_daily, feedback_daily, activity_daily, their
     sums per month and quarter (usage_monthly, usage_quarterly, ...), quality_daily, concepts,
-    concept_labels, concept_names, catalogue_versions, implementers.
+    concept_labels, concept_names, catalogue_versions, implementers; and the tables of
+    install_reader_tables (used_label_norms).
     Never blocks and never blocks the aggregator. Use it for one request or one export, then
     close it: files superseded by a later run are deleted after RETIRE_GRACE_SECONDS.
     """
@@ -222,6 +230,7 @@ def open_reader(settings: Settings, in_memory: tuple[str, ...] = ()
                 found.create_view(table)
             continue
         con.execute(f"create view {table} as {_empty_select(table)}")
+    install_reader_tables(con)
     if in_memory:
         # the copies are held on top of what the queries may use, not taken from it (the
         # limit is a whole number of bytes computed here, nothing from outside)
