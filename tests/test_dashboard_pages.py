@@ -16,7 +16,7 @@ from dashboard.callbacks import concept_href, render_page
 from dashboard.components import NO_DATA, Grid
 from dashboard.downloads import download
 from dashboard.pages import BY_PATH
-from dashboard.state import FilterState, to_query
+from dashboard.state import FilterState, parse_query, to_query
 from kpi.warehouse.indicators import query
 from tests.dashboard_world import HTML_LABEL, data_of, find, texts
 from tests.helpers import SKILL
@@ -113,6 +113,11 @@ def test_pages_before_the_first_aggregation(settings, engine):
         assert "This page could not be loaded" not in " ".join(words), path
         assert path in ("", "concept") or NO_DATA in words or (
             path == "review" and "No review items." in words), path
+        # and each of its CSV downloads: a header at least, never an error
+        page = BY_PATH[path]
+        for table in page.tables(data, parse_query(search)):
+            found = download(data, f"/dashboard/{path}", search, table)
+            assert found is not None and found.text.count("\n") >= 1, (path, table)
 
 
 def test_empty_period_says_so(app):
