@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from flask import Flask, Response, request
 
 from dashboard import PREFIX
+from dashboard.callbacks import page_for
 from dashboard.data import Data
-from dashboard.pages import BY_PATH
 from dashboard.state import csv_filename, parse_query
 from kpi.exports.csvfile import table_csv_bytes
 
@@ -41,8 +41,7 @@ def download(data: Data, pathname: str | None, search: str | None, table: str
              ) -> CsvFile | None:
     """One table of the page at `pathname` as its CSV, for the query string `search` (None: no
     such page or table). Made once per host and view (Data.download keeps it)."""
-    page = BY_PATH.get((pathname or "")[len(PREFIX):].strip("/")) if (
-        pathname or "").startswith(PREFIX) else None
+    page = page_for(pathname)
     if page is None:
         return None
     state = parse_query(search)

@@ -244,7 +244,7 @@ def _months_text(data: Data, order: pa.Array) -> pa.Array:
 def months_text(months: list[date], counts: np.ndarray) -> pa.Array:
     """implementers_by_month of every item, from a months x items matrix of counts. Few items
     differ in their months' counts: each distinct column of counts is written once, then put
-    in place (a sixth of the time of joining the months' texts for every item). A column
+    in place (about half the time of joining the months' texts for every item). A column
     becomes one number (its counts as digits in base largest + 1) when that fits in 63 bits."""
     base = int(counts.max(initial=0)) + 1
     if base ** len(months) < 2**63:
