@@ -172,7 +172,7 @@ def warehouse(tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
             null, implementer_id, 'en', 'cv', events, events, day from proposal_rows""")
     models.install(con, "macros")
     install_span_views(con)  # months and quarters as views of the days
-    install_reader_tables(con)
+    install_reader_tables(con, materialise=True)
     warehouse_statistics.install(con)
     con.execute("create table reader_info as select 0::bigint as seq, 0::bigint as watermark, "
                 "'1.2.0' as catalogue_version, 3 as min_implementers")

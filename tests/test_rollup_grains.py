@@ -24,7 +24,7 @@ from kpi.warehouse.indicators import (
 )
 from kpi.warehouse.models import parameters
 from kpi.warehouse.published import SPAN_ROLLUPS, read_manifest
-from kpi.warehouse.reader import install_span_views
+from kpi.warehouse.reader import SHARED_IN_MEMORY, install_span_views, open_reader
 from tests.kpi_fixtures import O1, O2, S1, S2, S3, S4, standard_store
 
 TYPES = ("concept_used", "concept_used", "label_added", "concept_proposed",
@@ -271,20 +271,34 @@ def test_two_periods_read_at_once_are_each_period_s_rows(store, rollup):
         con.close()
 
 
-def test_a_reader_keeps_the_catalogue_labels_that_events_sent(store):
-    """used_label_norms: exactly the catalogue's label norms that some label_added event's
-    label has, for its concept and language (what the indicators compare with)."""
-    con = store.reader()
+def test_a_kept_reader_holds_the_catalogue_labels_that_events_sent(store):
+    """used_label_norms: in a reader kept for many queries (a dashboard worker's), exactly the
+    catalogue's label norms that some label_added event's label has, for its concept and
+    language; in a reader opened for one query, every norm of the catalogue. Every indicator
+    and support query gives the same rows with either."""
+    kept_reader = open_reader(store.settings, in_memory=SHARED_IN_MEMORY)
+    fresh = store.reader()
+    norms = "select concept_key, language, label_norm from "
     try:
-        kept = set(con.execute("select * from used_label_norms").fetchall())
-        sent = set(con.execute(
-            "select kl.concept_key, kl.language, kl.label_norm from concept_label_norms as kl "
-            "join (select distinct concept_key, language, label_norm from labels_daily) as l "
-            "using (concept_key, language, label_norm)").fetchall())
-        catalogue = con.execute("select count(*) from concept_label_norms").fetchall()[0][0]
+        kept = set(kept_reader.execute(norms + "used_label_norms").fetchall())
+        sent = set(kept_reader.execute(
+            norms + "concept_label_norms join (select distinct concept_key, language, "
+            "label_norm from labels_daily) using (concept_key, language, label_norm)").fetchall())
+        catalogue = set(fresh.execute(norms + "concept_label_norms").fetchall())
+        assert kept == sent and 0 < len(kept) < len(catalogue)
+        assert set(fresh.execute(norms + "used_label_norms").fetchall()) == catalogue
+        rnd = random.Random(8)
+        for _ in range(6):
+            period, filters = random_period(rnd), random_filters(rnd)
+            assert run_all(kept_reader, period, filters) == run_all(fresh, period, filters), (
+                str(period), filters)
+        whole = Period(date(2026, 1, 1), date(2026, 12, 31))
+        answers = run_all(kept_reader, whole, {})
+        assert answers == run_all(fresh, whole, {})
+        assert answers["candidate_alt_labels"]  # candidates, and labels the catalogue has, too
     finally:
-        con.close()
-    assert kept == sent and 0 < len(kept) < catalogue
+        kept_reader.close()
+        fresh.close()
 
 
 def test_span_views_of_the_days_alone_give_the_same_answers(store):
