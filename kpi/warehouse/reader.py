@@ -239,12 +239,6 @@ def open_reader(settings: Settings, in_memory: tuple[str, ...] = ()
         con.execute(f"create view {table} as {_empty_select(table)}")
     # held in memory as the dimensions they are made from are
     install_reader_tables(con, materialise="concept_label_norms" in in_memory)
-    if in_memory:
-        # the copies are held on top of what the queries may use, not taken from it (the
-        # limit is a whole number of bytes computed here, nothing from outside)
-        copies = con.sql("select coalesce(sum(memory_usage_bytes), 0) from duckdb_memory() "
-                         "where tag = 'IN_MEMORY_TABLE'").fetchall()[0][0]
-        con.execute(f"set memory_limit = '{QUERY_MEMORY_BYTES + int(copies)}B'")
     models.install(con, "macros")
     statistics.install(con)
     # min_implementers: how many implementers a trend needs (concept_trends), from the config
@@ -255,4 +249,10 @@ def open_reader(settings: Settings, in_memory: tuple[str, ...] = ()
          "version": manifest.get("catalogue_version"),
          "min_implementers": settings["privacy.export_min_implementers"]},
     )
+    if in_memory:
+        # the tables it holds (the copies, reader_info) are on top of what the queries may
+        # use, not taken from it (the limit is a whole number of bytes computed here)
+        copies = con.sql("select coalesce(sum(memory_usage_bytes), 0) from duckdb_memory() "
+                         "where tag = 'IN_MEMORY_TABLE'").fetchall()[0][0]
+        con.execute(f"set memory_limit = '{QUERY_MEMORY_BYTES + int(copies)}B'")
     return con
