@@ -154,6 +154,54 @@ def test_which_months_and_quarters_have_ended():
     assert published.span_start("2026-11-30", "quarter") == "2026-10-01"
 
 
+def spans_inside(first: date, last: date) -> tuple[bool, bool, bool]:
+    """Counted day by day: whether first..last holds a whole quarter, a whole month outside
+    its whole quarters, a day outside its whole months (what span_rows reads of each grain)."""
+    def month_of(d: date) -> tuple[date, date]:
+        start = d.replace(day=1)
+        return start, Period.month(start).end
+
+    def quarter_of(d: date) -> tuple[date, date]:
+        start = d.replace(month=3 * ((d.month - 1) // 3) + 1, day=1)
+        return start, Period.month(start.replace(month=start.month + 2)).end
+
+    def inside(span: tuple[date, date]) -> bool:
+        return first <= span[0] and span[1] <= last
+
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    quarters = any(inside(quarter_of(d)) for d in days)
+    months = any(inside(month_of(d)) and not inside(quarter_of(d)) for d in days)
+    loose_days = any(not inside(month_of(d)) for d in days)
+    return quarters, months, loose_days
+
+
+def test_span_rows_skips_exactly_the_grains_a_period_holds_none_of():
+    """The grains span_rows reads (has_quarters, has_months, has_days): for every start day of
+    two years and ends from the same day to over a year later, what the calendar says."""
+    import duckdb
+    import pyarrow as pa
+
+    from kpi.warehouse import models
+
+    con = duckdb.connect()
+    try:
+        models.run(con, "macros/span_rows")
+        starts = [date(2025, 12, 1) + timedelta(days=i) for i in range(731)]
+        lengths = (0, 1, 2, 27, 28, 29, 30, 31, 58, 59, 60, 61, 62, 88, 89, 90, 91, 92, 120,
+                   181, 182, 183, 184, 273, 364, 365, 366, 400)
+        pairs = [(s, s + timedelta(days=n)) for s in starts for n in lengths]
+        con.register("periods", pa.table({"first": [p[0] for p in pairs],
+                                          "last": [p[1] for p in pairs]}))
+        got = con.execute(
+            "select first, last, has_quarters(first, last), has_months(first, last), "
+            "has_days(first, last) from periods").fetchall()
+        assert len(got) == len(pairs)
+        for first, last, *grains in got:
+            assert tuple(grains) == spans_inside(first, last), (first, last)
+    finally:
+        con.close()
+
+
 def test_month_and_quarter_rows_are_the_sums_of_their_days(store):
     con = store.reader()
     try:

@@ -169,6 +169,15 @@ def _create_span_view(con: duckdb.DuckDBPyConnection, pub: Path,
         con.execute(f"create view {table} as {_empty_select(table)}")
 
 
+def install_empty_views(con: duckdb.DuckDBPyConnection) -> None:
+    """One view per rollup with its columns and no rows (usage_empty, ...): what span_rows
+    (sql/macros/span_rows.sql) reads instead of a grain that a period holds none of."""
+    for table in ROLLUPS:
+        # names from the constant ROLLUPS and SCHEMAS: no value from outside reaches this SQL
+        con.execute(f"create or replace view {table.removesuffix('_daily')}_empty as "
+                    f"{_empty_select(table)}")
+
+
 def install_span_views(con: duckdb.DuckDBPyConnection) -> None:
     """The month and quarter tables (SPAN_ROLLUPS) as views of the daily tables' rows, `day`
     made the span's first day: for a warehouse built in memory from SCHEMAS alone (a benchmark
@@ -178,6 +187,7 @@ def install_span_views(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"create or replace view {table} as select * replace "
                     f"(cast(date_trunc('{span}', day) as date) as day) "
                     f"from {table.rsplit('_', 1)[0]}_daily")
+    install_empty_views(con)
 
 
 def install_reader_tables(con: duckdb.DuckDBPyConnection, materialise: bool) -> None:
@@ -200,7 +210,8 @@ def open_reader(settings: Settings, in_memory: tuple[str, ...] = ()
     and a table instead for the dimensions named in `in_memory`.
 
     Views: usage_daily, labels_daily, proposals_daily, feedback_daily, activity_daily, their
-    sums per month and quarter (usage_monthly, usage_quarterly, ...), quality_daily, concepts,
+    sums per month and quarter (usage_monthly, usage_quarterly, ...), their empty views
+    (usage_empty, ...: install_empty_views), quality_daily, concepts,
     concept_labels, concept_names, catalogue_versions, implementers; and the relations of
     install_reader_tables (used_label_norms).
     Never blocks and never blocks the aggregator. Use it for one request or one export, then
@@ -237,6 +248,7 @@ def open_reader(settings: Settings, in_memory: tuple[str, ...] = ()
                 found.create_view(table)
             continue
         con.execute(f"create view {table} as {_empty_select(table)}")
+    install_empty_views(con)
     # held in memory as the dimensions they are made from are
     install_reader_tables(con, materialise="concept_label_norms" in in_memory)
     models.install(con, "macros")

@@ -11,14 +11,16 @@ create or replace macro two_span_rows(
     with
     quarters as (
         select *
-        from query_table(rollup || '_quarterly')
+        from query_table(grain_table(rollup, 'quarterly',
+            has_quarters(prev_from, prev_to) or has_quarters(from_day, to_day)))
         where day between quarters_from(prev_from) and quarters_to(prev_to)
            or day between quarters_from(from_day) and quarters_to(to_day)
     ),
 
     months as (
         select *
-        from query_table(rollup || '_monthly')
+        from query_table(grain_table(rollup, 'monthly',
+            has_months(prev_from, prev_to) or has_months(from_day, to_day)))
         where (day between months_from(prev_from) and months_to(prev_to)
                and (day < quarters_from(prev_from) or day > quarters_to(prev_to)))
            or (day between months_from(from_day) and months_to(to_day)
@@ -27,7 +29,8 @@ create or replace macro two_span_rows(
 
     days as (
         select *
-        from query_table(rollup || '_daily')
+        from query_table(grain_table(rollup, 'daily',
+            has_days(prev_from, prev_to) or has_days(from_day, to_day)))
         where (day between prev_from and prev_to
                and (day < months_from(prev_from) or day > months_to(prev_to)))
            or (day between from_day and to_day
