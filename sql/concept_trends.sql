@@ -58,15 +58,20 @@ concept_rows as (
                        $concept_type, $language, $context, $country, $sector)
 ),
 
--- every candidate label's rows, those of labels already in the catalogue included: they are
--- left out per item (new_label_items), once their rows are summed
+-- the rows of labels not yet among the concept's labels in that language (the catalogue test
+-- is per item, so a row is left out exactly when its item is)
 label_rows as (
-    select concept_key, language, label_norm, implementer_id,
-           if(previous, events, 0) as previous_events, if(previous, 0, events) as current_events,
-           if(previous, usage, 0) as previous_usage, if(previous, 0, usage) as current_usage
+    select l.concept_key, l.language, l.label_norm, l.implementer_id,
+           if(l.previous, l.events, 0) as previous_events,
+           if(l.previous, 0, l.events) as current_events,
+           if(l.previous, l.usage, 0) as previous_usage,
+           if(l.previous, 0, l.usage) as current_usage
     from two_span_rows('labels', $prev_start, $prev_end, $start, $end,
-                       $concept_type, $language, $context, $country, $sector)
-    where label_norm <> ''
+                       $concept_type, $language, $context, $country, $sector) as l
+    anti join used_label_norms as kl
+        on kl.concept_key = l.concept_key and kl.language = l.language
+       and kl.label_norm = l.label_norm
+    where l.label_norm <> ''
 ),
 
 proposal_rows as (
@@ -92,22 +97,15 @@ concept_items as (
     group by grouping sets ((concept_key), (implementer_id))
 ),
 
--- the labels not yet among the concept's labels in that language
-new_label_items as (
+-- per label item, and per implementer in the same pass (the volume below)
+label_items as (
     select
-        l.concept_key, l.language, l.label_norm,
-        l.previous_events, l.current_events, l.previous_usage, l.current_usage
-    from (
-        select
-            concept_key, language, label_norm,
-            sum(previous_events) as previous_events, sum(current_events) as current_events,
-            sum(previous_usage) as previous_usage, sum(current_usage) as current_usage
-        from label_rows
-        group by concept_key, language, label_norm
-    ) as l
-    anti join used_label_norms as kl
-        on kl.concept_key = l.concept_key and kl.language = l.language
-       and kl.label_norm = l.label_norm
+        concept_key, language, label_norm, implementer_id,
+        grouping(concept_key, language, label_norm) = 7 as per_implementer,
+        sum(previous_events) as previous_events, sum(current_events) as current_events,
+        sum(previous_usage) as previous_usage, sum(current_usage) as current_usage
+    from label_rows
+    group by grouping sets ((concept_key, language, label_norm), (implementer_id))
 ),
 
 proposal_items as (
@@ -126,13 +124,9 @@ implementer_volume as (
     from concept_items
     where per_implementer
     union all
-    select 'label', l.implementer_id, sum(l.previous_events), sum(l.current_events)
-    from label_rows as l
-    semi join new_label_items as i
-        on i.concept_key is not distinct from l.concept_key
-       and i.language is not distinct from l.language
-       and i.label_norm is not distinct from l.label_norm
-    group by l.implementer_id
+    select 'label', implementer_id, previous_events, current_events
+    from label_items
+    where per_implementer
     union all
     select 'proposal', implementer_id, sum(previous_events), sum(current_events)
     from proposal_rows
@@ -158,7 +152,8 @@ items as (
     select
         'label', concept_key, null, language, label_norm,
         previous_events, current_events, previous_usage, current_usage
-    from new_label_items
+    from label_items
+    where not per_implementer
     union all
     select
         'proposal', null, concept_type, language, label_norm,
