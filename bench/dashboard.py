@@ -481,6 +481,7 @@ def run(args) -> dict[str, Any]:
         cold: dict[str, list[float]] = {}
         warm: dict[str, list[float]] = {}
         cold_by_period: dict[str, list[float]] = {}
+        slowest: list[tuple[float, str, str]] = []  # first views: (s, page, state)
         buttons: dict[str, list[dict[str, str]]] = {}
         searches: list[str] = []
         t_views = time.perf_counter()
@@ -491,6 +492,7 @@ def run(args) -> dict[str, Any]:
             for title, path, search in views:
                 elapsed, body = dash.content(path, search)
                 cold.setdefault(title, []).append(elapsed)
+                slowest.append((elapsed, title, f"{period}, {fname}"))
                 cold_by_period.setdefault(period, []).append(elapsed)
                 searches.append(search)
                 if fname == "none" and period == "quarter":
@@ -505,6 +507,7 @@ def run(args) -> dict[str, Any]:
         out["cold_by_period"] = {t: pcts(v) for t, v in cold_by_period.items()}
         out["warm"] = {t: pcts(v) for t, v in warm.items()}
         out["cold_all"] = pcts([x for v in cold.values() for x in v])
+        out["slowest"] = [(t * 1000, page, state) for t, page, state in sorted(slowest)[-8:]]
         out["warm_all"] = pcts([x for v in warm.values() for x in v])
         out["sync"] = pcts([dash.sync(s) for s in searches[:40]])
 
@@ -631,6 +634,9 @@ def render(command: str, out: dict[str, Any], load: tuple[float, ...],
         lines += ["", "First views by period: " + ", ".join(
             f"{p} p50 {v['p50']:.0f} / p95 {v['p95']:.0f} ms"
             for p, v in out["cold_by_period"].items()) + ".",
+            "", "The slowest first views: " + "; ".join(
+                f"{page} ({state}) {ms:.0f} ms" for ms, page, state in
+                reversed(out["slowest"])) + ".",
             "",
             f"URL/filter sync callback: p50 {out['sync']['p50']:.1f} ms, p95 "
             f"{out['sync']['p95']:.1f} ms.", "",
