@@ -382,10 +382,12 @@ def span_cost(data_dir: Path, runs: int = 2) -> list[tuple[str, int, float, floa
     out = []
     try:
         shutil.copytree(published.published_dir(settings), work / "published")
-        days = sorted(manifest["rollups"]["usage_daily"])
         con = private.connect_private(settings)
         cur = con.cursor()
         try:
+            # the days that hold events (an ended month's days are in its packed file)
+            days = [row[0].isoformat() for row in
+                    cur.execute("select distinct day from events order by day").fetchall()]
             for label, dirty in (("none yet (every closed span)", []),
                                  ("last 3 days", days[-3:]), ("last 33 days", days[-33:]),
                                  ("every day", days)):
@@ -393,7 +395,8 @@ def span_cost(data_dir: Path, runs: int = 2) -> list[tuple[str, int, float, floa
                 for i in range(runs):
                     rollups = json.loads(json.dumps(manifest["rollups"]))
                     if not dirty:
-                        rollups = {t: v for t, v in rollups.items() if t in published.ROLLUPS}
+                        rollups = {t: v for t, v in rollups.items()
+                                   if t in published.ROLLUPS or t in published.PACKED}
                     t0, c0 = time.perf_counter(), time.process_time()
                     n = published._publish_spans(cur, work / "published", f"rbench{i}", dirty,
                                                  {}, rollups, [], time.time())

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -110,10 +110,12 @@ def test_incremental_run_recomputes_only_touched_days_and_equals_a_full_rebuild(
     assert not second.catalogue_copied
     after = published.read_manifest(store.settings)
     # the daily rollups (their month and quarter sums change with them)
+    # every day has ended: the days' months hold them packed, one more file each
     changed = {day for table, days in after["rollups"].items() for day, files in days.items()
-               if table.endswith("_daily")
+               if table in published.PACKED
                and before["rollups"].get(table, {}).get(day) != files}
-    assert changed == {"2026-07-03", "2026-07-20", "2026-08-02"}
+    assert changed == {"2026-07-01", "2026-08-01"}
+    assert not any(after["rollups"].get(table) for table in published.ROLLUPS)
 
     # a re-run is a no-op
     third = store.aggregate()
@@ -132,14 +134,29 @@ def test_incremental_run_recomputes_only_touched_days_and_equals_a_full_rebuild(
 
 
 def _files(settings: Settings, table: str, day: str) -> list[str]:
+    """A day's files of a daily table (the current month's days), or a month's or quarter's
+    files of a month or quarter table."""
     return published.read_manifest(settings)["rollups"].get(table, {}).get(day, [])
 
 
-def test_a_small_run_adds_a_file_to_its_days_months_and_quarters(store, tmp_path):
+def _packed(settings: Settings, table: str, month: str) -> list[str]:
+    """The packed files of an ended month's days, of a daily table."""
+    return _files(settings, f"{table}_packed", month)
+
+
+def _days_with_events(settings: Settings) -> int:
+    con = reader.open_reader(settings)
+    try:
+        return con.execute("select count(distinct day) from activity_daily").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_a_small_run_adds_a_file_to_its_month_s_packed_days_and_sums(store, tmp_path):
     store.events(*random_events(200, seed=5, days=("2026-07-01", "2026-08-31")))
     store.aggregate()
     before = {(t, d): _files(store.settings, t, d) for t, d in (
-        ("usage_daily", "2026-07-01"), ("usage_daily", "2026-07-02"),
+        ("usage_daily_packed", "2026-07-01"), ("usage_daily_packed", "2026-08-01"),
         ("usage_monthly", "2026-07-01"), ("usage_quarterly", "2026-07-01"),
         ("usage_monthly", "2026-08-01"))}
     assert all(len(files) == 1 for files in before.values())
@@ -147,12 +164,12 @@ def test_a_small_run_adds_a_file_to_its_days_months_and_quarters(store, tmp_path
     store.events({"day": "2026-07-01", "count": 5}, {"day": "2026-07-01", "concept_uri": S2})
     run = store.aggregate()
     assert (run.events_read, run.days_recomputed) == (2, 1)
-    # the day and its (closed) month and quarter keep their files and get one more each
-    for table, day in (("usage_daily", "2026-07-01"), ("usage_monthly", "2026-07-01"),
+    # the day's (ended) month, its sums and its quarter's keep their files and get one more
+    for table, day in (("usage_daily_packed", "2026-07-01"), ("usage_monthly", "2026-07-01"),
                        ("usage_quarterly", "2026-07-01")):
         files = _files(store.settings, table, day)
         assert files[0] == before[table, day][0] and len(files) == 2
-    for table, day in (("usage_daily", "2026-07-02"), ("usage_monthly", "2026-08-01")):
+    for table, day in (("usage_daily_packed", "2026-08-01"), ("usage_monthly", "2026-08-01")):
         assert _files(store.settings, table, day) == before[table, day]
     clean = clean_copy(store, tmp_path / "clean")
     run_aggregation(clean)
@@ -175,24 +192,65 @@ def test_a_day_holding_more_files_than_allowed_has_its_additions_merged(store, t
         store.events({"day": "2026-07-05", "count": seed + 1},
                      {"day": "2026-07-05", "type": "label_added", "label": f"Neu {seed}"})
         store.aggregate()
-        counts.append((len(_files(store.settings, "usage_daily", "2026-07-05")),
+        counts.append((len(_packed(store.settings, "usage_daily", "2026-07-01")),
                        len(_files(store.settings, "usage_monthly", "2026-07-01"))))
     # the third addition makes four files: the three added ones are merged into one, beside
-    # the first; the month's likewise
+    # the first; the month's packed days and its sums alike
     assert counts == [(2, 2), (3, 3), (2, 2), (3, 3)]
     clean = clean_copy(store, tmp_path / "clean")
     run_aggregation(clean)
     assert published_state(store.settings) == published_state(clean)
 
 
+def test_the_current_month_s_days_keep_a_file_each_until_the_month_has_ended(store,
+                                                                             monkeypatch):
+    """The month in progress is published a file per day: a run adds one more to each day it
+    touches, and beyond MAX_FILES_PER_DAY the added ones are merged. Ended months are packed,
+    and the first run after a month ends packs it, without new events."""
+    monkeypatch.setattr(published, "MAX_FILES_PER_DAY", 3)
+    now = datetime.now(UTC)
+    today = now.date().isoformat()
+    store.events({"day": "2026-07-05"}, {"day": today})
+    store.aggregate()
+    counts = []
+    for seed in range(4):
+        store.events({"day": today, "count": seed + 1})
+        store.aggregate()
+        counts.append(len(_files(store.settings, "usage_daily", today)))
+    assert counts == [2, 3, 2, 3]
+    rollups = published.read_manifest(store.settings)["rollups"]
+    assert set(rollups["usage_daily"]) == {today}
+    assert set(rollups["usage_daily_packed"]) == {"2026-07-01"}
+    totals = published_total(store.settings)
+    assert totals == ingest_total(store)
+
+    month = now.date().replace(day=1)
+    next_month = (month + timedelta(days=31)).replace(day=1)
+
+    class NextMonth(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.combine(next_month, datetime.min.time(), tzinfo=UTC)
+
+    monkeypatch.setattr(published, "datetime", NextMonth)
+    assert run_aggregation(store.settings).events_read == 0
+    rollups = published.read_manifest(store.settings)["rollups"]
+    assert "usage_daily" not in rollups
+    assert set(rollups["usage_daily_packed"]) == {"2026-07-01", month.isoformat()}
+    assert len(rollups["usage_daily_packed"][month.isoformat()]) == 1
+    assert month.isoformat() in rollups["usage_monthly"]
+    assert published_total(store.settings) == totals
+
+
 def test_a_large_backlog_recomputes_its_days(store, monkeypatch):
     store.events(*random_events(100, seed=7), {"day": "2026-07-05"})
     store.aggregate()
-    first = _files(store.settings, "usage_daily", "2026-07-05")
+    first = _packed(store.settings, "usage_daily", "2026-07-01")
     monkeypatch.setattr(aggregate, "ADD_MAX_EVENTS", 2)
     store.events({"day": "2026-07-05"}, {"day": "2026-07-05"})
     store.aggregate()
-    files = _files(store.settings, "usage_daily", "2026-07-05")
+    # the day's month has ended: it is recomputed whole, into one new file
+    files = _packed(store.settings, "usage_daily", "2026-07-01")
     assert len(files) == 1 and files != first
     assert published_total(store.settings) == ingest_total(store)
 
@@ -207,7 +265,7 @@ def test_a_few_events_after_a_gap_of_ids_are_added(store, monkeypatch):
     monkeypatch.setattr(aggregate, "ADD_MAX_EVENTS", 100)
     store.events({"day": "2026-07-05"}, {"day": "2026-07-05"})
     assert store.aggregate().events_read == 2
-    assert len(_files(store.settings, "usage_daily", "2026-07-05")) == 2
+    assert len(_packed(store.settings, "usage_daily", "2026-07-01")) == 2
     assert published_total(store.settings) == ingest_total(store)
 
 
@@ -450,7 +508,7 @@ def test_rows_staged_by_a_publish_that_died_are_not_added_to_a_day_recomputed_si
     monkeypatch.setattr(aggregate, "ADD_MAX_EVENTS", 2)  # the next backlog recomputes its days
     store.events(*[{"day": "2026-07-05"}] * 5)
     store.aggregate()
-    assert len(_files(store.settings, "usage_daily", "2026-07-05")) == 1
+    assert len(_packed(store.settings, "usage_daily", "2026-07-01")) == 1
     assert published_total(store.settings) == ingest_total(store)
     clean = clean_copy(store, tmp_path / "clean")
     run_aggregation(clean)
@@ -489,7 +547,8 @@ def test_superseded_files_are_deleted_after_the_grace_period(store, monkeypatch)
     monkeypatch.setattr(aggregate, "ADD_MAX_EVENTS", 0)
     store.events({"day": "2026-07-01"})
     store.aggregate()
-    first = published.read_manifest(store.settings)["rollups"]["usage_daily"]["2026-07-01"]
+    first = _packed(store.settings, "usage_daily", "2026-07-01")
+    assert first
     store.events({"day": "2026-07-01"})
     store.aggregate()
     pub = published.published_dir(store.settings)
@@ -586,6 +645,7 @@ def test_a_warehouse_of_the_previous_format_is_upgraded_by_the_next_run(store):
     store.aggregate()
     before = published_state(store.settings)
     assert published_total(store.settings) > 0
+    days = _days_with_events(store.settings)
     # What a format-1 warehouse looks like to this version: the private format mark, events
     # holding URIs, no concept keys, and a manifest of format 1.
     con = private.connect_private(store.settings)
@@ -599,7 +659,7 @@ def test_a_warehouse_of_the_previous_format_is_upgraded_by_the_next_run(store):
     assert published_total(store.settings) == 0  # old files are not read with new SQL
     summary = run_aggregation(store.settings)
     assert summary.events_read == 0  # nothing new from the store: rebuilt from its own copy
-    assert summary.days_recomputed == len(manifest["rollups"]["activity_daily"])  # every day
+    assert summary.days_recomputed == days  # every day
     assert published_state(store.settings) == before
     assert json.loads(path.read_text())["format"] == int(published.FORMAT)
 
@@ -610,12 +670,13 @@ def test_published_files_of_another_format_are_written_again_by_the_next_run(sto
     store.events(*random_events(200, seed=7))
     store.aggregate()
     before = published_state(store.settings)
+    days = _days_with_events(store.settings)
     path = published.published_dir(store.settings) / published.MANIFEST
     manifest = json.loads(path.read_text())
     path.write_text(json.dumps({**manifest, "format": int(published.FORMAT) - 1}))
     assert published_total(store.settings) == 0
     summary = run_aggregation(store.settings)
-    assert summary.days_recomputed == len(manifest["rollups"]["activity_daily"])
+    assert summary.days_recomputed == days
     written = json.loads(path.read_text())
     assert written["format"] == int(published.FORMAT)
     assert all(written["dimensions"][name] != manifest["dimensions"][name]
@@ -652,6 +713,7 @@ def test_a_format_3_warehouse_gets_keys_in_its_private_events_and_keeps_its_file
     con.close()
     manifest = published.read_manifest(store.settings)
     before = published_state(store.settings)
+    days = _days_with_events(store.settings)
 
     con = private.connect_private(store.settings)  # upgrades
     assert private.get_meta(con, "format") == private.FORMAT
@@ -668,7 +730,7 @@ def test_a_format_3_warehouse_gets_keys_in_its_private_events_and_keeps_its_file
     with private.connect_private(store.settings) as con:
         con.execute("insert or ignore into dirty_days select distinct day from events")
     summary = run_aggregation(store.settings)
-    assert summary.days_recomputed == len(manifest["rollups"]["activity_daily"])
+    assert summary.days_recomputed == days
     assert published_state(store.settings) == before
     # and new events of the same concepts add to them
     store.events(*random_events(50, seed=12))

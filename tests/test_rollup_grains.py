@@ -140,7 +140,10 @@ def rows_of(con, sql: str) -> list[tuple]:
 def closed_spans(rollups: dict[str, Any], name: str) -> set[str]:
     """The months (or quarters) that have days and have ended before this month."""
     span = SPAN_ROLLUPS[name][1]
-    starts = {published.span_start(d, span) for d in rollups[f"{name.rsplit('_', 1)[0]}_daily"]}
+    daily = f"{name.rsplit('_', 1)[0]}_daily"
+    # the current month's days, and the ended months (their first days) whose days are packed
+    parts = [*rollups.get(daily, {}), *rollups.get(f"{daily}_packed", {})]
+    starts = {published.span_start(d, span) for d in parts}
     return {s for s in starts if published.span_closed(s, span, date.today())}
 
 
@@ -428,10 +431,11 @@ def test_a_late_event_rewrites_its_month_and_quarter_only(tmp_path):
         after = read_manifest(store.settings)["rollups"]
         changed = {(table.rsplit("_", 1)[1], key) for table, spans in after.items()
                    for key, files in spans.items() if before.get(table, {}).get(key) != files}
-        assert changed == {("daily", "2026-05-20"), ("monthly", "2026-05-01"),
+        # the day's month has ended: its packed days get one more file, as its sums do
+        assert changed == {("packed", "2026-05-01"), ("monthly", "2026-05-01"),
                            ("quarterly", "2026-04-01")}
         assert {t for t, spans in after.items() if spans != before.get(t)} >= {
-            "usage_daily", "usage_monthly", "usage_quarterly"}
+            "usage_daily_packed", "usage_monthly", "usage_quarterly"}
     finally:
         store.engine.dispose()
 

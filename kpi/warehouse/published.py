@@ -16,6 +16,12 @@ never open the aggregator's private database (kpi.warehouse.private). Instead:
   too). Readers sum every file of a day, so both give the same figures; additions keep a
   small run's cost proportional to its rows, and a day, month or quarter with more than
   MAX_FILES_PER_DAY (MAX_FILES_PER_SPAN) files has its added files merged into one.
+* Once a month has ended, its days' rows go into one file per rollup, `day` kept inside
+  (``usage_daily_packed/month=2026-07-01/...``): a reader opening a rollup binds one file per
+  ended month instead of one per day, however long the history. Rows added later to those
+  days go into one more file of the month (merged as a month's sums are); a day of a packed
+  month that must be recomputed has its whole month recomputed, from the private events (the
+  packed file holds the other days' rows only).
 * ``<warehouse>/published/manifest.json`` names the current file(s) of every day and dimension.
   It is replaced atomically (write, fsync, ``os.replace``) once every file it names is on disk,
   so a reader sees either the previous run's state or the new one, never half of a run.
@@ -50,7 +56,7 @@ MANIFEST = "manifest.json"
 # The format of the published files and the manifest, which readers check: bumped whenever a
 # published table changes shape or meaning (the aggregator's private tables have a format of
 # their own, kpi.warehouse.private.FORMAT).
-FORMAT = "3"
+FORMAT = "4"
 PUBLISHED = "published"
 # How long a superseded Parquet file stays on disk after the manifest stopped naming it: a
 # reader opened before the switch keeps working this long.
@@ -61,8 +67,9 @@ RETIRE_GRACE_SECONDS = 900.0
 # file of the days they read, and a 30-day query over four files a day takes about a quarter
 # longer than over one; the current day takes an addition at every run.
 MAX_FILES_PER_DAY = 4
-# The same for a month's or a quarter's sums, which late events add to: a few small files
-# beside their large one cost a reader little. Both at least 2 (see _merge_crowded).
+# The same for a month's or a quarter's sums and a packed month's days, which late events add
+# to: a few small files beside their large one cost a reader little. Both at least 2 (see
+# _merge_crowded).
 MAX_FILES_PER_SPAN = 8
 # Rollups and dimensions written at the same time (see _write_parquet).
 PUBLISH_WORKERS = 2
@@ -85,6 +92,10 @@ SPAN_ROLLUPS: dict[str, tuple[str, str]] = {
     **{f"{t.removesuffix('_daily')}_quarterly": (f"{t.removesuffix('_daily')}_monthly",
                                                   "quarter") for t in ROLLUPS},
 }
+# The days of the months that have ended, one file per month (sql/rollups/packed_days.sql), by
+# table name: the daily table whose rows they hold. A daily table keeps the days of the
+# current month (and of an ended month until the next publish packs it).
+PACKED: dict[str, str] = {f"{t}_packed": t for t in ROLLUPS}
 DIMENSIONS: tuple[str, ...] = models.names("dimensions")
 CATALOGUE_DIMENSIONS = ("concepts", "concept_labels", "concept_names", "catalogue_versions",
                         "concept_label_norms", "concept_collections", "concept_successors")
@@ -189,7 +200,11 @@ def stage_changes(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any], reco
         models.run(con, "private/clear_added_events")
         if recompute:
             models.run(con, "private/mark_unpublished_days_dirty", params)
-        else:
+        # a packed month with a dirty day is recomputed whole (see the module's docstring);
+        # before staging, which leaves the dirty days' rows out
+        models.run(con, "private/mark_packed_months_dirty",
+                   {"months": _packed_months(manifest)})
+        if not recompute:
             models.run(con, "private/stage_added_events", params)
     return len(models.run(con, "private/added_event_days").fetchall())
 
@@ -205,9 +220,10 @@ def publish(
 
     A dirty day's files are replaced by its recomputed rollups; an added day keeps its files
     and gets one more with the added rows' sums, and so does each closed month and quarter
-    holding it. Cost is proportional to the dirty days' rollups and the added rows, not to the
-    whole warehouse. Safe to call again after a crash: the dirty days and the staged rows are
-    cleared only once the manifest names their files.
+    holding it. The days of ended months are then packed (_pack_months). Cost is proportional to
+    the dirty days' rollups and the added rows, not to the whole warehouse. Safe to call again
+    after a crash: the dirty days and the staged rows are cleared only once the manifest names
+    their files.
     """
     pub = published_dir(settings)
     pub.mkdir(parents=True, exist_ok=True)
@@ -226,6 +242,10 @@ def publish(
     rollups: dict[str, dict[str, list[str]]] = manifest.get("rollups", {})
     dims: dict[str, str] = manifest.get("dimensions", {})
 
+    # stage_changes did it already; done again so that a publish on its own is safe too
+    with transaction(con):
+        models.run(con, "private/mark_packed_months_dirty",
+                   {"months": _packed_months(manifest)})
     dirty = [row[0].isoformat()
              for row in models.run(con, "private/dirty_days").fetchall()]
     added = [row[0].isoformat()
@@ -268,6 +288,7 @@ def publish(
                 current[day] = [*current.get(day, []), *new]
                 additions.setdefault(table, []).extend(new)
                 written += len(new)
+    written += _pack_months(con, pub, tag, dirty, rollups, retired, now)
     written += _publish_spans(con, pub, tag, dirty, additions, rollups, retired, now)
     written += _merge_crowded(con, pub, tag, rollups, retired, now)
 
@@ -297,6 +318,12 @@ def publish(
                           files_deleted=deleted)
 
 
+def _packed_months(manifest: dict[str, Any]) -> list[date]:
+    """The months (their first days) whose days the manifest names packed files of."""
+    return sorted({date.fromisoformat(month) for name in PACKED
+                   for month in manifest.get("rollups", {}).get(name, {})})
+
+
 def span_start(day: str, span: str) -> str:
     """The first day of the month or quarter holding a day (ISO dates)."""
     month = int(day[5:7])
@@ -316,16 +343,72 @@ def span_closed(start: str, span: str, today: date) -> bool:
 
 
 def missing_spans(rollups: dict[str, dict[str, list[str]]]) -> list[tuple[str, str]]:
-    """(table, span start) of the closed months and quarters that have days but no sums yet
-    (the next publish writes them; readers read their days meanwhile)."""
+    """(table, span start) of the closed months and quarters that have days but no sums yet,
+    and (daily table, month) of the closed months whose days are not packed yet (the next
+    publish writes them; readers read their days meanwhile)."""
     today = datetime.now(UTC).date()
-    out = []
+    out = [(table, month) for table in ROLLUPS
+           for month in sorted({span_start(day, "month") for day in rollups.get(table, {})})
+           if span_closed(month, "month", today)]
     for name, (_, span) in SPAN_ROLLUPS.items():
-        days = rollups.get(f"{name.rsplit('_', 1)[0]}_daily", {})
+        daily = f"{name.rsplit('_', 1)[0]}_daily"
+        days = [*rollups.get(daily, {}), *rollups.get(f"{daily}_packed", {})]
         starts = {span_start(day, span) for day in days}
         out.extend((name, start) for start in sorted(starts - set(rollups.get(name, {})))
                    if span_closed(start, span, today))
     return out
+
+
+def _pack_months(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: list[str],
+                 rollups: dict[str, dict[str, list[str]]], retired: list[list[Any]],
+                 now: float) -> int:
+    """Move the days of every ended month out of the daily tables into their month's packed
+    file (PACKED): the days of a month that has just ended, rows added to the days of a
+    packed month (one more file of that month), and the days of a month recomputed whole
+    (stage_changes: a dirty day in a packed month makes the whole month dirty), whose new file
+    replaces the month's files. Returns the files written; `rollups` and `retired` are updated
+    in place."""
+    today = datetime.now(UTC).date()
+    dirty_months = {span_start(day, "month") for day in dirty}
+    jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+    packing: dict[str, dict[str, list[str]]] = {}  # packed table: month: its days packed now
+    for name, table in PACKED.items():
+        days: dict[str, list[str]] = {}
+        for day in rollups.get(table, {}):
+            month = span_start(day, "month")
+            if span_closed(month, "month", today):
+                days.setdefault(month, []).append(day)
+        packed = rollups.get(name, {})
+        # a month recomputed whole replaces its packed files, even with no rows left in it
+        for month in dirty_months & set(packed):
+            retired.extend([old, now] for old in packed.pop(month))
+        packing[name] = days
+        if days:
+            (pub / name).mkdir(exist_ok=True)
+            # one statement per table: DuckDB writes one file per month under month=...
+            jobs.append(("rollups/packed_days", str(pub / name), {
+                "partition_by": ["month"], "filename_pattern": f"{tag}_{{uuid}}",
+                "append": True}, {"files": [str(pub / f) for month_days in days.values()
+                                            for day in month_days
+                                            for f in rollups[table][day]]}))
+        if packed:
+            rollups[name] = packed
+        else:
+            rollups.pop(name, None)
+    _write_parquet(con, jobs)
+    written = 0
+    for name, months in packing.items():
+        table = PACKED[name]
+        for month, days in months.items():
+            new = _new_files(pub, name, month, tag)
+            for day in days:
+                retired.extend([old, now] for old in rollups[table].pop(day))
+            packed = rollups.setdefault(name, {})
+            packed[month] = [*packed.get(month, []), *new]
+            written += len(new)
+        if table in rollups and not rollups[table]:
+            rollups.pop(table)
+    return written
 
 
 def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: list[str],
@@ -348,8 +431,11 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
                 continue
             current = rollups.setdefault(name, {})
             by_span: dict[str, list[str]] = {}
-            for part, files in rollups.get(source, {}).items():
-                by_span.setdefault(span_start(part, span), []).extend(files)
+            # a month's days: its packed files (after _pack_months, an ended month has no
+            # other); a quarter's months: their sums
+            for parts in (rollups.get(source, {}), rollups.get(f"{source}_packed", {})):
+                for part, files in parts.items():
+                    by_span.setdefault(span_start(part, span), []).extend(files)
             closed = {start for start in by_span if span_closed(start, span, today)}
             added: dict[str, list[str]] = {}  # span: this run's files of its added days
             for rel in additions.get(f"{name.rsplit('_', 1)[0]}_daily", ()):
@@ -386,23 +472,30 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
 def _merge_crowded(con: duckdb.DuckDBPyConnection, pub: Path, tag: str,
                    rollups: dict[str, dict[str, list[str]]], retired: list[list[Any]],
                    now: float) -> int:
-    """In every day (month, quarter) of a rollup that holds more than MAX_FILES_PER_DAY
-    (MAX_FILES_PER_SPAN) files, merge all but the first into one file with the same sums. The
-    first file is the part's recomputed rows, nearly all of them: it is left as it is, so a
-    merge costs what the additions weigh. Returns the files written; `rollups` and `retired`
-    are updated in place."""
+    """In every day (month, quarter, packed month) of a rollup that holds more than
+    MAX_FILES_PER_DAY (MAX_FILES_PER_SPAN) files, merge all but the first into one file with the
+    same sums. The first file is the part's recomputed rows, nearly all of them: it is left as
+    it is, so a merge costs what the additions weigh. Returns the files written; `rollups` and
+    `retired` are updated in place."""
     jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
     merging: dict[str, list[str]] = {}  # table: the parts it merges
     for table, parts in rollups.items():
-        most = MAX_FILES_PER_SPAN if table in SPAN_ROLLUPS else MAX_FILES_PER_DAY
+        most = MAX_FILES_PER_DAY if table in ROLLUPS else MAX_FILES_PER_SPAN
         merging[table] = [part for part, files in parts.items() if len(files) > most]
-        if merging[table]:
-            # one statement per table: the added files summed per part (a part's first day
-            # is its own "day" span), one file per part under day=...
-            jobs.append(("rollups/span_additions", str(pub / table), {
-                "partition_by": ["day"], "filename_pattern": f"{tag}m_{{uuid}}",
-                "append": True}, {"files": [str(pub / f) for part in merging[table]
-                                            for f in rollups[table][part][1:]], "span": "day"}))
+        if not merging[table]:
+            continue
+        files = [str(pub / f) for part in merging[table] for f in rollups[table][part][1:]]
+        if table in PACKED:
+            # packed months: their day rows, one file per month under month=...
+            jobs.append(("rollups/packed_days", str(pub / table), {
+                "partition_by": ["month"], "filename_pattern": f"{tag}m_{{uuid}}",
+                "append": True}, {"files": files}))
+            continue
+        # one statement per table: the added files summed per part (a part's first day is
+        # its own "day" span), one file per part under day=...
+        jobs.append(("rollups/span_additions", str(pub / table), {
+            "partition_by": ["day"], "filename_pattern": f"{tag}m_{{uuid}}",
+            "append": True}, {"files": files, "span": "day"}))
     _write_parquet(con, jobs)
     written = 0
     for table, parts in merging.items():
@@ -416,9 +509,11 @@ def _merge_crowded(con: duckdb.DuckDBPyConnection, pub: Path, tag: str,
 
 
 def _new_files(pub: Path, table: str, day: str, tag: str) -> list[str]:
-    """The files this run (`tag`) wrote into one day's (or span's) folder of a table."""
-    folder = pub / table / f"day={day}"
-    return sorted(f"{table}/day={day}/{p.name}"
+    """The files this run (`tag`) wrote into one day's (or span's, or packed month's) folder
+    of a table."""
+    key = "month" if table in PACKED else "day"
+    folder = pub / table / f"{key}={day}"
+    return sorted(f"{table}/{key}={day}/{p.name}"
                   for p in (folder.iterdir() if folder.is_dir() else ())
                   if p.name.startswith(tag + "_"))
 

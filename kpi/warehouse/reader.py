@@ -24,6 +24,7 @@ from kpi.warehouse import models, statistics
 from kpi.warehouse.published import (
     FORMAT,
     MANIFEST,
+    PACKED,
     ROLLUPS,
     SCHEMAS,
     SPAN_ROLLUPS,
@@ -76,10 +77,12 @@ def period_fingerprint(settings: Settings, start: date, end: date,
     digest = hashlib.blake2b(digest_size=12)
     digest.update(json.dumps([manifest.get("format"), dims], sort_keys=True).encode())
     for table, days in sorted(manifest.get("rollups", {}).items()):
-        if table in skip:
+        if table in skip or PACKED.get(table) in skip:
             continue
+        # a packed month (its first day) holds every day of the month
+        first = low[:8] + "01" if table in PACKED else low
         for day, files in days.items():
-            if low <= day <= high:
+            if first <= day <= high:
                 digest.update(f"{table}/{day}:{','.join(files)};".encode())
     return digest.hexdigest()
 
@@ -131,6 +134,8 @@ QUERY_MEMORY_BYTES = 512 * 1024 * 1024
 
 _READ_PARTS = ("select * from read_parquet($files, hive_partitioning = true, "
                "hive_types = {'day': 'date'}, hive_types_autocast = false)")
+# A month's packed files (kpi.warehouse.published.PACKED) hold their rows' days.
+_READ_PACKED = "select * from read_parquet($packed, hive_partitioning = false)"
 
 
 def _create_span_view(con: duckdb.DuckDBPyConnection, pub: Path,
@@ -153,16 +158,21 @@ def _create_span_view(con: duckdb.DuckDBPyConnection, pub: Path,
     for day, files in rollups.get(f"{base}_daily", {}).items():
         if span_start(day, span) not in have and span_start(day, "month") not in done:
             parts.extend(files)
+    packed = [f for month, files in rollups.get(f"{base}_daily_packed", {}).items()
+              if span_start(month, span) not in have and month not in done for f in files]
     sums = [str(pub / f) for files in have.values() for f in files]
     selects, params = [], {}
     if sums:
         selects.append(_READ_PARTS)
         params["files"] = sums
+    # the span comes from the constant SPAN_ROLLUPS: no value from outside reaches this SQL
+    relabel = f"select * replace (cast(date_trunc('{span}', day) as date) as day)"
     if parts:
-        # the span comes from the constant SPAN_ROLLUPS: no value from outside reaches this
-        selects.append(_READ_PARTS.replace("$files", "$parts").replace(
-            "select *", f"select * replace (cast(date_trunc('{span}', day) as date) as day)"))
+        selects.append(_READ_PARTS.replace("$files", "$parts").replace("select *", relabel))
         params["parts"] = [str(pub / f) for f in parts]
+    if packed:
+        selects.append(_READ_PACKED.replace("select *", relabel))
+        params["packed"] = [str(pub / f) for f in packed]
     if selects:
         con.sql(" union all by name ".join(selects), params=params).create_view(table)
     else:
@@ -233,12 +243,17 @@ def open_reader(settings: Settings, in_memory: tuple[str, ...] = ()
         if table in ROLLUPS:
             files = [str(pub / f) for day_files in rollups.get(table, {}).values()
                      for f in day_files]
-            if files:
-                # hive partitioning turns day=YYYY-MM-DD into a date column and lets DuckDB
-                # skip whole files for days outside a query's range. Its type is given, not
-                # guessed from every file's path at each query: a third of the fixed cost of a
-                # query over months of daily files.
-                con.sql(_READ_PARTS, params={"files": files}).create_view(table)
+            packed = [str(pub / f) for month_files in rollups.get(f"{table}_packed", {}).values()
+                      for f in month_files]
+            # hive partitioning turns day=YYYY-MM-DD into a date column and lets DuckDB skip
+            # whole files for days outside a query's range. Its type is given, not guessed
+            # from every file's path at each query: a third of the fixed cost of a query over
+            # months of daily files. The ended months' packed files hold their days: DuckDB
+            # skips the row groups of other days by their statistics.
+            selects = ([_READ_PARTS] if files else []) + ([_READ_PACKED] if packed else [])
+            if selects:
+                params = {k: v for k, v in (("files", files), ("packed", packed)) if v}
+                con.sql(" union all by name ".join(selects), params=params).create_view(table)
                 continue
         elif table in dims:
             found = con.read_parquet(str(pub / dims[table]))
