@@ -388,8 +388,8 @@ def _pack_months(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: lis
             # one statement per table: DuckDB writes one file per month under month=...
             jobs.append(("rollups/packed_days", str(pub / name), {
                 "partition_by": ["month"], "filename_pattern": f"{tag}_{{uuid}}",
-                "append": True}, {"files": [str(pub / f) for month_days in days.values()
-                                            for day in month_days
+                "append": True}, {"files": [str(pub / f) for month in sorted(days)
+                                            for day in sorted(days[month])
                                             for f in rollups[table][day]]}))
         if packed:
             rollups[name] = packed
