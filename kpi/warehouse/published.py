@@ -251,28 +251,45 @@ def publish(
     added = [row[0].isoformat()
              for row in models.run(con, "private/added_event_days").fetchall()]
     dimensions = list(dict.fromkeys(dimensions))
-    jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
-    if dirty or added:
-        for table in ROLLUPS:
+    # The days of the current month are written a file per day; those of ended months go
+    # straight into their months' packed files (_pack_months), one more file per month.
+    today = datetime.now(UTC).date()
+    month_start = date(today.year, today.month, 1).isoformat()
+    ended = sorted({span_start(day, "month") for day in (*dirty, *added) if day < month_start})
+    current_days = any(day >= month_start for day in (*dirty, *added))
+    jobs: list[_Job] = []
+    for table in ROLLUPS:
+        # One statement per table and layout: DuckDB writes one file per day under
+        # day=YYYY-MM-DD/, or one per month under month=YYYY-MM-01/.
+        if current_days:
             (pub / table).mkdir(exist_ok=True)
-            # One statement per table: DuckDB writes one file per day under day=YYYY-MM-DD/.
             jobs.append((f"rollups/{table}", str(pub / table), {
                 "partition_by": ["day"], "filename_pattern": f"{tag}_{{uuid}}",
-                "append": True}, {}))
+                "append": True}, {}, ("from", month_start)))
+        if ended:
+            (pub / f"{table}_packed").mkdir(exist_ok=True)
+            jobs.append((f"rollups/{table}", str(pub / f"{table}_packed"), {
+                "partition_by": ["month"], "filename_pattern": f"{tag}_{{uuid}}",
+                "append": True}, {}, ("before", month_start)))
     if dimensions:
         (pub / "dimensions").mkdir(exist_ok=True)
     for name in dimensions:
         jobs.append((f"dimensions/{name}", str(pub / f"dimensions/{name}-{tag}.parquet"), {},
-                     {}))
+                     {}, None))
     # the largest first, so that no large one is left running alone at the end
     jobs.sort(key=lambda job: job[0] not in _LARGEST)
     _write_parquet(con, jobs)
 
     written = 0
     additions: dict[str, list[str]] = {}  # table: this run's files of the added days
+    fresh: dict[str, dict[str, list[str]]] = {}  # packed table: month: this run's files
     for table in ROLLUPS:
         if not (dirty or added):
             break
+        name = f"{table}_packed"
+        fresh[name] = {m: new for m in ended if (new := _new_files(pub, name, m, tag))}
+        # the ended months' added rows, for the sums of their months and quarters
+        additions[table] = [f for files in fresh[name].values() for f in files]
         current = rollups.setdefault(table, {})
         for day in dirty:
             new = _new_files(pub, table, day, tag)
@@ -286,9 +303,10 @@ def publish(
             new = _new_files(pub, table, day, tag)
             if new:
                 current[day] = [*current.get(day, []), *new]
-                additions.setdefault(table, []).extend(new)
                 written += len(new)
-    written += _pack_months(con, pub, tag, dirty, rollups, retired, now)
+        if not current:
+            rollups.pop(table)
+    written += _pack_months(con, pub, tag, dirty, fresh, rollups, retired, now)
     written += _publish_spans(con, pub, tag, dirty, additions, rollups, retired, now)
     written += _merge_crowded(con, pub, tag, rollups, retired, now)
 
@@ -360,51 +378,57 @@ def missing_spans(rollups: dict[str, dict[str, list[str]]]) -> list[tuple[str, s
 
 
 def _pack_months(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: list[str],
+                 fresh: dict[str, dict[str, list[str]]],
                  rollups: dict[str, dict[str, list[str]]], retired: list[list[Any]],
                  now: float) -> int:
-    """Move the days of every ended month out of the daily tables into their month's packed
-    file (PACKED): the days of a month that has just ended, rows added to the days of a
-    packed month (one more file of that month), and the days of a month recomputed whole
-    (stage_changes: a dirty day in a packed month makes the whole month dirty), whose new file
-    replaces the month's files. Returns the files written; `rollups` and `retired` are updated
-    in place."""
+    """Bring the packed files of the ended months (PACKED) up to date: a month recomputed
+    whole (stage_changes: a dirty day in a packed month makes the whole month dirty) has its
+    files replaced; this run's files of ended months (`fresh`: packed table, month, files)
+    are added to their months; and the days that a daily table still holds of an ended month
+    (a month that has just ended, or a warehouse published before packing) are gathered into
+    one more file of their month (sql/rollups/packed_days.sql). Returns the files written;
+    `rollups` and `retired` are updated in place."""
     today = datetime.now(UTC).date()
     dirty_months = {span_start(day, "month") for day in dirty}
-    jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
-    packing: dict[str, dict[str, list[str]]] = {}  # packed table: month: its days packed now
+    jobs: list[_Job] = []
+    leftover: dict[str, dict[str, list[str]]] = {}  # packed table: month: its days gathered
     for name, table in PACKED.items():
+        packed = rollups.get(name, {})
+        # a month recomputed whole replaces its packed files, even with no rows left in it
+        for month in dirty_months & set(packed):
+            retired.extend([old, now] for old in packed.pop(month))
+        for month, files in fresh.get(name, {}).items():
+            packed[month] = [*packed.get(month, []), *files]
         days: dict[str, list[str]] = {}
         for day in rollups.get(table, {}):
             month = span_start(day, "month")
             if span_closed(month, "month", today):
                 days.setdefault(month, []).append(day)
-        packed = rollups.get(name, {})
-        # a month recomputed whole replaces its packed files, even with no rows left in it
-        for month in dirty_months & set(packed):
-            retired.extend([old, now] for old in packed.pop(month))
-        packing[name] = days
+        leftover[name] = days
         if days:
             (pub / name).mkdir(exist_ok=True)
             # one statement per table: DuckDB writes one file per month under month=...
             jobs.append(("rollups/packed_days", str(pub / name), {
-                "partition_by": ["month"], "filename_pattern": f"{tag}_{{uuid}}",
+                "partition_by": ["month"], "filename_pattern": f"{tag}p_{{uuid}}",
                 "append": True}, {"files": [str(pub / f) for month in sorted(days)
                                             for day in sorted(days[month])
-                                            for f in rollups[table][day]]}))
+                                            for f in rollups[table][day]]}, None))
         if packed:
             rollups[name] = packed
         else:
             rollups.pop(name, None)
     _write_parquet(con, jobs)
-    written = 0
-    for name, months in packing.items():
+    written = sum(len(files) for months in fresh.values() for files in months.values())
+    for name, months in leftover.items():
         table = PACKED[name]
         for month, days in months.items():
-            new = _new_files(pub, name, month, tag)
+            new = _new_files(pub, name, month, tag + "p")
             for day in days:
                 retired.extend([old, now] for old in rollups[table].pop(day))
             packed = rollups.setdefault(name, {})
-            packed[month] = [*packed.get(month, []), *new]
+            # before this run's additions: a month's first file holds most of its rows
+            # (_merge_crowded merges the others)
+            packed[month] = [*new, *packed.get(month, [])]
             written += len(new)
         if table in rollups and not rollups[table]:
             rollups.pop(table)
@@ -424,7 +448,7 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
     today = datetime.now(UTC).date()
     written = 0
     for grain in ("month", "quarter"):
-        jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+        jobs: list[_Job] = []
         adding: dict[str, list[str]] = {}  # table: the spans it adds a file to
         for name, (source, span) in SPAN_ROLLUPS.items():
             if span != grain:
@@ -448,7 +472,8 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
                 rel = f"{name}/day={start}/{tag}_{uuid.uuid4().hex}.parquet"
                 (pub / rel).parent.mkdir(parents=True, exist_ok=True)
                 files = [str(pub / f) for f in by_span[start]]
-                jobs.append(("rollups/span_totals", str(pub / rel), {}, {"files": files}))
+                jobs.append(("rollups/span_totals", str(pub / rel), {}, {"files": files},
+                             None))
                 current[start] = [rel]
                 written += 1
             adding[name] = sorted((set(added) & closed) - todo)
@@ -457,7 +482,7 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
                 jobs.append(("rollups/span_additions", str(pub / name), {
                     "partition_by": ["day"], "filename_pattern": f"{tag}_{{uuid}}",
                     "append": True}, {"files": [str(pub / f) for start in adding[name]
-                                                for f in added[start]], "span": span}))
+                                                for f in added[start]], "span": span}, None))
             if not current:
                 rollups.pop(name)
         _write_parquet(con, jobs)
@@ -477,7 +502,7 @@ def _merge_crowded(con: duckdb.DuckDBPyConnection, pub: Path, tag: str,
     same sums. The first file is the part's recomputed rows, nearly all of them: it is left as
     it is, so a merge costs what the additions weigh. Returns the files written; `rollups` and
     `retired` are updated in place."""
-    jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+    jobs: list[_Job] = []
     merging: dict[str, list[str]] = {}  # table: the parts it merges
     for table, parts in rollups.items():
         most = MAX_FILES_PER_DAY if table in ROLLUPS else MAX_FILES_PER_SPAN
@@ -489,13 +514,13 @@ def _merge_crowded(con: duckdb.DuckDBPyConnection, pub: Path, tag: str,
             # packed months: their day rows, one file per month under month=...
             jobs.append(("rollups/packed_days", str(pub / table), {
                 "partition_by": ["month"], "filename_pattern": f"{tag}m_{{uuid}}",
-                "append": True}, {"files": files}))
+                "append": True}, {"files": files}, None))
             continue
         # one statement per table: the added files summed per part (a part's first day is
         # its own "day" span), one file per part under day=...
         jobs.append(("rollups/span_additions", str(pub / table), {
             "partition_by": ["day"], "filename_pattern": f"{tag}m_{{uuid}}",
-            "append": True}, {"files": files, "span": "day"}))
+            "append": True}, {"files": files, "span": "day"}, None))
     _write_parquet(con, jobs)
     written = 0
     for table, parts in merging.items():
@@ -519,13 +544,39 @@ def _new_files(pub: Path, table: str, day: str, tag: str) -> list[str]:
 
 
 def _day_of(rel: str) -> str:
-    """The day of a daily file's path ("usage_daily/day=2026-07-01/r..." -> "2026-07-01")."""
-    return rel.split("/day=", 1)[1][:10]
+    """The day (or packed month) of a file's path ("usage_daily/day=2026-07-01/r..." or
+    "usage_daily_packed/month=2026-07-01/r..." -> "2026-07-01")."""
+    return rel.split("=", 1)[1][:10]
 
 
-def _write_parquet(con: duckdb.DuckDBPyConnection,
-                   jobs: list[tuple[str, str, dict[str, Any], dict[str, Any]]]) -> None:
-    """Write each (model, path, to_parquet options, parameters) job, several at a time.
+# A file to write: (model, path, to_parquet options, parameters, part). `part` keeps the
+# rows of the days from a first day on, ("from", "2026-11-01"), or of the days before it,
+# ("before", ...), with `day` moved last and their month added (the packed layout); None
+# keeps every row.
+_Job = tuple[str, str, dict[str, Any], dict[str, Any], tuple[str, str] | None]
+
+
+def _rows(con: duckdb.DuckDBPyConnection, job: _Job) -> duckdb.DuckDBPyRelation:
+    """The rows a job writes: its model's result, of the part of the days it asks for."""
+    model, _, _, params, part = job
+    rows = con.sql(models.sql(model), params=params or None)
+    if part is None:
+        return rows
+    # expressions, not SQL text: the bound is a value (DuckDB pushes the filter down to the
+    # events the model groups)
+    kind, first = part
+    day = duckdb.ColumnExpression("day")
+    bound = duckdb.ConstantExpression(date.fromisoformat(first))
+    if kind == "from":
+        return rows.filter(day >= bound)
+    month = duckdb.FunctionExpression("date_trunc", duckdb.ConstantExpression("month"), day)
+    columns = [duckdb.ColumnExpression(c) for c in rows.columns if c != "day"]
+    return rows.filter(day < bound).project(
+        *columns, day, month.cast(duckdb.sqltype("DATE")).alias("month"))
+
+
+def _write_parquet(con: duckdb.DuckDBPyConnection, jobs: list[_Job]) -> None:
+    """Write each job (_Job), several at a time.
 
     A run's rollups and dimensions are independent queries, and most of them are small (a few
     days): one at a time they leave DuckDB's threads waiting on each other's planning and file
@@ -534,22 +585,21 @@ def _write_parquet(con: duckdb.DuckDBPyConnection,
     """
     workers = min(len(jobs), PUBLISH_WORKERS, os.cpu_count() or 1)
     if workers < 2:
-        for model, path, options, params in jobs:
-            con.sql(models.sql(model), params=params or None).to_parquet(path, **options)
+        for job in jobs:
+            _rows(con, job).to_parquet(job[1], **job[2])
         return
     local = threading.local()
     cursors: list[duckdb.DuckDBPyConnection] = []
     lock = threading.Lock()
 
-    def write(job: tuple[str, str, dict[str, Any]]) -> None:
+    def write(job: _Job) -> None:
         cursor = getattr(local, "cursor", None)
         if cursor is None:
             cursor = local.cursor = con.cursor()
             with lock:
                 cursors.append(cursor)
             models.install(cursor, "private")
-        model, path, options, params = job
-        cursor.sql(models.sql(model), params=params or None).to_parquet(path, **options)
+        _rows(cursor, job).to_parquet(job[1], **job[2])
 
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="publish") as pool:
