@@ -218,12 +218,12 @@ def publish(
     """Write the rollups of the dirty days, the additions to other days (stage_changes) and
     the given dimensions, then switch the manifest.
 
-    A dirty day's files are replaced by its recomputed rollups; an added day keeps its files
-    and gets one more with the added rows' sums, and so does each closed month and quarter
-    holding it. The days of ended months are then packed (_pack_months). Cost is proportional to
-    the dirty days' rollups and the added rows, not to the whole warehouse. Safe to call again
-    after a crash: the dirty days and the staged rows are cleared only once the manifest names
-    their files.
+    A dirty day's files are replaced by its recomputed rollups; an added day keeps its files and
+    gets one more with the added rows' sums, and so does each closed month and quarter holding
+    it. The days of ended months are written into their months' packed files instead
+    (_pack_months). Cost is proportional to the dirty days' rollups and the added rows, not to
+    the whole warehouse. Safe to call again after a crash: the dirty days and the staged rows
+    are cleared only once the manifest names their files.
     """
     pub = published_dir(settings)
     pub.mkdir(parents=True, exist_ok=True)
