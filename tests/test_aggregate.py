@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, insert, inspect, select
@@ -84,12 +85,17 @@ def ingest_total(store) -> int:
             events.c.status == "accepted", events.c.type == "concept_used")).scalar_one()
 
 
-def published_total(settings: Settings) -> int:
+def reader_value(settings: Settings, sql: str) -> Any:
+    """The first value of a query on a reader of the published files."""
     con = reader.open_reader(settings)
     try:
-        return con.execute("select coalesce(sum(usage), 0) from usage_daily").fetchone()[0]
+        return con.execute(sql).fetchone()[0]
     finally:
         con.close()
+
+
+def published_total(settings: Settings) -> int:
+    return reader_value(settings, "select coalesce(sum(usage), 0) from usage_daily")
 
 
 def test_incremental_run_recomputes_only_touched_days_and_equals_a_full_rebuild(store,
@@ -145,11 +151,7 @@ def _packed(settings: Settings, table: str, month: str) -> list[str]:
 
 
 def _days_with_events(settings: Settings) -> int:
-    con = reader.open_reader(settings)
-    try:
-        return con.execute("select count(distinct day) from activity_daily").fetchone()[0]
-    finally:
-        con.close()
+    return reader_value(settings, "select count(distinct day) from activity_daily")
 
 
 def test_a_small_run_adds_a_file_to_its_month_s_packed_days_and_sums(store, tmp_path):
@@ -240,6 +242,19 @@ def test_the_current_month_s_days_keep_a_file_each_until_the_month_has_ended(sto
     assert len(rollups["usage_daily_packed"][month.isoformat()]) == 1
     assert month.isoformat() in rollups["usage_monthly"]
     assert published_total(store.settings) == totals
+
+
+def test_a_period_s_fingerprint_covers_the_packed_month_that_holds_its_days(store):
+    """A period inside an ended month reads its month's packed files: an event added to one
+    of its days changes its fingerprint (the key of memoised answers), not another month's."""
+    store.events(*random_events(100, seed=14, days=("2026-07-01", "2026-08-31")))
+    store.aggregate()
+    periods = ((date(2026, 7, 10), date(2026, 7, 20)), (date(2026, 8, 10), date(2026, 8, 20)))
+    before = [reader.period_fingerprint(store.settings, *period) for period in periods]
+    store.events({"day": "2026-07-15"})
+    store.aggregate()
+    after = [reader.period_fingerprint(store.settings, *period) for period in periods]
+    assert after[0] != before[0] and after[1] == before[1]
 
 
 def test_a_large_backlog_recomputes_its_days(store, monkeypatch):
