@@ -4,13 +4,22 @@
 -- and holds the other days' rows only. Staged additions on the days made dirty are dropped:
 -- those days are recomputed from all of their events (see changed_events).
 insert or ignore into dirty_days
+with
+packed_months as (
+    select unnest($months::date[]) as month
+),
+
+-- the packed months that hold a dirty day (none, mostly: the events scan below is then
+-- skipped)
+recomputed_months as (
+    select distinct cast(date_trunc('month', d.day) as date) as month
+    from dirty_days as d
+    semi join packed_months as p on p.month = cast(date_trunc('month', d.day) as date)
+)
+
 select distinct e.day
 from events as e
-where cast(date_trunc('month', e.day) as date) in (
-    select cast(date_trunc('month', d.day) as date)
-    from dirty_days as d
-    where cast(date_trunc('month', d.day) as date) in (select unnest($months::date[]))
-);
+semi join recomputed_months as m on m.month = cast(date_trunc('month', e.day) as date);
 
 delete from added_events
 where day in (select day from dirty_days);
