@@ -104,9 +104,14 @@ def shell(engine: Engine) -> Callable[[], html.Div]:
             filter_bar(_countries(engine)),
             # a status: a screen reader announces the new period when it changes
             html.Div(id="period-info", className="period-info", role="status"),
-            # tabIndex -1: the skip link moves the keyboard focus here, not only the view
+            # tabIndex -1: the skip link moves the keyboard focus here, not only the view.
+            # The spinner is for a page being rendered only: dcc.Loading otherwise hides
+            # (visibility: hidden) the whole content while any callback writes inside it,
+            # say the Review page's details of a selection or its decision, which takes
+            # the focus from the note being typed and lets a click land on nothing.
             dcc.Loading(html.Main(id="content", className="content", tabIndex="-1"),
-                        type="default", delay_show=150),
+                        type="default", delay_show=150,
+                        target_components={"content": "children"}),
             html.Footer(className="footer", children=[
                 html.Span(ATTRIBUTION, id="attribution"), " · ",
                 html.A("Accessibility statement", href=STATEMENT_PATH,

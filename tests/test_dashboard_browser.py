@@ -13,9 +13,10 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,21 +92,34 @@ def aggregate(settings) -> None:
             time.sleep(0.5)
 
 
-def wait_for(driver, condition, what: str):
-    """Poll until `condition` holds; Dash re-renders often, so stale elements are retried."""
+def wait_for(driver, condition, what: str, showing: Callable[[Any], str] | None = None):
+    """Poll until `condition` holds; Dash re-renders often, so stale elements are retried.
+    On a timeout the message says `what` was awaited and, with `showing`, what the page
+    showed instead."""
     from selenium.common.exceptions import (
         ElementClickInterceptedException,
         ElementNotInteractableException,
         NoSuchElementException,
         StaleElementReferenceException,
+        TimeoutException,
+        WebDriverException,
     )
     from selenium.webdriver.support.ui import WebDriverWait
 
     # a grid still laying out its header holds elements that are there but not yet usable
     ignored = (NoSuchElementException, StaleElementReferenceException,
                ElementClickInterceptedException, ElementNotInteractableException)
-    return WebDriverWait(driver, WAIT, ignored_exceptions=ignored).until(
-        lambda d: condition(d), message=what)
+    try:
+        return WebDriverWait(driver, WAIT, ignored_exceptions=ignored).until(
+            lambda d: condition(d), message=what)
+    except TimeoutException as exc:
+        if showing is None:
+            raise
+        try:
+            shown = showing(driver)
+        except WebDriverException as error:
+            shown = f"(not readable: {error.__class__.__name__})"
+        raise TimeoutException(f"{what}; the page showed {shown}") from exc
 
 
 def click(driver, locate, what: str) -> None:
@@ -128,6 +142,28 @@ def loaded(driver, title: str) -> None:
     wait_for(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, "._dash-loading, "
                                                    ".dash-spinner, [data-dash-is-loading]"),
              "loading to end")
+
+
+def review_shown(driver) -> str:
+    """What the Review page shows of a decision, for a failure's message: the status message,
+    the selected rows' ids, the note, the start of the details panel, where the keyboard
+    focus is, and whether the content is visible (a hidden element's text reads as empty to
+    Selenium, so the texts here are the page's own)."""
+    return str(driver.execute_script("""
+        const text = id => { const e = document.getElementById(id);
+                             return e ? e.textContent.trim().slice(0, 200) : null; };
+        const note = document.getElementById("review-note");
+        const rows = new Set([...document.querySelectorAll(
+            "#review-grid .ag-row-selected")].map(r => r.getAttribute("row-id")));
+        const content = document.getElementById("content");
+        const focus = document.activeElement;
+        return JSON.stringify({
+            message: text("review-message"),
+            selected: [...rows],
+            note: note ? note.value : null,
+            details: text("review-details"),
+            focus: focus ? (focus.id || focus.tagName) : null,
+            content: content ? getComputedStyle(content).visibility : null});"""))
 
 
 def card(driver, key: str) -> str:

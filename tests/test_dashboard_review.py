@@ -225,12 +225,24 @@ def test_the_page_without_a_session_user(app):
 
 @pytest.mark.browser
 def test_a_bulk_decision_in_a_browser(store, tmp_path):
-    """A reviewer selects every label item with the header checkbox and defers them."""
+    """A reviewer selects every label item with the header checkbox, types a note while the
+    selection's details are still on their way from a slow server, and defers them: the page
+    stays usable meanwhile (the note keeps every key and the focus), and the decision carries
+    the note."""
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
     from tests.test_accessibility import serve
-    from tests.test_dashboard_browser import by_id, chromium, click, loaded, wait_for
+    from tests.test_dashboard_browser import (
+        by_id,
+        chromium,
+        click,
+        loaded,
+        review_shown,
+        wait_for,
+    )
 
+    note = "wait for the next release"
     before = len(decided(store.engine))
     with serve(store.settings) as site, chromium(tmp_path / "downloads") as browser:
         browser.get(f"{site}/dashboard/review?kind=label")
@@ -240,18 +252,35 @@ def test_a_bulk_decision_in_a_browser(store, tmp_path):
         loaded(browser, "Review")
         wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR,
                                                         "#review-grid .ag-row")) == 2, "2 rows")
+        # from here every answer takes a second, as from a busy server: the selection's
+        # details (a callback writing inside the page) are pending while the note is typed
+        browser.execute_cdp_cmd("Network.enable", {})
+        browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 1000, "downloadThroughput": -1,
+            "uploadThroughput": -1})
         click(browser, lambda d: d.find_element(
             By.CSS_SELECTOR, "#review-grid .ag-header-select-all input"), "select all")
-        by_id(browser, "review-note").send_keys("wait for the next release")
+        click(browser, lambda d: by_id(d, "review-note"), "the note")
+        typing = ActionChains(browser)
+        for key in note:
+            typing.send_keys(key).pause(0.03)  # a person's pace, not one burst of keys
+        typing.perform()
+        typed = browser.execute_script(
+            "return [document.getElementById('review-note').value,"
+            " document.activeElement.id]")
+        assert typed == [note, "review-note"], review_shown(browser)
+        wait_for(browser, lambda d: "2 items selected" in by_id(d, "review-details").text,
+                 "the selection's details", review_shown)
         click(browser, lambda d: by_id(d, "review-defer"), "Defer")
         wait_for(browser, lambda d: by_id(d, "review-message").text == "2 items deferred.",
-                 "the status message")
+                 "the status message", review_shown)
         wait_for(browser, lambda d: all(
             "deferred" in e.text for e in d.find_elements(
-                By.CSS_SELECTOR, "#review-grid .ag-row [col-id=status_text]")), "refreshed")
+                By.CSS_SELECTOR, "#review-grid .ag-row [col-id=status_text]")), "refreshed",
+                 review_shown)
     audit = decided(store.engine)[before:]
     assert {r["decision"] for r in audit} == {"defer"} and len(audit) == 2
-    assert {r["note"] for r in audit} == {"wait for the next release"}
+    assert {r["note"] for r in audit} == {note}
 
 
 @pytest.mark.parametrize("largest", [0, 3, 2**12, 2**40])

@@ -56,7 +56,14 @@ def cli(config: Path, capsys, monkeypatch, *args: str) -> str:
 def test_a_reviewer_works_the_queue_and_a_release_takes_it_up(tmp_path, capsys, monkeypatch):
     from selenium.webdriver.common.by import By
 
-    from tests.test_dashboard_browser import by_id, chromium, click, loaded, wait_for
+    from tests.test_dashboard_browser import (
+        by_id,
+        chromium,
+        click,
+        loaded,
+        review_shown,
+        wait_for,
+    )
 
     settings = Settings({"storage.data_dir": str(tmp_path / "var")}, base_dir=tmp_path)
     engine = make_engine(settings)
@@ -98,12 +105,15 @@ def test_a_reviewer_works_the_queue_and_a_release_takes_it_up(tmp_path, capsys, 
                     By.CSS_SELECTOR, "#review-grid .ag-row")) == 1, "the item")
                 click(browser, lambda d: d.find_element(
                     By.CSS_SELECTOR, "#review-grid .ag-header-select-all input"), "select")
+                # the details panel follows the selection the decision will be sent with
+                wait_for(browser, lambda d: item in by_id(d, "review-details").text,
+                         f"the details of {item}", review_shown)
                 if reason:
                     click(browser, lambda d: d.find_element(
                         By.CSS_SELECTOR, f"#review-reason input[value='{reason}']"), reason)
                 click(browser, lambda d: by_id(d, f"review-{button}"), button)
                 wait_for(browser, lambda d: "1 item" in by_id(d, "review-message").text,
-                         f"{button} done")
+                         f"{button} done", review_shown)
 
             decide(L_ITEM, "accept")
             decide(P_ITEM, "accept")
