@@ -38,8 +38,9 @@ def sync_controls(triggered: Any, search: str | None, values: tuple[Any, ...]
                   ) -> tuple[Any, ...]:
     """Keep the URL and the filter controls in step: (search, *control values, dates style).
 
-    On load and on back/forward the URL wins; when a control changes, the URL follows (the
-    concept chosen on the concept page stays).
+    On load and on back/forward the URL wins; when a control changes, the URL follows (what
+    the page itself chose stays: the concept page's concept, the Review page's kind, status
+    and linked item).
     """
     if triggered is None or triggered == "url":
         state = parse_query(search)
@@ -57,6 +58,7 @@ def sync_controls(triggered: Any, search: str | None, values: tuple[Any, ...]
             end=end if preset == "custom" else None,
             label_language=given["labels"] if given["labels"] in LANGUAGES else "en",
             concept=current.concept, kind=current.kind, status=current.status,
+            item=current.item,
             **{n: clean_filter(n, given[n]) for n in FILTER_NAMES})
     new_search = to_query(state)
     period = state.period()

@@ -7,6 +7,7 @@ from dash import no_update
 
 from dashboard.callbacks import click_href, concept_href, sync_controls
 from dashboard.state import FilterState, csv_filename, parse_query, to_query
+from kpi.review.items import item_id
 from kpi.warehouse.indicators import Period
 from tests.helpers import SKILL
 
@@ -35,6 +36,12 @@ def test_sync_controls_url_wins_on_load_and_controls_write_the_url():
     out = sync_controls("f-country", "?concept=" + SKILL, values)
     assert parse_query(out[0]) == FilterState(concept_type="skill", country="DE",
                                               label_language="de", concept=SKILL)
+    # the Review page's own choices stay too: a linked item is still shown under new filters
+    item = item_id("label", SKILL, "en", "data wizard")
+    out = sync_controls("f-country", f"?kind=label&status=open&item={item}", values)
+    assert parse_query(out[0]) == FilterState(concept_type="skill", country="DE",
+                                              label_language="de", kind="label",
+                                              status="open", item=item)
     # switching to custom starts from the period shown so far
     out = sync_controls("f-period", "", ("custom", None, None, *(None,) * 5, "en"))
     state = parse_query(out[0])
