@@ -117,6 +117,7 @@ def main() -> None:
     from kpi.warehouse.aggregate import run_aggregation
     from kpi.warehouse.indicators import INDICATORS, SUPPORT_QUERIES, Period, applicable_filters
     from kpi.warehouse.reader import open_reader
+    from kpi.warehouse.spans import with_spans
 
     work = Path(tempfile.mkdtemp(prefix="esco-kpi-sql-bench-"))
     names = [n for n in (*INDICATORS, *SUPPORT_QUERIES)
@@ -161,10 +162,9 @@ def main() -> None:
                               "sector": None, "context": None, **filters}
                     if name in ("candidate_alt_labels", "translation_feedback"):
                         values["concept_uri"] = None  # the whole list, as the pages ask it
-                    new_p = {k: v for k, v in values.items()
-                             if k in models.parameters(new_sql)}
-                    old_p = {k: v for k, v in values.items()
-                             if k in models.parameters(old_sql)}
+                    # the span bounds of kpi.warehouse.spans where a version's SQL names them
+                    new_p = with_spans(values, models.parameters(new_sql))
+                    old_p = with_spans(values, models.parameters(old_sql))
                     times: dict[str, list[tuple[float, float]]] = {"new": [], "old": []}
                     got: dict[str, list[tuple]] = {}
                     for i in range(args.runs):

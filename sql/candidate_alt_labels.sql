@@ -12,7 +12,7 @@
 -- language; when it has none, whether the label is new cannot be judged, and verdict says so.
 -- Labels that normalise to nothing (only punctuation) are left out.
 --
--- Parameters: $start, $end (dates, inclusive), $label_language (for label_concept); filters
+-- Parameters: $period (its bounds), $label_language (for label_concept); filters
 -- (NULL = all): $concept_uri (one concept), $concept_type, $language, $country, $sector,
 -- $context.
 
@@ -20,7 +20,7 @@ with
 added as (
     select concept_key, concept_type, language, label_norm, label, implementer_id, usage,
            events
-    from filtered_span_rows('labels', $start, $end,
+    from filtered_span_rows('labels', $period,
                             $concept_type, $language, $context, $country, $sector)
     where label_norm <> ''
       and ($concept_uri is null or concept_key = concept_key_of($concept_uri))

@@ -6,7 +6,7 @@
 -- concepts, rounded to 4 decimals. Events about concepts that the newest version dropped do
 -- not count here (see most_used_concepts, status 'absent').
 --
--- Parameters: $start, $end (dates, inclusive); filters (NULL = all): $concept_type,
+-- Parameters: $period (its bounds); filters (NULL = all): $concept_type,
 -- $language, $country, $sector, $context.
 
 with
@@ -21,7 +21,7 @@ catalogue as (
 -- the concept_type filter applies to the catalogue above, not to the usage rows
 used_keys as (
     select concept_key
-    from filtered_span_rows('usage', $start, $end, null, $language, $context, $country, $sector)
+    from filtered_span_rows('usage', $period, null, $language, $context, $country, $sector)
     group by concept_key
     having sum(usage) > 0
 ),

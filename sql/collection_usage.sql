@@ -24,7 +24,7 @@
 --
 -- Ordered by collection, then the all-countries row, then country.
 --
--- Parameters: $start, $end (dates, inclusive); filters (NULL = all): $concept_type (only the
+-- Parameters: $period (its bounds); filters (NULL = all): $concept_type (only the
 -- collections' concepts of that type count; a collection without any is left out),
 -- $language, $country, $sector, $context.
 
@@ -68,7 +68,7 @@ collections as (
 -- rows instead (four times the cost at 10 M events)
 member_use as (
     select concept_key, implementer_id, country, sum(usage) as usage
-    from filtered_span_rows('usage', $start, $end, null, $language, $context, $country, $sector)
+    from filtered_span_rows('usage', $period, null, $language, $context, $country, $sector)
     where concept_key in (select key from concept_keys where uri in (select uri from members))
     group by concept_key, implementer_id, country
 ),
@@ -78,7 +78,7 @@ member_use as (
 -- whenever a release changes a type), so no join is needed here
 type_use as (
     select concept_type, implementer_id, country, sum(usage) as usage
-    from filtered_span_rows('usage', $start, $end, null, $language, $context, $country, $sector)
+    from filtered_span_rows('usage', $period, null, $language, $context, $country, $sector)
     group by concept_type, implementer_id, country
 ),
 

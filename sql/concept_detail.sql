@@ -14,13 +14,13 @@
 --               release that replaced it
 -- Ordered by section, then usage descending, then key, kind and label.
 --
--- Parameters: $start, $end (dates, inclusive), $concept_uri; filters (NULL = all):
+-- Parameters: $period (its bounds), $concept_uri; filters (NULL = all):
 -- $language, $country, $sector, $context.
 
 with
 used as (
     select language, country, implementer_id, usage, events
-    from filtered_span_rows('usage', $start, $end, null, $language, $context, $country, $sector)
+    from filtered_span_rows('usage', $period, null, $language, $context, $country, $sector)
     where concept_key = concept_key_of($concept_uri)
 ),
 

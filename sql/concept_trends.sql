@@ -34,8 +34,9 @@
 -- label_norm, previous_events, current_events, previous_usage, current_usage, share_ratio (null
 -- when emerging), p_value, p_adjusted, previous_implementers, current_implementers, tested.
 --
--- Parameters: $start, $end (dates, inclusive), $prev_start, $prev_end (the previous period),
--- $label_language; filters (NULL = all): $concept_type, $language, $country, $sector, $context.
+-- Parameters: $period, $previous, $periods (the bounds of the period, of the previous one and
+-- of both together), $label_language; filters (NULL = all): $concept_type, $language, $country,
+-- $sector, $context.
 
 with
 thresholds as (
@@ -54,7 +55,7 @@ concept_rows as (
     select concept_key, implementer_id,
            if(previous, events, 0) as previous_events, if(previous, 0, events) as current_events,
            if(previous, usage, 0) as previous_usage, if(previous, 0, usage) as current_usage
-    from two_span_rows('usage', $prev_start, $prev_end, $start, $end,
+    from two_span_rows('usage', $previous, $period,
                        $concept_type, $language, $context, $country, $sector)
 ),
 
@@ -66,7 +67,7 @@ label_rows as (
            if(l.previous, 0, l.events) as current_events,
            if(l.previous, l.usage, 0) as previous_usage,
            if(l.previous, 0, l.usage) as current_usage
-    from two_span_rows('labels', $prev_start, $prev_end, $start, $end,
+    from two_span_rows('labels', $previous, $period,
                        $concept_type, $language, $context, $country, $sector) as l
     anti join used_label_norms as kl
         on kl.concept_key = l.concept_key and kl.language = l.language
@@ -78,7 +79,7 @@ proposal_rows as (
     select concept_type, language, label_norm, implementer_id,
            if(previous, events, 0) as previous_events, if(previous, 0, events) as current_events,
            if(previous, usage, 0) as previous_usage, if(previous, 0, usage) as current_usage
-    from two_span_rows('proposals', $prev_start, $prev_end, $start, $end,
+    from two_span_rows('proposals', $previous, $period,
                        $concept_type, $language, $context, $country, $sector)
     where label_norm <> ''
 ),
@@ -333,7 +334,7 @@ holding as (
 spelling_rows as (
     select 'label' as kind, l.concept_key, null::varchar as concept_type, l.language,
            l.label_norm, l.label, l.implementer_id, l.usage, l.events
-    from filtered_span_rows('labels', $prev_start, $end,
+    from filtered_span_rows('labels', $periods,
                             $concept_type, $language, $context, $country, $sector) as l
     semi join holding as h
         on h.kind = 'label' and h.concept_key is not distinct from l.concept_key
@@ -342,7 +343,7 @@ spelling_rows as (
     union all
     select 'proposal', null, p.concept_type, p.language, p.label_norm, p.label,
            p.implementer_id, p.usage, p.events
-    from filtered_span_rows('proposals', $prev_start, $end,
+    from filtered_span_rows('proposals', $periods,
                             $concept_type, $language, $context, $country, $sector) as p
     semi join holding as h
         on h.kind = 'proposal' and h.concept_type is not distinct from p.concept_type

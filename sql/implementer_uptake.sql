@@ -6,13 +6,13 @@
 -- `count`); events_per_implementer = events / active_implementers rounded to 0.1;
 -- esco_versions: the ESCO versions their events named, in version order.
 --
--- Parameters: $start, $end (dates, inclusive); filters (NULL = all): $concept_type,
+-- Parameters: $period (its bounds); filters (NULL = all): $concept_type,
 -- $language, $country, $sector, $context.
 
 with
 activity as (
     select implementer_id, country, sector, esco_version, events, usage
-    from filtered_span_rows('activity', $start, $end,
+    from filtered_span_rows('activity', $period,
                             $concept_type, $language, $context, $country, $sector)
 ),
 

@@ -14,13 +14,13 @@
 -- fraction of its cost: no spellings chosen, no labels joined, nothing sorted, and one query
 -- instead of five.
 --
--- Parameters: $start, $end (dates, inclusive); filters (NULL = all): $concept_type, $language,
+-- Parameters: $period (its bounds); filters (NULL = all): $concept_type, $language,
 -- $country, $sector, $context.
 
 with
 label_groups_seen as (
     select distinct concept_key, language, label_norm
-    from filtered_span_rows('labels', $start, $end,
+    from filtered_span_rows('labels', $period,
                             $concept_type, $language, $context, $country, $sector)
     where label_norm <> ''
 ),
@@ -36,7 +36,7 @@ candidate_groups as (
 
 proposal_groups as (
     select distinct concept_type, language, label_norm
-    from filtered_span_rows('proposals', $start, $end,
+    from filtered_span_rows('proposals', $period,
                             $concept_type, $language, $context, $country, $sector)
     where label_norm <> ''
 ),
@@ -45,7 +45,7 @@ proposal_groups as (
 -- period: catalogue_coverage's concepts and used, summed over its rows
 used_keys as (
     select concept_key
-    from filtered_span_rows('usage', $start, $end, null, $language, $context, $country, $sector)
+    from filtered_span_rows('usage', $period, null, $language, $context, $country, $sector)
     group by concept_key
     having sum(usage) > 0
 ),
@@ -63,13 +63,13 @@ active as (
     select
         count(distinct implementer_id) as implementers,
         count(distinct nullif(country, '')) as countries
-    from filtered_span_rows('activity', $start, $end,
+    from filtered_span_rows('activity', $period,
                             $concept_type, $language, $context, $country, $sector)
 ),
 
 feedback as (
     select f.events
-    from filtered_span_rows('feedback', $start, $end,
+    from filtered_span_rows('feedback', $period,
                             $concept_type, $language, $context, $country, $sector) as f
     semi join concept_keys as ck on ck.key = f.concept_key
 )

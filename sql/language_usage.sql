@@ -4,13 +4,13 @@
 -- implementers; distinct concepts; share: usage / all usage of the (filtered) period, rounded
 -- to 4 decimals. Ordered by usage descending, then language.
 --
--- Parameters: $start, $end (dates, inclusive); filters (NULL = all): $concept_type,
+-- Parameters: $period (its bounds); filters (NULL = all): $concept_type,
 -- $language, $country, $sector, $context.
 
 with
 used as (
     select language, concept_key, implementer_id, usage, events
-    from filtered_span_rows('usage', $start, $end,
+    from filtered_span_rows('usage', $period,
                             $concept_type, $language, $context, $country, $sector)
 ),
 

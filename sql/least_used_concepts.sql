@@ -6,7 +6,7 @@
 -- usage ascending, then concept URI. label_en: English preferred label; label: preferred label
 -- in $label_language where the catalogue has one, else the English one.
 --
--- Parameters: $start, $end (dates, inclusive), $label_language; filters (NULL = all):
+-- Parameters: $period (its bounds), $label_language; filters (NULL = all):
 -- $concept_type (occupation or skill; another type gives no rows), $language, $country,
 -- $sector, $context.
 
@@ -24,7 +24,7 @@ used_keys as (
         sum(usage) as usage,
         sum(events) as events,
         count(distinct implementer_id) as implementers
-    from filtered_span_rows('usage', $start, $end, null, $language, $context, $country, $sector)
+    from filtered_span_rows('usage', $period, null, $language, $context, $country, $sector)
     group by concept_key
 ),
 

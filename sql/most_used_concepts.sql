@@ -16,7 +16,7 @@
 -- last_release  the newest loaded release holding the concept (the current one unless it was
 --               dropped); null for a concept no loaded release holds
 --
--- Parameters: $start, $end (dates, inclusive), $prev_start, $prev_end (the previous period),
+-- Parameters: $period, $previous (the bounds of the period and of the previous one),
 -- $label_language; filters (NULL = all): $concept_type, $language, $country, $sector, $context.
 
 with
@@ -30,14 +30,14 @@ current_period as (
         sum(usage) as usage,
         sum(events) as events,
         count(distinct implementer_id) as implementers
-    from filtered_span_rows('usage', $start, $end,
+    from filtered_span_rows('usage', $period,
                             $concept_type, $language, $context, $country, $sector)
     group by concept_key
 ),
 
 previous_period as (
     select concept_key, sum(usage) as usage
-    from filtered_span_rows('usage', $prev_start, $prev_end,
+    from filtered_span_rows('usage', $previous,
                             $concept_type, $language, $context, $country, $sector)
     group by concept_key
 ),

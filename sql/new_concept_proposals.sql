@@ -7,14 +7,14 @@
 -- of `count`); broader_uris: the broader concepts the proposals named (sorted), with their
 -- English preferred labels in broader_labels_en (same order; null when unknown).
 --
--- Parameters: $start, $end (dates, inclusive); filters (NULL = all): $concept_type (the
+-- Parameters: $period (its bounds); filters (NULL = all): $concept_type (the
 -- proposed concept's type), $language, $country, $sector, $context.
 
 with
 proposed as (
     select p.concept_type, p.language, p.label_norm, p.label, b.uri as broader_uri,
            p.implementer_id, p.usage, p.events
-    from filtered_span_rows('proposals', $start, $end,
+    from filtered_span_rows('proposals', $period,
                             $concept_type, $language, $context, $country, $sector) as p
     left join concept_keys as b on b.key = p.broader_key
     where p.label_norm <> ''

@@ -8,14 +8,14 @@
 -- used original spelling; current_label is the catalogue's preferred label in that language
 -- (null when it has none), label_en the English one.
 --
--- Parameters: $start, $end (dates, inclusive); filters (NULL = all): $concept_uri (one
+-- Parameters: $period (its bounds); filters (NULL = all): $concept_uri (one
 -- concept), $concept_type, $language, $country, $sector, $context.
 
 with
 feedback as (
     select concept_key, concept_type, language, label_norm, label, implementer_id, usage,
            events
-    from filtered_span_rows('feedback', $start, $end,
+    from filtered_span_rows('feedback', $period,
                             $concept_type, $language, $context, $country, $sector)
     where $concept_uri is null or concept_key = concept_key_of($concept_uri)
 ),

@@ -6,13 +6,13 @@
 -- One row per language that has usage: language, usage (sum of `count` over concept_used
 -- events). Ordered as language_usage: by usage descending, then language.
 --
--- Parameters: $start, $end (dates, inclusive); filters (NULL = all): $concept_type,
+-- Parameters: $period (its bounds); filters (NULL = all): $concept_type,
 -- $language, $country, $sector, $context.
 
 with
 used as (
     select language, usage
-    from filtered_span_rows('activity', $start, $end,
+    from filtered_span_rows('activity', $period,
                             $concept_type, $language, $context, $country, $sector)
     where type = 'concept_used'
 ),

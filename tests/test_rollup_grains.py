@@ -25,6 +25,7 @@ from kpi.warehouse.indicators import (
 from kpi.warehouse.models import parameters
 from kpi.warehouse.published import SPAN_ROLLUPS, read_manifest
 from kpi.warehouse.reader import SHARED_IN_MEMORY, install_span_views, open_reader
+from kpi.warehouse.spans import span_bounds
 from tests.kpi_fixtures import O1, O2, S1, S2, S3, S4, standard_store
 
 TYPES = ("concept_used", "concept_used", "label_added", "concept_proposed",
@@ -36,23 +37,25 @@ FIRST, LAST = date(2026, 2, 10), date(2026, 11, 20)
 # span_rows (and two_span_rows) as they would be without month and quarter rows: every day
 # read from its day's rows
 DAYS_ONLY = """
-create or replace macro span_rows(rollup, from_day, to_day, only_country, only_sector)
+create or replace macro span_rows(rollup, span, only_country, only_sector)
 as table
     select r.*, i.name as implementer, i.country, i.sector
     from query_table(rollup || '_daily') as r
     left join implementers as i on i.id = r.implementer_id
-    where r.day between from_day and to_day
+    where r.day between span['from_day'] and span['to_day']
       and (only_country is null or i.country = only_country)
       and (only_sector is null or i.sector = only_sector);
 
 create or replace macro two_span_rows(
-    rollup, prev_from, prev_to, from_day, to_day,
+    rollup, previous_span, span,
     only_concept_type, only_language, only_context, only_country, only_sector
 ) as table
-    select r.*, r.day <= prev_to as previous, i.name as implementer, i.country, i.sector
+    select r.*, r.day <= previous_span['to_day'] as previous, i.name as implementer, i.country,
+           i.sector
     from query_table(rollup || '_daily') as r
     left join implementers as i on i.id = r.implementer_id
-    where (r.day between prev_from and prev_to or r.day between from_day and to_day)
+    where (r.day between previous_span['from_day'] and previous_span['to_day']
+           or r.day between span['from_day'] and span['to_day'])
       and (only_country is null or i.country = only_country)
       and (only_sector is null or i.sector = only_sector)
       and in_filters(r.concept_type, r.language, r.context,
@@ -157,8 +160,9 @@ def test_which_months_and_quarters_have_ended():
     assert published.span_start("2026-11-30", "quarter") == "2026-10-01"
 
 
-def spans_inside(first: date, last: date) -> tuple[bool, bool, bool]:
-    """Counted day by day: whether first..last holds a whole quarter, a whole month outside
+def spans_inside(first: date, last: date) -> dict[str, Any]:
+    """Counted day by day: the whole quarters and the whole months inside first..last (their
+    first and last days, or None), and whether it holds a whole quarter, a whole month outside
     its whole quarters, a day outside its whole months (what span_rows reads of each grain)."""
     def month_of(d: date) -> tuple[date, date]:
         start = d.replace(day=1)
@@ -172,37 +176,37 @@ def spans_inside(first: date, last: date) -> tuple[bool, bool, bool]:
         return first <= span[0] and span[1] <= last
 
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    quarters = any(inside(quarter_of(d)) for d in days)
-    months = any(inside(month_of(d)) and not inside(quarter_of(d)) for d in days)
-    loose_days = any(not inside(month_of(d)) for d in days)
-    return quarters, months, loose_days
+    quarters = [quarter_of(d) for d in days if inside(quarter_of(d))]
+    months = [month_of(d) for d in days if inside(month_of(d))]
+    return {
+        "quarters": (quarters[0][0], quarters[-1][1]) if quarters else None,
+        "months": (months[0][0], months[-1][1]) if months else None,
+        "has_quarters": bool(quarters),
+        "has_months": any(not inside(quarter_of(m[0])) for m in months),
+        "has_days": any(not inside(month_of(d)) for d in days),
+    }
 
 
-def test_span_rows_skips_exactly_the_grains_a_period_holds_none_of():
-    """The grains span_rows reads (has_quarters, has_months, has_days): for every start day of
-    two years and ends from the same day to over a year later, what the calendar says."""
-    import duckdb
-    import pyarrow as pa
-
-    from kpi.warehouse import models
-
-    con = duckdb.connect()
-    try:
-        models.run(con, "macros/span_rows")
-        starts = [date(2025, 12, 1) + timedelta(days=i) for i in range(731)]
-        lengths = (0, 1, 2, 27, 28, 29, 30, 31, 58, 59, 60, 61, 62, 88, 89, 90, 91, 92, 120,
-                   181, 182, 183, 184, 273, 364, 365, 366, 400)
-        pairs = [(s, s + timedelta(days=n)) for s in starts for n in lengths]
-        con.register("periods", pa.table({"first": [p[0] for p in pairs],
-                                          "last": [p[1] for p in pairs]}))
-        got = con.execute(
-            "select first, last, has_quarters(first, last), has_months(first, last), "
-            "has_days(first, last) from periods").fetchall()
-        assert len(got) == len(pairs)
-        for first, last, *grains in got:
-            assert tuple(grains) == spans_inside(first, last), (first, last)
-    finally:
-        con.close()
+def test_span_bounds_are_the_calendar_s():
+    """span_bounds (what span_rows reads a period by): for every start day of two years and
+    ends from the same day to over a year later, the whole quarters and months and the grains
+    the period holds, as the calendar counts them."""
+    starts = [date(2025, 12, 1) + timedelta(days=i) for i in range(731)]
+    lengths = (0, 1, 2, 27, 28, 29, 30, 31, 58, 59, 60, 61, 62, 88, 89, 90, 91, 92, 120,
+               181, 182, 183, 184, 273, 364, 365, 366, 400)
+    for first in starts:
+        for n in lengths:
+            last = first + timedelta(days=n)
+            bounds, counted = span_bounds(first, last), spans_inside(first, last)
+            for grain in ("quarters", "months"):
+                span = (bounds[f"{grain}_from"], bounds[f"{grain}_to"])
+                # no whole span: the bounds cross, so `day between` them holds no day
+                assert span == counted[grain] if counted[grain] else span[0] > span[1], (
+                    first, last, grain)
+            assert ({k: bounds[k] for k in ("has_quarters", "has_months", "has_days")}
+                    == {k: counted[k] for k in ("has_quarters", "has_months", "has_days")}), (
+                first, last)
+            assert (bounds["from_day"], bounds["to_day"]) == (first, last)
 
 
 def test_month_and_quarter_rows_are_the_sums_of_their_days(store):
@@ -271,9 +275,9 @@ def run_all(con, period: Period, filters: dict[str, Any]) -> dict[str, Any]:
     for name in SUPPORT_QUERIES:
         grains = ("day", "week", "month") if "grain" in parameters(load_sql(name)) else (None,)
         for grain in grains:
-            params = {k: v for k, v in {**base, "grain": grain}.items()
-                      if k in parameters(load_sql(name))}
-            out[f"{name}/{grain}"] = run_support_query(con, name, params).tuples()
+            # run_support_query takes what the query names, and its period's span bounds
+            out[f"{name}/{grain}"] = run_support_query(con, name, {**base, "grain": grain}
+                                                       ).tuples()
     return out
 
 
@@ -304,16 +308,18 @@ def test_two_periods_read_at_once_are_each_period_s_rows(store, rollup):
     try:
         for period, filters, params in random_states(seed=len(rollup)):
             previous = period.previous()
-            args = {"rollup": rollup, "prev_from": previous.start, "prev_to": previous.end,
-                    **params}
+            args = {"rollup": rollup, **{k: v for k, v in params.items()
+                                         if k not in ("start", "end")},
+                    "previous": span_bounds(previous.start, previous.end),
+                    "period": span_bounds(period.start, period.end)}
             filter_args = "$concept_type, $language, $context, $country, $sector"
             both = con.execute(
-                "select * exclude (previous), previous from two_span_rows($rollup, $prev_from, "
-                f"$prev_to, $start, $end, {filter_args})", args).fetchall()
+                "select * exclude (previous), previous from two_span_rows($rollup, $previous, "
+                f"$period, {filter_args})", args).fetchall()
             apart = con.execute(
-                f"select *, true from filtered_span_rows($rollup, $prev_from, $prev_to, "
-                f"{filter_args}) union all select *, false from filtered_span_rows($rollup, "
-                f"$start, $end, {filter_args})", args).fetchall()
+                f"select *, true from filtered_span_rows($rollup, $previous, {filter_args}) "
+                f"union all select *, false from filtered_span_rows($rollup, $period, "
+                f"{filter_args})", args).fetchall()
             assert sorted(both, key=repr) == sorted(apart, key=repr), (
                 rollup, str(period), filters)
             compared += len(both)

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from kpi.settings import Settings
 from kpi.vocabulary import CONCEPT_TYPES, CONCEPT_URI, CONTEXTS, COUNTRY_CODE, LANGUAGES, SECTORS
 from kpi.warehouse import models
+from kpi.warehouse.spans import with_spans
 
 INDICATORS: tuple[str, ...] = (
     "most_used_concepts",
@@ -339,7 +340,7 @@ def query(
     previous = period.previous()
     values.update(start=period.start, end=period.end, prev_start=previous.start,
                   prev_end=previous.end, label_language=label_language or "en")
-    params = {k: v for k, v in values.items() if k in parameters(name)}
+    params = with_spans(values, parameters(name))
     if isinstance(source, Settings):
         from kpi.warehouse.reader import shared_reader  # the warehouse is only needed here
 
@@ -353,10 +354,12 @@ def query(
 
 def run_support_query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]
                       ) -> Result:
-    """Run one of SUPPORT_QUERIES with bound `$named` parameters."""
+    """Run one of SUPPORT_QUERIES with bound `$named` parameters: `start` and `end` (and
+    `prev_start`, `prev_end`) give the span bounds the query reads its period by
+    (kpi.warehouse.spans); parameters it does not name are left out."""
     if name not in SUPPORT_QUERIES:
         raise ValueError(f"unknown query {name!r}; one of: {', '.join(SUPPORT_QUERIES)}")
-    return _run(con, load_sql(name), params)
+    return _run(con, load_sql(name), with_spans(params, parameters(name)))
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any],
