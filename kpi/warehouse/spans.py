@@ -3,7 +3,7 @@ sql/macros/span_rows.sql read it from, computed here once per query.
 
 The macros take each period as one STRUCT parameter (`$period`, `$previous`, `$periods`)
 holding these bounds. DuckDB plans a table macro anew at every use, and working the bounds out
-there (date_trunc and intervals, a dozen times per use) was most of planning a macro: 6.1-6.6
+there (date_trunc and intervals, a dozen times per use) was about half of planning one: 6.1-6.6
 ms for two_span_rows, against 3.5-3.7 ms with the bounds given (bench/RESULTS.md).
 """
 
