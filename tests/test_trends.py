@@ -59,6 +59,25 @@ def test_fold_change_p_values_match_exact_sums(k, n, q_up, q_down):
     assert got == pytest.approx(expected, rel=1e-9, abs=1e-15)
 
 
+def test_fold_change_p_values_of_every_k_match_exact_sums():
+    """Every k of small n, at rates whose means fall on whole numbers too: between the two
+    means the p-value is 1 without its tails being computed (each tail holds the median), and
+    elsewhere, the edges included, the exact sums."""
+    rates = [(0.5, 0.5), (0.25, 0.2), (0.6, 0.4), (0.75, 0.5), (0.3, 0.1), (0.9, 0.05)]
+    ks, ns, ups, downs = [], [], [], []
+    for n in (1, 2, 3, 4, 5, 7, 8, 10, 12, 20, 40):
+        for q_up, q_down in rates:
+            for k in range(n + 1):
+                ks.append(k), ns.append(n), ups.append(q_up), downs.append(q_down)
+    got = fold_change_p_values(np.array(ks), np.array(ns), np.array(ups), np.array(downs))
+    ones = 0
+    for value, k, n, q_up, q_down in zip(got, ks, ns, ups, downs, strict=True):
+        expected = exact_two_sided(k, n, q_up, q_down)
+        assert value == pytest.approx(expected, rel=1e-9, abs=1e-15), (k, n, q_up, q_down)
+        ones += n * q_down < k < n * q_up
+    assert ones > 100  # many a k between the means
+
+
 # Each item: {implementer: (events in Q2, events in Q3)}. Kinds: ("concept", uri),
 # ("label", uri, language, label), ("proposal", label).
 ITEMS: dict[tuple, dict[int, tuple[int, int]]] = {
