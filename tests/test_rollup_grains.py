@@ -25,7 +25,7 @@ from kpi.warehouse.indicators import (
 from kpi.warehouse.models import parameters
 from kpi.warehouse.published import SPAN_ROLLUPS, read_manifest
 from kpi.warehouse.reader import SHARED_IN_MEMORY, install_span_views, open_reader
-from kpi.warehouse.spans import span_bounds
+from kpi.warehouse.spans import MAX_DAYS_OUT, span_bounds
 from tests.kpi_fixtures import O1, O2, S1, S2, S3, S4, standard_store
 
 TYPES = ("concept_used", "concept_used", "label_added", "concept_proposed",
@@ -161,29 +161,29 @@ def test_which_months_and_quarters_have_ended():
 
 
 def spans_inside(first: date, last: date) -> dict[str, Any]:
-    """Counted day by day: the whole quarters and the whole months inside first..last (their
+    """Counted span by span: the whole quarters and the whole months inside first..last (their
     first and last days, or None), and whether it holds a whole quarter, a whole month outside
     its whole quarters, a day outside its whole months (what span_rows reads of each grain)."""
-    def month_of(d: date) -> tuple[date, date]:
-        start = d.replace(day=1)
-        return start, Period.month(start).end
+    def spans(months: int) -> list[tuple[date, date]]:
+        """The spans of `months` months (from January) inside first..last."""
+        out, start = [], date(first.year, 1, 1)
+        while start <= last:
+            following = date(start.year + (start.month - 1 + months) // 12,
+                             (start.month - 1 + months) % 12 + 1, 1)
+            if first <= start and following - timedelta(days=1) <= last:
+                out.append((start, following - timedelta(days=1)))
+            start = following
+        return out
 
-    def quarter_of(d: date) -> tuple[date, date]:
-        start = d.replace(month=3 * ((d.month - 1) // 3) + 1, day=1)
-        return start, Period.month(start.replace(month=start.month + 2)).end
-
-    def inside(span: tuple[date, date]) -> bool:
-        return first <= span[0] and span[1] <= last
-
-    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    quarters = [quarter_of(d) for d in days if inside(quarter_of(d))]
-    months = [month_of(d) for d in days if inside(month_of(d))]
+    quarters, months = spans(3), spans(1)
+    in_quarters = {m for m in months if any(q[0] <= m[0] <= q[1] for q in quarters)}
     return {
         "quarters": (quarters[0][0], quarters[-1][1]) if quarters else None,
         "months": (months[0][0], months[-1][1]) if months else None,
         "has_quarters": bool(quarters),
-        "has_months": any(not inside(quarter_of(m[0])) for m in months),
-        "has_days": any(not inside(month_of(d)) for d in days),
+        "has_months": len(months) > len(in_quarters),
+        # whole months are consecutive: a day outside them lies before or after them all
+        "has_days": not months or first < months[0][0] or last > months[-1][1],
     }
 
 
@@ -207,6 +207,44 @@ def test_span_bounds_are_the_calendar_s():
                     == {k: counted[k] for k in ("has_quarters", "has_months", "has_days")}), (
                 first, last)
             assert (bounds["from_day"], bounds["to_day"]) == (first, last)
+
+
+def test_two_span_rows_reads_each_day_of_a_period_once():
+    """The spans two_span_rows reads a period from (span_bounds): its whole quarters, its whole
+    months, its complemented months less their days outside it, and its other days, count
+    every day of the period once and no other day, for periods of up to a quarter starting on
+    every day of two years; a month is complemented only when it has ended and at most
+    MAX_DAYS_OUT of its days lie outside the period."""
+    def days(first: date, last: date) -> list[date]:
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+    today = date(2026, 11, 30)
+    complemented = 0
+    for first in days(date(2025, 12, 1), date(2027, 11, 30)):
+        for n in (0, 1, 2, 20, 23, 24, 25, 27, 28, 29, 30, 31, 58, 60, 89, 91):
+            last = first + timedelta(days=n)
+            b = span_bounds(first, last, today)
+            counted: dict[date, int] = {}
+            quarters = set(days(b["quarters_from"], b["quarters_to"]))
+            months = set(days(b["months_from"], b["months_to"]))
+            summed = {b["complemented_first"], b["complemented_last"]} - {date(1, 1, 1)}
+            for day in quarters | (months - quarters):
+                counted[day] = counted.get(day, 0) + 1
+            for month in summed:
+                assert month < today.replace(day=1), (first, last)
+                for day in days(month, Period.month(month).end):
+                    counted[day] = counted.get(day, 0) + 1
+            out = days(b["out1_from"], b["out1_to"]) + days(b["out2_from"], b["out2_to"])
+            assert 0 < len(out) <= 2 * MAX_DAYS_OUT if summed and b["has_days_out"] else not out
+            for day in out:
+                counted[day] = counted.get(day, 0) - 1
+            for day in days(b["plain_from"], b["plain_to"]):
+                if day not in months:
+                    counted[day] = counted.get(day, 0) + 1
+            assert {d: c for d, c in counted.items() if c} == dict.fromkeys(
+                days(first, last), 1), (first, last)
+            complemented += bool(summed)
+    assert complemented > 1000
 
 
 def test_month_and_quarter_rows_are_the_sums_of_their_days(store):
@@ -301,29 +339,43 @@ def test_every_indicator_gives_the_same_rows_as_over_the_days(store):
 
 @pytest.mark.parametrize("rollup", ["usage", "labels", "proposals", "feedback", "activity"])
 def test_two_periods_read_at_once_are_each_period_s_rows(store, rollup):
-    """two_span_rows gives the rows filtered_span_rows gives for the previous period and for
-    the period, each marked as of its period, in every filter."""
+    """two_span_rows gives the sums filtered_span_rows gives for the previous period and for
+    the period, each marked as of its period, in every filter: per every other column, the
+    same usage and events. A month it reads as its sums less some days (complemented) has
+    rows outside the period, negated, and the sums are still the period's."""
     con = store.reader()
-    compared = 0
+    compared = negated = 0
+    # September's previous period is 2-31 August (August less a day), and 3-28 September is
+    # September less two days at each end: complemented; the rest at random
+    fixed = [(Period(date(2026, 9, 1), date(2026, 9, 30)), {}),
+             (Period(date(2026, 9, 3), date(2026, 9, 28)), {"country": "DE"})]
+    states = [(period, filters, {"start": period.start, "end": period.end, **{
+        f: None for f in ("concept_type", "language", "country", "sector", "context")},
+        **filters}) for period, filters in fixed]
     try:
-        for period, filters, params in random_states(seed=len(rollup)):
+        for period, filters, params in [*states, *random_states(seed=len(rollup))]:
             previous = period.previous()
             args = {"rollup": rollup, **{k: v for k, v in params.items()
                                          if k not in ("start", "end")},
                     "previous": span_bounds(previous.start, previous.end),
                     "period": span_bounds(period.start, period.end)}
             filter_args = "$concept_type, $language, $context, $country, $sector"
-            both = con.execute(
-                "select * exclude (previous), previous from two_span_rows($rollup, $previous, "
-                f"$period, {filter_args})", args).fetchall()
-            apart = con.execute(
-                f"select *, true from filtered_span_rows($rollup, $previous, {filter_args}) "
-                f"union all select *, false from filtered_span_rows($rollup, $period, "
-                f"{filter_args})", args).fetchall()
-            assert sorted(both, key=repr) == sorted(apart, key=repr), (
+            sums = ("select previous, * exclude (previous, usage, events, day), "
+                    "sum(usage) as usage, sum(events) as events from ({}) group by all "
+                    "having sum(usage) <> 0 or sum(events) <> 0")
+            both = f"select * from two_span_rows($rollup, $previous, $period, {filter_args})"
+            apart = (f"select *, true as previous from filtered_span_rows($rollup, $previous, "
+                     f"{filter_args}) union all select *, false from filtered_span_rows("
+                     f"$rollup, $period, {filter_args})")
+            got = con.execute(sums.format(both), args).fetchall()
+            assert sorted(got, key=repr) == sorted(con.execute(sums.format(apart), args)
+                                                   .fetchall(), key=repr), (
                 rollup, str(period), filters)
-            compared += len(both)
+            compared += len(got)
+            negated += con.execute(f"select count(*) from ({both}) where events < 0",
+                                   args).fetchone()[0]
         assert compared > 100  # most states have rows
+        assert negated > 0  # and some read a month less some days
     finally:
         con.close()
 
