@@ -23,9 +23,9 @@ SPAN_PARAMETERS: dict[str, tuple[str, str]] = {
 
 # A month the period covers all but at most this many days of is read as its sums less those
 # days (two_span_rows): a month's sums hold about half as many rows as its days, so taking out
-# more days costs more than reading the days the period covers (at 10 M events, September's
-# previous period 2-31 August: 173 -> 144 ms for concept_trends; 10-25 September, 16 days out:
-# 128 -> 168 ms).
+# more days costs more than reading the days the period covers (at 10 M events, for
+# concept_trends: September, whose previous period is 2-31 August, 155 -> 135 ms; 10-25
+# September, 14 days out, 128 -> 168 ms).
 MAX_DAYS_OUT = 7
 # an empty range of days, and a month that is none
 _NO_DAY_FROM, _NO_DAY_TO = date(9999, 12, 31), date(1, 1, 1)
