@@ -257,6 +257,30 @@ def test_a_period_s_fingerprint_covers_the_packed_month_that_holds_its_days(stor
     assert after[0] != before[0] and after[1] == before[1]
 
 
+def test_a_period_s_fingerprint_covers_the_month_sums_it_may_read(tmp_path):
+    """The trends read 2-31 August as August's sums less 1 August: the period's fingerprint
+    names August's sums, and a new file of them changes it; September's stays as it was."""
+    settings = Settings({"storage.data_dir": str(tmp_path / "var")}, base_dir=tmp_path)
+    folder = published.published_dir(settings)
+    folder.mkdir(parents=True)
+    manifest: dict[str, Any] = {"format": published.FORMAT, "dimensions": {}, "rollups": {
+        "usage_monthly": {"2026-08-01": ["usage_monthly/day=2026-08-01/a.parquet"],
+                          "2026-09-01": ["usage_monthly/day=2026-09-01/b.parquet"]}}}
+
+    def fingerprints() -> list[str]:
+        # replaced as a run replaces it (a new file each time)
+        (folder / "next.json").write_text(json.dumps(manifest))
+        os.replace(folder / "next.json", folder / published.MANIFEST)
+        return [reader.period_fingerprint(settings, *period) for period in (
+            (date(2026, 8, 2), date(2026, 8, 31)), (date(2026, 9, 1), date(2026, 9, 30)))]
+
+    before = fingerprints()
+    manifest["rollups"]["usage_monthly"]["2026-08-01"].append(
+        "usage_monthly/day=2026-08-01/a2.parquet")
+    after = fingerprints()
+    assert after[0] != before[0] and after[1] == before[1]
+
+
 def test_a_large_backlog_recomputes_its_days(store, monkeypatch):
     store.events(*random_events(100, seed=7), {"day": "2026-07-05"})
     store.aggregate()

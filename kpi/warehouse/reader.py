@@ -68,7 +68,8 @@ def period_fingerprint(settings: Settings, start: date, end: date,
     Published files are written once under new names, so two equal fingerprints mean equal
     answers: a run that only touched today leaves the fingerprint of last quarter, and the
     results cached under it, as they were. Covers the dimensions and the rollup files of the
-    days in range, less the tables in `ignore` (those the caller's queries never read).
+    days and months that overlap the range and of the quarters inside it, less the tables in
+    `ignore` (those the caller's queries never read).
     """
     manifest = _current_manifest(settings)
     low, high = start.isoformat(), end.isoformat()
@@ -79,8 +80,11 @@ def period_fingerprint(settings: Settings, start: date, end: date,
     for table, days in sorted(manifest.get("rollups", {}).items()):
         if table in skip or PACKED.get(table) in skip:
             continue
-        # a packed month (its first day) holds every day of the month
-        first = low[:8] + "01" if table in PACKED else low
+        # a packed month, and a month's sums, are keyed by the month's first day, which may
+        # lie before the period: two_span_rows reads a month that a period covers all but a
+        # few days of from its sums (kpi.warehouse.spans). A quarter is only read whole.
+        month = table in PACKED or SPAN_ROLLUPS.get(table, ("", ""))[1] == "month"
+        first = span_start(low, "month") if month else low
         for day, files in days.items():
             if first <= day <= high:
                 digest.update(f"{table}/{day}:{','.join(files)};".encode())
