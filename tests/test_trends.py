@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from datetime import date
 
 import numpy as np
 import pytest
@@ -288,4 +289,30 @@ def test_a_significant_change_under_one_and_a_half_fold_is_no_trend(tmp_path):
     assert 2 * fold_test(800, 1280, 4800, 5280) < 0.05
     # ...but less than the 1.5-fold a trend needs
     assert query(store.settings, "concept_trends", Q3).rows == []
+    store.engine.dispose()
+
+
+def test_a_label_trend_shows_its_most_used_spelling_within_the_periods(tmp_path):
+    """September against 2-31 August, which is read as August's sums less 1 August: a spelling
+    sent only on 1 August, however often, is no spelling of the periods."""
+    store = standard_store(tmp_path)
+    september = Period.month("2026-09")
+    assert september.previous() == Period(date(2026, 8, 2), date(2026, 8, 31))
+    rows = []
+    for implementer in (1, 2, 3):
+        base = {"implementer_id": implementer, "type": "label_added", "concept_uri": O1,
+                "language": "de", "esco_version": "1.10.0"}
+        rows += [{**base, "day": "2026-08-01", "label": "SOFTWAREENTWICKLERIN"}] * 40
+        rows += [{**base, "day": "2026-09-10", "label": "Softwareentwicklerin"}] * 15
+        rows += [{**base, "day": "2026-09-11", "label": "softwareentwicklerin"}] * 5
+        # a steady label: the volume the new one's share is taken of
+        rows += [{**base, "day": day, "label": "Entwickler"} for day in (
+            "2026-08-01", "2026-08-20", "2026-09-20")] * 10
+    store.events(*rows)
+    store.aggregate()
+    found = {(r["kind"], r["label_norm"]): r
+             for r in query(store.settings, "concept_trends", september).rows}
+    label = found[("label", "softwareentwicklerin")]
+    assert (label["trend"], label["label"]) == ("emerging", "Softwareentwicklerin")
+    assert (label["previous_events"], label["current_events"]) == (0, 60)
     store.engine.dispose()

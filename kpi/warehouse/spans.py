@@ -2,10 +2,10 @@
 sql/macros/span_rows.sql read it from, computed here once per query. For two_span_rows, which
 only sums, also the months read as their sums less a few days (complemented months).
 
-The macros take each period as one STRUCT parameter (`$period`, `$previous`, `$periods`)
-holding these bounds. DuckDB plans a table macro anew at every use, and working the bounds out
-there (date_trunc and intervals, a dozen times per use) was about half of planning one: 6.1-6.6
-ms for two_span_rows, against 3.5-3.7 ms with the bounds given (bench/RESULTS.md).
+The macros take each period as one STRUCT parameter (`$period`, `$previous`) holding these
+bounds. DuckDB plans a table macro anew at every use, and working the bounds out there
+(date_trunc and intervals, a dozen times per use) was about half of planning one: 6.1-6.6 ms
+for two_span_rows, against 3.5-3.7 ms with the bounds given (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 SPAN_PARAMETERS: dict[str, tuple[str, str]] = {
     "period": ("start", "end"),
     "previous": ("prev_start", "prev_end"),
-    "periods": ("prev_start", "end"),  # both periods together
 }
 
 
