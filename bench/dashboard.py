@@ -398,8 +398,9 @@ def span_cost(data_dir: Path, runs: int = 2) -> list[tuple[str, int, float, floa
                         rollups = {t: v for t, v in rollups.items()
                                    if t in published.ROLLUPS or t in published.PACKED}
                     t0, c0 = time.perf_counter(), time.process_time()
-                    n = published._publish_spans(cur, work / "published", f"rbench{i}", dirty,
-                                                 {}, rollups, [], time.time())
+                    with published.Writers(cur) as writers:
+                        n = published._publish_spans(writers, work / "published", f"rbench{i}",
+                                                     dirty, {}, rollups, [], time.time())
                     best = (n, min(best[1], time.perf_counter() - t0),
                             min(best[2], time.process_time() - c0))
                 out.append((label, *best))

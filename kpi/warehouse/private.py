@@ -108,8 +108,9 @@ def mark_unpublished(con: duckdb.DuckDBPyConnection, *dimensions: str) -> None:
         set_meta(con, f"unpublished:{name}", "1")
 
 
-def unpublished(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return get_meta(con, f"unpublished:{name}") == "1"
+def unpublished_dimensions(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The dimensions marked by mark_unpublished and not published since (one query)."""
+    return {row[0] for row in models.run(con, "private/unpublished_dimensions").fetchall()}
 
 
 def mark_published(con: duckdb.DuckDBPyConnection, *dimensions: str) -> None:

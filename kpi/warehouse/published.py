@@ -71,7 +71,7 @@ MAX_FILES_PER_DAY = 4
 # to: a few small files beside their large one cost a reader little. Both at least 2 (see
 # _merge_crowded).
 MAX_FILES_PER_SPAN = 8
-# Rollups and dimensions written at the same time (see _write_parquet).
+# Rollups and dimensions written at the same time (see Writers).
 PUBLISH_WORKERS = 2
 # Files and folders fsynced at the same time before the manifest names them (_fsync_written).
 FSYNC_WORKERS = 16
@@ -278,37 +278,39 @@ def publish(
                      {}, None))
     # the largest first, so that no large one is left running alone at the end
     jobs.sort(key=lambda job: job[0] not in _LARGEST)
-    _write_parquet(con, jobs)
+    # one set of writers (threads and cursors) for every batch of files of this publish
+    with Writers(con) as writers:
+        writers.write(jobs)
 
-    written = 0
-    additions: dict[str, list[str]] = {}  # table: this run's files of the added days
-    fresh: dict[str, dict[str, list[str]]] = {}  # packed table: month: this run's files
-    for table in ROLLUPS:
-        if not (dirty or added):
-            break
-        name = f"{table}_packed"
-        fresh[name] = {m: new for m in ended if (new := _new_files(pub, name, m, tag))}
-        # the ended months' added rows, for the sums of their months and quarters
-        additions[table] = [f for files in fresh[name].values() for f in files]
-        current = rollups.setdefault(table, {})
-        for day in dirty:
-            new = _new_files(pub, table, day, tag)
-            retired.extend([old, now] for old in current.get(day, []))
-            if new:
-                current[day] = new
-                written += len(new)
-            else:
-                current.pop(day, None)
-        for day in added:
-            new = _new_files(pub, table, day, tag)
-            if new:
-                current[day] = [*current.get(day, []), *new]
-                written += len(new)
-        if not current:
-            rollups.pop(table)
-    written += _pack_months(con, pub, tag, dirty, fresh, rollups, retired, now)
-    written += _publish_spans(con, pub, tag, dirty, additions, rollups, retired, now)
-    written += _merge_crowded(con, pub, tag, rollups, retired, now)
+        written = 0
+        additions: dict[str, list[str]] = {}  # table: this run's files of the added days
+        fresh: dict[str, dict[str, list[str]]] = {}  # packed table: month: this run's files
+        for table in ROLLUPS:
+            if not (dirty or added):
+                break
+            name = f"{table}_packed"
+            fresh[name] = {m: new for m in ended if (new := _new_files(pub, name, m, tag))}
+            # the ended months' added rows, for the sums of their months and quarters
+            additions[table] = [f for files in fresh[name].values() for f in files]
+            current = rollups.setdefault(table, {})
+            for day in dirty:
+                new = _new_files(pub, table, day, tag)
+                retired.extend([old, now] for old in current.get(day, []))
+                if new:
+                    current[day] = new
+                    written += len(new)
+                else:
+                    current.pop(day, None)
+            for day in added:
+                new = _new_files(pub, table, day, tag)
+                if new:
+                    current[day] = [*current.get(day, []), *new]
+                    written += len(new)
+            if not current:
+                rollups.pop(table)
+        written += _pack_months(writers, pub, tag, dirty, fresh, rollups, retired, now)
+        written += _publish_spans(writers, pub, tag, dirty, additions, rollups, retired, now)
+        written += _merge_crowded(writers, pub, tag, rollups, retired, now)
 
     for name in dimensions:
         rel = f"dimensions/{name}-{tag}.parquet"
@@ -377,7 +379,7 @@ def missing_spans(rollups: dict[str, dict[str, list[str]]]) -> list[tuple[str, s
     return out
 
 
-def _pack_months(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: list[str],
+def _pack_months(writers: Writers, pub: Path, tag: str, dirty: list[str],
                  fresh: dict[str, dict[str, list[str]]],
                  rollups: dict[str, dict[str, list[str]]], retired: list[list[Any]],
                  now: float) -> int:
@@ -417,7 +419,7 @@ def _pack_months(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: lis
             rollups[name] = packed
         else:
             rollups.pop(name, None)
-    _write_parquet(con, jobs)
+    writers.write(jobs)
     written = sum(len(files) for months in fresh.values() for files in months.values())
     for name, months in leftover.items():
         table = PACKED[name]
@@ -435,7 +437,7 @@ def _pack_months(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: lis
     return written
 
 
-def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: list[str],
+def _publish_spans(writers: Writers, pub: Path, tag: str, dirty: list[str],
                    additions: dict[str, list[str]], rollups: dict[str, dict[str, list[str]]],
                    retired: list[list[Any]], now: float) -> int:
     """Bring the month and quarter rows (SPAN_ROLLUPS) of the closed spans (span_closed) up to
@@ -485,7 +487,7 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
                                                 for f in added[start]], "span": span}, None))
             if not current:
                 rollups.pop(name)
-        _write_parquet(con, jobs)
+        writers.write(jobs)
         for name, starts in adding.items():
             for start in starts:
                 new = _new_files(pub, name, start, tag)
@@ -494,7 +496,7 @@ def _publish_spans(con: duckdb.DuckDBPyConnection, pub: Path, tag: str, dirty: l
     return written
 
 
-def _merge_crowded(con: duckdb.DuckDBPyConnection, pub: Path, tag: str,
+def _merge_crowded(writers: Writers, pub: Path, tag: str,
                    rollups: dict[str, dict[str, list[str]]], retired: list[list[Any]],
                    now: float) -> int:
     """In every day (month, quarter, packed month) of a rollup that holds more than
@@ -521,7 +523,7 @@ def _merge_crowded(con: duckdb.DuckDBPyConnection, pub: Path, tag: str,
         jobs.append(("rollups/span_additions", str(pub / table), {
             "partition_by": ["day"], "filename_pattern": f"{tag}m_{{uuid}}",
             "append": True}, {"files": files, "span": "day"}, None))
-    _write_parquet(con, jobs)
+    writers.write(jobs)
     written = 0
     for table, parts in merging.items():
         for part in parts:
@@ -575,39 +577,55 @@ def _rows(con: duckdb.DuckDBPyConnection, job: _Job) -> duckdb.DuckDBPyRelation:
         *columns, day, month.cast(duckdb.sqltype("DATE")).alias("month"))
 
 
-def _write_parquet(con: duckdb.DuckDBPyConnection, jobs: list[_Job]) -> None:
-    """Write each job (_Job), several at a time.
+class Writers:
+    """What writes a publish's files (_Job), several at a time (use it as a context manager).
 
     A run's rollups and dimensions are independent queries, and most of them are small (a few
     days): one at a time they leave DuckDB's threads waiting on each other's planning and file
     writing. Each writer thread has its own cursor (a cursor is a connection of its own, with
-    its own temp macros: sql/private's are installed on it first).
+    its own temp macros: sql/private's are installed on it first). The threads and their
+    cursors are made once per publish, not per batch of jobs: a publish of a few new events
+    writes five batches, and installing the macros on a new cursor costs some milliseconds.
     """
-    workers = min(len(jobs), PUBLISH_WORKERS, os.cpu_count() or 1)
-    if workers < 2:
-        for job in jobs:
-            _rows(con, job).to_parquet(job[1], **job[2])
-        return
-    local = threading.local()
-    cursors: list[duckdb.DuckDBPyConnection] = []
-    lock = threading.Lock()
 
-    def write(job: _Job) -> None:
-        cursor = getattr(local, "cursor", None)
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        workers = min(PUBLISH_WORKERS, os.cpu_count() or 1)
+        self._pool = (ThreadPoolExecutor(workers, thread_name_prefix="publish")
+                      if workers > 1 else None)
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._lock = threading.Lock()
+
+    def write(self, jobs: list[_Job]) -> None:
+        """Write each job; return once all are written."""
+        if self._pool is None or len(jobs) < 2:
+            for job in jobs:
+                _rows(self.con, job).to_parquet(job[1], **job[2])
+            return
+        for future in [self._pool.submit(self._write, job) for job in jobs]:
+            future.result()
+
+    def _write(self, job: _Job) -> None:
+        cursor = getattr(self._local, "cursor", None)
         if cursor is None:
-            cursor = local.cursor = con.cursor()
-            with lock:
-                cursors.append(cursor)
+            cursor = self._local.cursor = self.con.cursor()
+            with self._lock:
+                self._cursors.append(cursor)
             models.install(cursor, "private")
         _rows(cursor, job).to_parquet(job[1], **job[2])
 
-    try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="publish") as pool:
-            for future in [pool.submit(write, job) for job in jobs]:
-                future.result()
-    finally:
-        for cursor in cursors:
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+        for cursor in self._cursors:
             cursor.close()
+
+    def __enter__(self) -> Writers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _fsync_written(pub: Path, manifest: dict[str, Any], tag: str) -> None:
