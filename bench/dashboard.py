@@ -3,6 +3,7 @@
     python bench/dashboard.py                  # 10 M events (the store of bench/aggregate.py)
     python bench/dashboard.py --quick          # 1 M events
     python bench/dashboard.py --workers 2 --rounds 3
+    python bench/dashboard.py --workers 2 --against /tmp/old   # two commits' first views in turn
 
 1. The ingest store of bench/aggregate.py (generated once, cached in bench/out/) is copied to
    bench/out/dashboard-<events>/ and aggregated there (kept for later runs; a run after a code
@@ -39,6 +40,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -423,21 +425,25 @@ def top_concept(data_dir: Path, database_url: str | None = None) -> str:
     return rows[0]["concept_uri"]
 
 
-def start(config: Path, workers: int) -> tuple[str, Any, Path]:
-    """A fresh server: the pages its workers share on disk are removed first, so that every
-    phase starts with nothing computed."""
+def start(config: Path, workers: int, tree: Path | None = None, clear: bool = True
+          ) -> tuple[str, Any, Path]:
+    """A fresh server: the pages its workers share on disk are removed first (unless not
+    `clear`), so that every phase starts with nothing computed. `tree`: the server runs that
+    checkout's code (see run_against) instead of this one's."""
     from esco_kpi.server import spawn_serve, wait_until_up
     from tests.support import free_port
 
-    shutil.rmtree(config.parent / "var" / "cache", ignore_errors=True)
+    if clear:
+        shutil.rmtree(config.parent / "var" / "cache", ignore_errors=True)
 
     port = free_port()
-    log = config.parent / "server.log"
+    log = config.with_suffix(".log")
     log.write_text("")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    # `python -m esco_kpi.cli` run in the tree imports the tree's packages first
     process = spawn_serve(config, port, log, ("--no-scheduler", "--workers", str(workers)),
-                          env=env)
+                          env=env, cwd=tree)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url, process, log)
     return url, process, log
@@ -448,6 +454,97 @@ def stop(process: Any) -> None:
     from tests.support import stop_process
 
     stop_process(process, timeout=30)
+
+
+def run_against(args, tree: Path) -> dict[str, Any]:
+    """The first views of every page and state (step 3's cold views), on two servers at once:
+    this checkout's and `tree`'s (a worktree of another commit), one request on each in turn,
+    which goes first swapped at every state. A shared machine's speed can move by a third from
+    one minute to the next; so it moves under both alike."""
+    from dashboard.pages import PAGES
+
+    if not (tree / "kpi" / "sql").exists():
+        # the editable install maps kpi.sql to this checkout's sql/ (see bench/README.md)
+        raise SystemExit(f"{tree}/kpi/sql is missing: link it to {tree}/sql first "
+                         f"(ln -s {tree}/sql {tree}/kpi/sql)")
+    config, meta = prepare(args)
+    data_dir = config.parent / "var"
+    concept = top_concept(data_dir)
+    pages = [(p.TITLE, "/dashboard/" + p.PATH, None) for p in PAGES]
+    pages.append(("Concept", "/dashboard/concept", concept))
+    other = config.with_name("config-against.yaml")
+    for path in (config, other):
+        write_config(path, data_dir, warm_up=False)
+    # both servers start with nothing computed; their shared results are kept apart by
+    # their code's version (dashboard.data.CODE_VERSION)
+    times: list[dict[str, list[float]]] = [{}, {}]
+    by_state: list[dict[str, list[float]]] = [{}, {}]  # the Overview's, per state
+    states = [(p, f) for p in PERIODS for f in FILTERS]
+    t0 = time.perf_counter()
+    for n in range(args.passes):
+        # every pass from nothing computed: both servers started anew, their shared results
+        # removed (kept apart by their code's version, dashboard.data.CODE_VERSION)
+        shutil.rmtree(data_dir / "cache", ignore_errors=True)
+        servers = [start(config, args.workers, clear=False),
+                   start(other, args.workers, tree=tree, clear=False)]
+        try:
+            dashes = [Dashboard(url, "bench", PASSWORD, spread=args.workers > 1)
+                      for url, _, _ in servers]
+            for i, (period, fname) in enumerate(states):
+                order = (0, 1) if (i + n) % 2 == 0 else (1, 0)
+                for title, path, uri in pages:
+                    search = search_of(period, FILTERS[fname], uri)
+                    for k in order:
+                        elapsed = dashes[k].content(path, search)[0]
+                        times[k].setdefault(title, []).append(elapsed)
+                        if title == "Overview":
+                            by_state[k].setdefault(f"{period}, {fname}", []).append(
+                                elapsed * 1000)
+            print(f"  pass {n + 1}/{args.passes} ({time.perf_counter() - t0:.0f} s)",
+                  flush=True)
+        finally:
+            for _, process, _ in servers:
+                stop(process)
+    return {"events": meta["events"], "workers": args.workers, "pages": len(pages),
+            "tree": str(tree), "views": len(states) * len(pages), "passes": args.passes,
+            "cold": [{t: pcts(v) for t, v in side.items()} for side in times],
+            "cold_all": [pcts([x for v in side.values() for x in v]) for side in times],
+            "overview": by_state}
+
+
+def render_against(command: str, out: dict[str, Any], load: tuple[float, ...],
+                   load_after: tuple[float, ...]) -> str:
+    info = agg_bench.machine()
+    theirs = subprocess.run(["git", "-C", out["tree"], "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    lines = [
+        f"## Dashboard callbacks, two commits in turn, "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC", "",
+        f"Command: `{command}`  ",
+        f"Machine: {info['cpu']}, {info['nproc']} cores, {info['ram_gb']} GB, Python "
+        f"{info['python']}, DuckDB {info['duckdb']}; this checkout {info['git']} (uncommitted "
+        f"in kpi/: {info['dirty']}) against {theirs or out['tree']}; load average "
+        f"{load[0]:.2f} before, {load_after[0]:.2f} after  ",
+        f"Data: {out['events']:,} events; two `esco-kpi serve --no-scheduler --workers "
+        f"{out['workers']}` at once, warm-up off; the first view of every page for each of "
+        f"{len(PERIODS)} periods x {len(FILTERS)} filter states ({out['views']} per server "
+        f"and pass, {out['passes']} passes, both servers restarted with nothing computed for "
+        "each), one request on each server in turn, the first of the two swapped at every "
+        "state.", "",
+        f"| page | {info['git']} p50 ms | p95 ms | {theirs} p50 ms | p95 ms | p50 ratio | "
+        "p95 ratio |", "|---|---:|---:|---:|---:|---:|---:|"]
+    ours, base = out["cold"]
+    for title in [*ours, "**all views**"]:
+        a = out["cold_all"][0] if title.startswith("**") else ours[title]
+        b = out["cold_all"][1] if title.startswith("**") else base[title]
+        lines.append(f"| {title} | {a['p50']:.0f} | {a['p95']:.0f} | {b['p50']:.0f} | "
+                     f"{b['p95']:.0f} | {a['p50'] / b['p50']:.2f} | {a['p95'] / b['p95']:.2f} |")
+    lines += ["", "The Overview per state, median of the passes (ms, this checkout / the "
+              "other): " + "; ".join(
+                  f"{state} {statistics.median(ms):.0f} / "
+                  f"{statistics.median(out['overview'][1][state]):.0f}"
+                  for state, ms in out["overview"][0].items()) + "."]
+    return "\n".join(lines) + "\n"
 
 
 def write_config(config: Path, data_dir: Path, warm_up: bool,
@@ -675,14 +772,25 @@ def main() -> None:
                         help="skip the in-process profile of first views")
     parser.add_argument("--profile-only", action="store_true",
                         help="only the in-process profile, no server")
+    parser.add_argument("--against", type=Path, default=None, metavar="TREE",
+                        help="only the first views, on this checkout's server and on TREE's "
+                             "(a worktree of another commit, its kpi/sql linked to its sql/) "
+                             "at once, in turn")
+    parser.add_argument("--passes", type=int, default=3,
+                        help="with --against: passes over every first view, each from "
+                             "nothing computed")
     args = parser.parse_args()
     if args.quick:
         args.events = 1_000_000
     args.database_url = None  # prepare_store's SQLite path
     command = "python bench/dashboard.py " + " ".join(sys.argv[1:])
     load = agg_bench.loadavg()
-    out = run(args)
-    report = render(command, out, load, agg_bench.loadavg())
+    if args.against:
+        out = run_against(args, args.against.resolve())
+        report = render_against(command, out, load, agg_bench.loadavg())
+    else:
+        out = run(args)
+        report = render(command, out, load, agg_bench.loadavg())
     print(report)
     if not args.no_results:
         agg_bench.append_results(report)
