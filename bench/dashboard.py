@@ -467,6 +467,11 @@ def run_against(args, tree: Path) -> dict[str, Any]:
         # the editable install maps kpi.sql to this checkout's sql/ (see bench/README.md)
         raise SystemExit(f"{tree}/kpi/sql is missing: link it to {tree}/sql first "
                          f"(ln -s {tree}/sql {tree}/kpi/sql)")
+    from dashboard.data import CODE_VERSION, code_version
+
+    if code_version(tree) == CODE_VERSION:
+        # the two servers would share what they memoise on disk (kept under that version)
+        raise SystemExit(f"{tree} holds the same code as this checkout")
     config, meta = prepare(args)
     data_dir = config.parent / "var"
     concept = top_concept(data_dir)
@@ -475,8 +480,6 @@ def run_against(args, tree: Path) -> dict[str, Any]:
     other = config.with_name("config-against.yaml")
     for path in (config, other):
         write_config(path, data_dir, warm_up=False)
-    # both servers start with nothing computed; their shared results are kept apart by
-    # their code's version (dashboard.data.CODE_VERSION)
     times: list[dict[str, list[float]]] = [{}, {}]
     by_state: list[dict[str, list[float]]] = [{}, {}]  # the Overview's, per state
     states = [(p, f) for p in PERIODS for f in FILTERS]
