@@ -28,6 +28,10 @@
    they sum against sql/kpi_counts.sql, and the review loop's figures computed against read
    from the memo of another worker (Data.review_summary), each pair checked equal.
 
+With --against TREE (a worktree of another commit), only step 3's first views, on this
+checkout's server and on TREE's at once, one request on each in turn, in --passes passes from
+nothing computed: what a change does, on a machine whose speed moves from minute to minute.
+
 Prints the tables and appends them to bench/RESULTS.md (--no-results to skip). Targets
 (docs/ARCHITECTURE.md): first view p95 < 300 ms, repeat view p95 < 50 ms.
 """
