@@ -422,6 +422,77 @@ def test_span_views_of_the_days_alone_give_the_same_answers(store):
         days.close()
 
 
+def test_review_item_months_read_from_month_sums_are_what_the_days_give(store):
+    """sql/review_item_months.sql reads the month tables: a month that has ended from its
+    sums, the others from their days. The same rows as from the days alone, from any first
+    month, and also when the newest ended month has no sums yet (the run that writes them has
+    not come)."""
+    from kpi.review.items import item_months_table
+
+    since = [date(2026, m, 1) for m in (1, 2, 5, 9, 10, 11, 12)]
+    expected = {first: item_months_days(store, first) for first in since}
+    assert expected[date(2026, 2, 1)] and not expected[date(2026, 12, 1)]
+    for first in since:
+        assert item_months(item_months_table(store.settings, first)) == expected[first], first
+    with pytest.raises(ValueError, match="first day of a month"):
+        item_months_table(store.settings, date(2026, 5, 2))
+
+    # the labels' newest month without its sums: read from its days
+    path = published.published_dir(store.settings) / published.MANIFEST
+    kept = path.read_text()
+    manifest = json.loads(kept)
+    newest = max(manifest["rollups"]["labels_monthly"])
+    assert newest >= "2026-10-01"
+    del manifest["rollups"]["labels_monthly"][newest]
+    path.write_text(json.dumps(manifest))
+    try:
+        got = item_months(item_months_table(store.settings, date(2026, 2, 1)))
+        assert got == expected[date(2026, 2, 1)]
+        assert any(r["kind"] == "label" and r["month"].isoformat() == newest for r in got)
+    finally:
+        path.write_text(kept)
+
+
+def item_months(table) -> list[dict[str, Any]]:
+    return sorted(table.to_pylist(), key=repr)
+
+
+# review_item_months over the days: each item's distinct implementers per month of its days
+ITEM_MONTHS_OF_DAYS = """
+with
+sent as (
+    select 'label' as kind, concept_key, null::varchar as concept_type, language, label_norm,
+           implementer_id, day
+    from labels_daily
+    union all
+    select 'proposal', null, concept_type, language, label_norm, implementer_id, day
+    from proposals_daily
+    union all
+    select 'translation', concept_key, null, language, label_norm, implementer_id, day
+    from feedback_daily
+)
+select review_item_id(s.kind, case when s.kind = 'proposal' then s.concept_type else ck.uri end,
+                      s.language, s.label_norm) as item_id,
+       s.kind, ck.uri as concept_uri, s.concept_type, s.language, s.label_norm,
+       date_trunc('month', s.day)::date as month,
+       count(distinct s.implementer_id) as implementers
+from sent as s
+left join concept_keys as ck on ck.key = s.concept_key
+where s.label_norm <> '' and s.day >= $since
+group by all
+"""
+
+
+def item_months_days(store, since: date) -> list[dict[str, Any]]:
+    """review_item_months computed from the days alone (ITEM_MONTHS_OF_DAYS)."""
+    con = store.reader()
+    try:
+        return item_months(con.sql(ITEM_MONTHS_OF_DAYS, params={"since": since})
+                           .to_arrow_table())
+    finally:
+        con.close()
+
+
 def test_usage_per_bucket_is_the_usage_of_the_trend(store):
     """What the Overview draws for the previous period (from activity_daily) is the usage
     column of usage_trend (from usage_daily), for every grain, period and filter."""

@@ -100,7 +100,7 @@ def evidence_table(settings: Settings, kind: str | None = None, language: str | 
                    ) -> pa.Table:
     """Every suggestion group of the published warehouse as one Arrow row (the columns of
     sql/review_items.sql, item ids included), in no particular order: what the review loop's
-    figures read without building an Item per group. Runs on a fresh reader."""
+    figures read without building an Item per group. Runs on the shared reader."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of: {', '.join(KINDS)}; got {kind!r}")
     return _query(settings, "review_items", {"kind": kind, "language": language}, arrow=True)
@@ -148,11 +148,13 @@ def filtered(table: pa.Table, kind: str | None, language: str | None) -> pa.Tabl
 
 def _query(settings: Settings, name: str, params: dict[str, Any], arrow: bool = False
            ) -> Any:
-    """Rows of a review model of sql/ on a fresh warehouse reader: dicts, or with `arrow` one
-    Arrow table."""
-    from kpi.warehouse.reader import open_reader  # the warehouse is only needed here
+    """Rows of a review model of sql/ on the process's shared warehouse reader: dicts, or with
+    `arrow` one Arrow table. The shared reader, not a fresh one: opening a reader costs some
+    80 ms at 10 M events, and the kept reader holds used_label_norms as a small table (the
+    evidence took 0.70 s on a fresh reader, 0.54 s on the shared one)."""
+    from kpi.warehouse.reader import shared_reader  # the warehouse is only needed here
 
-    con = open_reader(settings)
+    con = shared_reader(settings)
     try:
         if arrow:
             return models.arrow(con, name, params)
@@ -188,7 +190,10 @@ def item_detail(settings: Settings, item: Item, since: date) -> ItemDetail:
 def item_months_table(settings: Settings, since: date) -> pa.Table:
     """The implementers per month from `since` on of every item sent in that time, one row
     per item and month (item_id, month's first day, implementers...: sql/review_item_months.sql),
-    as Arrow: see item_months for the few items a page shows."""
+    as Arrow: see item_months for the few items a page shows. `since` is a month's first day
+    (the months that have ended are read from their sums)."""
+    if since.day != 1:
+        raise ValueError(f"since must be the first day of a month; got {since.isoformat()}")
     return _query(settings, "review_item_months", {"since": since}, arrow=True)
 
 
