@@ -14,7 +14,7 @@ from flask import Flask, render_template
 from flask_caching import Cache
 
 from dashboard import ATTRIBUTION, PREFIX, STATEMENT_PATH, auth
-from dashboard.callbacks import register_callbacks, render_body
+from dashboard.callbacks import register_callbacks, warm_view
 from dashboard.data import PAGE_ROW_BUDGET, Data, SharedPageCache, Warmer
 from dashboard.downloads import add_download_route
 from dashboard.layout import shell
@@ -63,7 +63,7 @@ def create_dashboard(settings: Settings, warm_up: bool = False) -> Flask:
     data = Data(settings, cache, pages, store=engine)
     server.extensions["esco_dashboard_data"] = data
     if warm_up:
-        warmer = Warmer(data, lambda path, state: render_body(data, BY_PATH[path], state),
+        warmer = Warmer(data, lambda path, state: warm_view(data, BY_PATH[path], state),
                         [p.PATH for p in WARMED],
                         lock=settings.data_dir / "cache" / "warm.lock")
         warmer.start()

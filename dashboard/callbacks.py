@@ -127,6 +127,16 @@ def render_body(data: Data, page: Any, state: FilterState) -> list[Any]:
     return data.page(page.PATH, state, lambda: page.render(data, state))
 
 
+def warm_view(data: Data, page: Any, state: FilterState) -> None:
+    """What the Warmer does for a default view: a memoised page rendered (render_body), a LIVE
+    page's own memoised part computed (its `warm`: the page is rendered per request, with
+    the user's role and session in it)."""
+    if getattr(page, "LIVE", False):
+        page.warm(data, state)
+    else:
+        render_body(data, page, state)
+
+
 def concept_href(search: str | None, uri: str | None) -> str | None:
     """The concept page of a URI, keeping the period and filters."""
     if not uri or not isinstance(uri, str) or not uri.startswith(ESCO_URI_PREFIX):

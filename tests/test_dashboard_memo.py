@@ -13,7 +13,7 @@ import pytest
 from plotly.io.json import to_json_plotly
 
 from dashboard.app import create_dashboard
-from dashboard.callbacks import render_body
+from dashboard.callbacks import render_body, warm_view
 from dashboard.data import (
     QUALITY_INDICATORS,
     QUALITY_PAGE,
@@ -234,15 +234,18 @@ def test_workers_take_turns_to_warm_up_and_render_each_view_once(world, monkeypa
     apps = [data_of(create_dashboard(world.settings)) for _ in range(2)]
     calls: list[str] = []
     for page in WARMED:
-        original = page.render
+        # what renders a memoised page; what computes the Review page's queue (its `warm`
+        # runs on every worker, and finds the first's queue)
+        name = "review_queue" if page is BY_PATH["review"] else "render"
+        original = getattr(page, name)
 
         def counting(data, state, page=page, original=original):
             calls.append(page.PATH)
             return original(data, state)
 
-        monkeypatch.setattr(page, "render", counting)
+        monkeypatch.setattr(page, name, counting)
     lock = world.settings.data_dir / "cache" / "warm.lock"
-    warmers = [Warmer(data, lambda path, state, data=data: render_body(data, BY_PATH[path], state),
+    warmers = [Warmer(data, lambda path, state, data=data: warm_view(data, BY_PATH[path], state),
                       [p.PATH for p in WARMED], interval=0.05, lock=lock) for data in apps]
     for warmer in warmers:
         warmer.start()
@@ -256,7 +259,10 @@ def test_workers_take_turns_to_warm_up_and_render_each_view_once(world, monkeypa
         for warmer in warmers:
             warmer.stopped.set()
             warmer.join(timeout=30)
+    # each view once on this host: the second worker found the first's (the Review page's
+    # queue among them, through the shared results)
     assert sorted(calls) == sorted(p.PATH for p in WARMED for _ in WARM_PRESETS)
+    assert "review" in calls
 
 
 def test_new_aggregation_refreshes_the_cache(app, world):
@@ -319,7 +325,7 @@ def test_warmer_renders_every_default_view_after_each_run(world):
 
     def render(path: str, state: FilterState) -> Any:
         rendered.append((path, state.preset))
-        return render_body(data, BY_PATH[path], state)
+        return warm_view(data, BY_PATH[path], state)
 
     warmer = Warmer(data, render, [p.PATH for p in WARMED], interval=0.05)
     warmer.start()
@@ -332,9 +338,14 @@ def test_warmer_renders_every_default_view_after_each_run(world):
         assert set(WARM_PRESETS) <= set(PRESETS)
         assert sorted(rendered) == sorted((p.PATH, preset) for p in WARMED
                                           for preset in WARM_PRESETS)
-        # what a visitor asks next comes from the memo
+        # what a visitor asks next comes from the memo: the pages, and the Review page's
+        # queue (the page itself is rendered per request)
         for p in WARMED:
-            assert render_body(data, p, FilterState()) is render_body(data, p, FilterState())
+            if getattr(p, "LIVE", False):
+                assert p.queue_view(data, FilterState()) is p.queue_view(data, FilterState())
+            else:
+                assert render_body(data, p, FilterState()) is render_body(data, p, FilterState())
+        assert BY_PATH["review"] in WARMED
         world.send(world.key_a, [event("warm1", concept_uri=SKILL)])
         run_aggregation(world.settings)
         for _ in range(200):

@@ -26,5 +26,8 @@ from dashboard.pages import (
 PAGES: tuple[ModuleType, ...] = (overview, concepts, collections, labels, proposals,
                                  translations, uptake, quality, review)
 BY_PATH: dict[str, ModuleType] = {p.PATH: p for p in (*PAGES, concept)}
-# The memoised pages, which the Warmer renders ahead (a LIVE page is rendered per request).
-WARMED: tuple[ModuleType, ...] = tuple(p for p in PAGES if not getattr(p, "LIVE", False))
+# What the Warmer prepares (dashboard.callbacks.warm_view): the memoised pages, which it renders
+# ahead, and the LIVE pages with a `warm` (such a page is rendered per request, its `warm`
+# computes what it memoises).
+WARMED: tuple[ModuleType, ...] = tuple(p for p in PAGES if not getattr(p, "LIVE", False)
+                                       or hasattr(p, "warm"))

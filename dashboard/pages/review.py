@@ -2,7 +2,8 @@
 reviewers, an item's details, and the hand-over download.
 
 LIVE: the page shows the ingest store's decisions and the user's role, so it is rendered on
-every request, never memoised or warmed. The decisions themselves are taken in
+every request, never memoised; what it shows of the queue is (queue_view), and the Warmer
+prepares that for the default views (`warm`). The decisions themselves are taken in
 dashboard.review.
 """
 
@@ -118,17 +119,29 @@ def _controls() -> html.Div:
     ])
 
 
+def queue_view(data: Data, state: FilterState) -> tuple[int, list[dict[str, Any]]]:
+    """What the page shows of the queue for a state, the same for every user: how many items,
+    and the rows of the first GRID_ROW_LIMIT (the CSV download builds them all). Memoised
+    and shared with the other workers (Data.review_view)."""
+    def view() -> tuple[int, list[dict[str, Any]]]:
+        queue, trends = review_queue(data, state)
+        return (len(queue) if queue is not None else 0,
+                queue_rows(data, shown(queue, trends, GRID_ROW_LIMIT)))
+
+    return data.review_view(state, view)
+
+
+def warm(data: Data, state: FilterState) -> None:
+    """What the Warmer prepares of this page for a default view (dashboard.callbacks.warm_view):
+    its queue_view. The page itself is rendered at every request."""
+    queue_view(data, state)
+
+
 def render(data: Data, state: FilterState) -> list[Any]:
     from dashboard.login import csrf_token
 
     reviewer = current_role(data) == "reviewer"
-    def view() -> tuple[int, list[dict[str, Any]]]:
-        queue, trends = review_queue(data, state)
-        # rows only for what the grid shows: the CSV download builds them all
-        return (len(queue) if queue is not None else 0,
-                queue_rows(data, shown(queue, trends, GRID_ROW_LIMIT)))
-
-    total, rows = data.review_view(state, view)
+    total, rows = queue_view(data, state)
     filters = html.Div(className="review-filters", children=[
         _choices(state, "kind", KINDS, "Kind"), _choices(state, "status", STATUSES, "Status")])
     note = ("Evidence covers all time: language and concept type filter the items. First "
