@@ -3,12 +3,14 @@ that never see a lock error or half a run."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -679,6 +681,37 @@ def test_the_shared_reader_holds_the_dimensions_in_memory(store):
     finally:
         shared.close()
         fresh.close()
+
+
+def test_a_reader_spills_into_a_folder_of_its_own_in_the_temporary_folder(store, tmp_path,
+                                                                         monkeypatch):
+    """What a reader's query holds beyond its memory goes to a folder of that reader's in the
+    host's temporary folder (not into the working directory), removed when the reader closes;
+    the first reader of a process removes those of readers whose process was killed."""
+    store.events({"count": 2})
+    store.aggregate()
+    for name in ("cwd", "temp"):
+        (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    dead = tmp_path / "temp" / f"esco-kpi-reader-{2**22 + 1}-0"  # above any pid in use
+    dead.mkdir()
+    monkeypatch.setattr(reader, "_readers", itertools.count())  # the process's first reader
+    con = reader.open_reader(store.settings)
+    try:
+        folder = Path(con.sql("select current_setting('temp_directory')").fetchall()[0][0])
+        assert folder.parent == tmp_path / "temp" and folder.name.startswith(
+            f"esco-kpi-reader-{os.getpid()}-")
+        assert not dead.exists()
+        con.execute("set memory_limit = '32MB'")
+        big = "select count(*) from (select i % 2000000 as k, count(*) from range(20000000) " \
+              "as t(i) group by k order by k)"
+        assert con.sql(big).fetchall() == [(2_000_000,)]
+        assert folder.is_dir()  # it spilled there
+        assert list((tmp_path / "cwd").iterdir()) == []
+    finally:
+        con.close()
+    assert not folder.exists()
 
 
 def test_a_warehouse_of_the_previous_format_is_upgraded_by_the_next_run(store):
