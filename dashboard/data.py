@@ -547,13 +547,15 @@ class Data:
     def review_summary(self, **options: Any) -> list[dict[str, Any]]:
         """kpi.review.summary.review_summary (the review loop's figures over every item and all
         time), memoised until a run publishes or a reviewer decides: computing it reads every
-        suggestion ever sent (some seconds at 10 M events), while its answer is a few rows."""
+        suggestion ever sent, while its answer is a few rows. From the items' keys and the
+        decided items' evidence, not the whole evidence (review_evidence_table), which the
+        Overview, whose figures these are, has no other use for: 0.25 s instead of 0.6 s at
+        10 M events."""
         from kpi.review.summary import review_summary
 
         return self._until_changed(
             f"review_summary {sorted(options.items())}", decisions=True,
-            compute=lambda: review_summary(self.settings, self.engine(),
-                                           known=self.review_evidence_table(), **options))
+            compute=lambda: review_summary(self.settings, self.engine(), **options))
 
     def _until_changed(self, name: str, compute: Callable[[], Any], decisions: bool = False,
                        shared: bool = True, kept: LatestAnswers | None = None) -> Any:

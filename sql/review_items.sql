@@ -20,7 +20,9 @@
 -- The rows come in no particular order: kpi.review.decisions.queue orders the items (by
 -- implementers, events and id) once their statuses are known.
 --
--- Parameters (NULL = all): $kind ('label', 'proposal' or 'translation'), $language.
+-- Parameters (NULL = all): $kind ('label', 'proposal' or 'translation'), $language;
+-- $label_norms, a list: only the items with one of these label_norms (the few that decisions
+-- name, kpi.review.summary).
 
 with
 added as (
@@ -30,6 +32,7 @@ added as (
     where label_norm <> ''
       and ($kind is null or $kind = 'label')
       and ($language is null or language = $language)
+      and ($label_norms is null or list_contains($label_norms, label_norm))
 ),
 
 -- grouped by concept_key, language and label_norm (see label_groups)
@@ -88,6 +91,7 @@ proposed as (
     where label_norm <> ''
       and ($kind is null or $kind = 'proposal')
       and ($language is null or language = $language)
+      and ($label_norms is null or list_contains($label_norms, label_norm))
 ),
 
 -- grouped by concept_type, language and label_norm (see label_groups)
@@ -142,6 +146,7 @@ feedback as (
     where label_norm <> ''
       and ($kind is null or $kind = 'translation')
       and ($language is null or language = $language)
+      and ($label_norms is null or list_contains($label_norms, label_norm))
 ),
 
 -- grouped by concept_key, language and label_norm (see label_groups)

@@ -26,7 +26,7 @@ from esco_kpi.cli import main
 from kpi.review import ReviewError
 from kpi.review.decisions import STATUSES, decide, list_items, queue, trail
 from kpi.review.handover import changes_graph, export_changes, proposal_uri
-from kpi.review.items import evidence_table, item_id
+from kpi.review.items import evidence_table, item_id, item_keys_table
 from kpi.review.reconcile import reconcile
 from kpi.review.summary import review_summary
 from kpi.settings import Settings
@@ -374,6 +374,16 @@ def test_the_sql_item_ids_are_the_python_ones(store):
         concept = row["concept_type"] if row["kind"] == "proposal" else row["concept_uri"]
         assert row["item_id"] == item_id(row["kind"], concept, row["language"],
                                          row["label_norm"])
+    # the items without their evidence (what the review loop's figures read of open items)
+    keys = ["item_id", "kind", "language", "in_catalogue"]
+    assert sorted(item_keys_table(store.settings).select(keys).to_pylist(), key=repr) == sorted(
+        table.select(keys).to_pylist(), key=repr)
+    assert any(table.column("in_catalogue").to_pylist())
+    # the evidence of some label_norms alone (what the decided items need)
+    norms = {row["label_norm"] for row in table.to_pylist()[:3]}
+    assert sorted(evidence_table(store.settings, label_norms=norms).to_pylist(), key=repr) == (
+        sorted([r for r in table.to_pylist() if r["label_norm"] in norms], key=repr))
+    assert evidence_table(store.settings, label_norms=[]).num_rows == 0
 
 
 def test_kept_evidence_is_never_changed_by_statuses_or_decisions(store):
@@ -429,6 +439,10 @@ def test_the_summary_agrees_with_the_items_statuses(store):
         rows = review_summary(store.settings, store.engine, kind=kind, language=language)
         got = {(r["kind"], r["language"]): {s: r[s] for s in STATUSES if r[s]} for r in rows}
         assert got == expected
+        # from the items' keys and the decided items' evidence, or from the whole evidence:
+        # the same rows, the medians too
+        assert rows == review_summary(store.settings, store.engine, kind=kind,
+                                      language=language, known=evidence_table(store.settings))
         overall = review_summary(store.settings, store.engine, kind=kind, language=language,
                                  overall=True)
         assert [r["open"] for r in overall] == [sum(i.status == "open" for i in items)]
