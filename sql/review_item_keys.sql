@@ -2,23 +2,13 @@
 -- kind, language and in_catalogue (the same values as review_items'). What the review loop's
 -- figures need of the items no decision names (kpi.review.summary), for about a quarter of
 -- review_items' time at 10 M events: no spellings chosen, nothing counted or summed per item,
--- and read from the month tables (an ended month's sums, the others' days: every item sent on
--- some day is sent in its month). The rows come in no particular order.
+-- and read from the month tables (suggestion_months: every item sent on some day is sent in
+-- its month). The rows come in no particular order.
 
 with
 sent as (
-    select distinct 'label' as kind, concept_key, null::varchar as concept_type, language,
-           label_norm
-    from labels_monthly
-    where label_norm <> ''
-    union all
-    select distinct 'proposal', null, concept_type, language, label_norm
-    from proposals_monthly
-    where label_norm <> ''
-    union all
-    select distinct 'translation', concept_key, null, language, label_norm
-    from feedback_monthly
-    where label_norm <> ''
+    select distinct kind, concept_key, concept_type, language, label_norm
+    from suggestion_months()
 )
 
 select

@@ -2,36 +2,22 @@
 -- review queue's sparklines: one row per group key (as review_items) and month (its first
 -- day) in which the item was sent, in no particular order.
 --
--- Read from the month tables (labels_monthly, proposals_monthly, feedback_monthly): a month
--- that has ended from its sums, about two thirds of its days' rows at 10 M events; the others
--- (this month, or one whose sums the next run has yet to write) from their days, as the
--- reader's views give them. A month's implementers are distinct either way. Item ids are
--- computed per item and month, after grouping.
+-- Read from the month tables (suggestion_months): a month that has ended from its sums, about
+-- two thirds of its days' rows at 10 M events; the others (this month, or one whose sums the
+-- next run has yet to write) from their days, as the reader's views give them. A month's
+-- implementers are distinct either way. Item ids are computed per item and month, after
+-- grouping.
 --
 -- Parameters: $since (the first day of a month).
 
 with
-sent as (
-    select 'label' as kind, concept_key, null::varchar as concept_type, language, label_norm,
-           implementer_id, day
-    from labels_monthly
-    where label_norm <> '' and day >= $since
-    union all
-    select 'proposal', null, concept_type, language, label_norm, implementer_id, day
-    from proposals_monthly
-    where label_norm <> '' and day >= $since
-    union all
-    select 'translation', concept_key, null, language, label_norm, implementer_id, day
-    from feedback_monthly
-    where label_norm <> '' and day >= $since
-),
-
 per_month as (
     select
         kind, concept_key, concept_type, language, label_norm,
         day as month,  -- a month table's rows are dated on their month's first day
         count(distinct implementer_id) as implementers
-    from sent
+    from suggestion_months()
+    where day >= $since
     group by all
 )
 
