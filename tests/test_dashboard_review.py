@@ -434,6 +434,36 @@ def test_the_suggestion_pages_show_statuses_and_link_to_the_queue(app, store):
     assert cards["kpi-review_accepted"][1] == str(overall["accepted"])
 
 
+def test_the_loop_figures_use_the_evidence_a_worker_holds(app, store, monkeypatch):
+    """The Overview's review loop figures: from the items' keys and the decided items'
+    evidence, or from the whole evidence when this worker holds it (the Review page's); the
+    same figures either way."""
+    from kpi.review import summary
+    from kpi.review.decisions import decide as take
+    from kpi.review.decisions import latest_rows
+
+    data = data_of(app)
+    read: list[str] = []
+    keys = summary.item_keys_table
+    monkeypatch.setattr(summary, "item_keys_table",
+                        lambda settings: read.append("keys") or keys(settings))
+    with store.engine.connect() as conn:
+        if latest_rows(conn, [P_ID]).get(P_ID, {"status": "open"})["status"] != "open":
+            take(store.settings, store.engine, [P_ID], "reopen", REVIEWER[0])
+    take(store.settings, store.engine, [P_ID], "defer", REVIEWER[0])  # a new state
+    if data._held("review_evidence_table") is None:
+        light = data.review_summary(overall=True)
+        assert read == ["keys"]
+    else:
+        light = summary.review_summary(store.settings, store.engine, overall=True)
+    data.review_evidence_table()  # what the Review page computes
+    take(store.settings, store.engine, [P_ID], "reopen", REVIEWER[0])
+    take(store.settings, store.engine, [P_ID], "defer", REVIEWER[0])  # the same figures again
+    read.clear()
+    held = data.review_summary(overall=True)
+    assert read == [] and held == light
+
+
 def test_only_the_rows_a_grid_shows_get_their_review_status(app, store, monkeypatch):
     """Labels and Translations hold tens of thousands of suggestions at scale: only the rows
     the grid shows get their item id and status, and the review links (on Translations, the
