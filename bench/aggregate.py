@@ -3,6 +3,7 @@
     python bench/aggregate.py                 # 10 M events (generated once, cached in bench/out/)
     python bench/aggregate.py --quick         # 1 M events
     python bench/aggregate.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/esco_agg
+    python bench/aggregate.py --against /tmp/old --pairs 3   # two commits' full refreshes in turn
 
 1. Generates N events (Zipf over the bundled catalogue's occupations and skills, 50
    implementers in 14 countries and 6 sectors, 2 quarters of days, mixed languages and
@@ -19,6 +20,10 @@
    that lives as long as the server).
 4. Indicator queries over the warehouse: p50 / p95 with a fresh open_reader and with the
    process's shared_reader.
+
+With --against TREE (a worktree of another commit, its kpi/sql linked to its sql/), only full
+refreshes: this checkout's and TREE's in turn, --pairs of each, which goes first swapped at every
+pair, each on a fresh copy of the store in a fresh process, and their ratios.
 
 Prints a table and appends it to bench/RESULTS.md (--no-results to skip).
 """
@@ -874,8 +879,11 @@ def run_phase(args) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def spawn(phase: str, args, data_dir: Path, work: Path, **extra: Any) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--phase", phase, "--data-dir",
+def spawn(phase: str, args, data_dir: Path, work: Path, tree: Path = ROOT, **extra: Any
+          ) -> dict[str, Any]:
+    """Run a phase in a fresh process, with the code of `tree` (this checkout by default, or
+    a worktree of another commit: see run_against)."""
+    cmd = [sys.executable, str(tree / "bench" / "aggregate.py"), "--phase", phase, "--data-dir",
            str(data_dir), "--work", str(work), "--seed", str(args.seed), "--runs",
            str(args.runs)]
     if args.database_url and "database_url" not in extra:
@@ -885,7 +893,7 @@ def spawn(phase: str, args, data_dir: Path, work: Path, **extra: Any) -> dict[st
     for k, v in extra.items():
         if v is not None:
             cmd += [f"--{k.replace('_', '-')}", str(v)]
-    return phase_result(cmd, phase)
+    return phase_result(cmd, phase, tree)
 
 
 def append_results(report: str) -> None:
@@ -895,10 +903,10 @@ def append_results(report: str) -> None:
     print(f"appended to {RESULTS}")
 
 
-def phase_result(cmd: list[str], phase: str) -> dict[str, Any]:
+def phase_result(cmd: list[str], phase: str, cwd: Path = ROOT) -> dict[str, Any]:
     """Run a phase's command in a fresh process: the JSON of the `RESULT ` line it prints
     (its output is shown, and the run stops, when it prints none)."""
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -912,6 +920,78 @@ def phase_result(cmd: list[str], phase: str) -> dict[str, Any]:
 
 def _ok(flag: bool) -> str:
     return "yes" if flag else "**no**"
+
+
+def check_tree(tree: Path) -> None:
+    """Refuse a worktree whose kpi/sql is not linked to its sql/: the editable install maps
+    kpi.sql to this checkout's sql/, so its code would run this checkout's SQL (see
+    bench/README.md)."""
+    if not (tree / "kpi" / "sql").exists():
+        raise SystemExit(f"{tree}/kpi/sql is missing: link it to {tree}/sql first "
+                         f"(ln -s {tree}/sql {tree}/kpi/sql)")
+
+
+def run_against(args, tree: Path) -> None:
+    """Full refreshes of this checkout and of `tree` (a worktree of another commit) in turn,
+    --pairs times, which goes first swapped at every pair, each on a fresh copy of the store
+    in a fresh process: what a change does, on a machine whose speed moves from one minute to
+    the next."""
+    check_tree(tree)
+    command = "python bench/aggregate.py " + " ".join(sys.argv[1:])
+    load_before = loadavg()
+    cached, meta = prepare_store(args)
+    work = Path(args.cache).resolve() / "work"
+    sides: list[list[dict[str, Any]]] = [[], []]
+    for n in range(args.pairs):
+        for k in ((0, 1) if n % 2 == 0 else (1, 0)):
+            data_dir = working_copy(cached, work, args.database_url)
+            if args.database_url:  # the warehouse is what a fresh run starts without
+                data_dir = cached
+                shutil.rmtree(data_dir / "warehouse", ignore_errors=True)
+            done = spawn("aggregate", args, data_dir, work, tree=(ROOT, tree)[k])
+            sides[k].append(done)
+            print(f"pair {n + 1}/{args.pairs}, {('this checkout', tree)[k]}: "
+                  f"{done['seconds']:.2f} s, {done['cpu_seconds']:.1f} CPU-s", flush=True)
+    report = render_against(command, machine(), meta, tree, sides, load_before, loadavg(),
+                            args)
+    print(report)
+    if not args.no_results:
+        append_results(report)
+
+
+def render_against(command: str, info: dict[str, Any], meta: dict[str, Any], tree: Path,
+                   sides: list[list[dict[str, Any]]], load_before: tuple[float, ...],
+                   load_after: tuple[float, ...], args) -> str:
+    theirs = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    store = "PostgreSQL" if args.database_url else "SQLite"
+    lines = [
+        f"## Full refresh, two commits in turn ({meta['events']:,} events, {store} ingest "
+        f"store), {info['date']}", "",
+        f"Command: `{command}`  ",
+        f"Machine: {info['nproc']} cores ({info['cpu']}), {info['ram_gb']} GB; Python "
+        f"{info['python']}, DuckDB {info['duckdb']}; this checkout {info['git']} (uncommitted "
+        f"in kpi/: {info['dirty']}) against {theirs or tree}; load average before "
+        f"{load_before[0]:.2f}, after {load_after[0]:.2f}  ",
+        "Each: `run_aggregation` on an empty warehouse and a fresh copy of the store, in a "
+        "fresh process (CPU-s: that process and its children); the two alternate, which goes "
+        "first swapped at every pair.", "",
+        f"| pair | {info['git']} s | CPU-s | {theirs} s | CPU-s | wall ratio | CPU ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, (mine, other) in enumerate(zip(*sides, strict=True), start=1):
+        lines.append(f"| {n} | {mine['seconds']:.2f} | {mine['cpu_seconds']:.1f} | "
+                     f"{other['seconds']:.2f} | {other['cpu_seconds']:.1f} | "
+                     f"{mine['seconds'] / other['seconds']:.3f} | "
+                     f"{mine['cpu_seconds'] / other['cpu_seconds']:.3f} |")
+    median = [{key: statistics.median(r[key] for r in side)
+               for key in ("seconds", "cpu_seconds")} for side in sides]
+    lines += [
+        f"| median | {median[0]['seconds']:.2f} | {median[0]['cpu_seconds']:.1f} | "
+        f"{median[1]['seconds']:.2f} | {median[1]['cpu_seconds']:.1f} | "
+        f"{median[0]['seconds'] / median[1]['seconds']:.3f} | "
+        f"{median[0]['cpu_seconds'] / median[1]['cpu_seconds']:.3f} |", ""]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -934,6 +1014,10 @@ def main() -> None:
                              "aggregation of two checkouts)")
     parser.add_argument("--no-results", action="store_true")
     parser.add_argument("--generate-only", action="store_true")
+    parser.add_argument("--against", type=Path, default=None,
+                        help="a worktree of another commit (its kpi/sql linked to its sql/): "
+                             "only full refreshes, of both in turn")
+    parser.add_argument("--pairs", type=int, default=3, help="full refreshes of each (--against)")
     # internal: one phase in this process
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
@@ -946,6 +1030,9 @@ def main() -> None:
         args.scanner_python = str(SCANNER_PYTHON)
     if args.phase:
         run_phase(args)
+        return
+    if args.against:
+        run_against(args, args.against.resolve())
         return
 
     command = "python bench/aggregate.py " + " ".join(sys.argv[1:])

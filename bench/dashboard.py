@@ -467,10 +467,7 @@ def run_against(args, tree: Path) -> dict[str, Any]:
     one minute to the next; so it moves under both alike."""
     from dashboard.pages import PAGES
 
-    if not (tree / "kpi" / "sql").exists():
-        # the editable install maps kpi.sql to this checkout's sql/ (see bench/README.md)
-        raise SystemExit(f"{tree}/kpi/sql is missing: link it to {tree}/sql first "
-                         f"(ln -s {tree}/sql {tree}/kpi/sql)")
+    agg_bench.check_tree(tree)
     from dashboard.data import CODE_VERSION, code_version
 
     if code_version(tree) == CODE_VERSION:
