@@ -468,14 +468,10 @@ def test_readers_never_see_a_lock_error_or_half_a_run(store, tmp_path):
     assert set(json.loads(out)) <= set(totals)
 
 
-@pytest.mark.parametrize("sync_ahead", [0, 10**9], ids=["ranges-in-turn", "all-at-once"])
 def test_a_large_backlog_is_read_by_worker_processes_with_the_same_result(store, tmp_path,
-                                                                          monkeypatch,
-                                                                          sync_ahead):
+                                                                          monkeypatch):
     store.events(*random_events(3000, seed=7))
     monkeypatch.setattr(aggregate, "BATCH_IDS", 400)
-    # READ_AHEAD ranges per worker at a time, or every range read while the catalogue syncs
-    monkeypatch.setattr(aggregate, "SYNC_READ_AHEAD_IDS", sync_ahead)
     monkeypatch.setattr(aggregate, "PARALLEL_MIN_IDS", 0)
     monkeypatch.setattr(aggregate, "READ_WORKERS", 2)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)

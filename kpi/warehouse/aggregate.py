@@ -74,13 +74,6 @@ PARALLEL_MIN_IDS = 1_000_000
 # too: for so few rows, opening an ADBC connection costs more than it saves.
 ROWS_MAX_IDS = 20_000
 READ_WORKERS = 4
-# Ranges each worker reads ahead of the appends: enough to keep the workers busy.
-READ_AHEAD = 3
-# Ids read ahead while this thread copies the catalogue (see _batches), before the first
-# append: a full refresh's first copy takes it seconds, and with only READ_AHEAD ranges to
-# read the workers then stood idle (10 M events: 1.6 then 1.0 cores busy). Their files wait in
-# shared memory, some 400 MB for these.
-SYNC_READ_AHEAD_IDS = 3_200_000
 # Batches are appended to the warehouse (and the watermark committed) once they hold this many
 # events, or at the end of the backlog: inserts of ~1 M rows cost DuckDB a third less than
 # five times as many of 200 k, which leave partial row groups for the checkpoint to rewrite.
@@ -273,7 +266,7 @@ def _batches(
     A small backlog is read here, through the engine's driver.
 
     `before()` is called in this thread before the first batch is handed out, even when there
-    is none; with a large backlog the workers read meanwhile, SYNC_READ_AHEAD_IDS ahead.
+    is none; with a large backlog the first reads are already running meanwhile.
     """
     ranges = [(lo, min(lo + BATCH_IDS, high)) for lo in range(low, high, BATCH_IDS)]
     workers = min(os.cpu_count() or 1, READ_WORKERS)
@@ -322,10 +315,8 @@ def _batches(
     try:
         with pool:
             todo = iter(ranges)
-            ahead = READ_AHEAD * workers
             pending: deque[tuple[int, int, Future]] = deque(
-                (lo, hi, submit(lo, hi)) for lo, hi in islice(
-                    todo, max(ahead, SYNC_READ_AHEAD_IDS // BATCH_IDS)))
+                (lo, hi, submit(lo, hi)) for lo, hi in islice(todo, 3 * workers))
             try:
                 before()
                 while pending:
@@ -336,11 +327,9 @@ def _batches(
                             tables = read_result(tables)
                     except MixedTypes:  # values ADBC cannot type: this range row by row
                         tables = _read_events(store_here(), lo, hi, norm_cache)
-                    # back to `ahead` ranges once those read during before() are taken
-                    if len(pending) < ahead:
-                        following = next(todo, None)
-                        if following:
-                            pending.append((*following, submit(*following)))
+                    following = next(todo, None)
+                    if following:
+                        pending.append((*following, submit(*following)))
                     yield hi, tables
             finally:
                 for *_, future in pending:
