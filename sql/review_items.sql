@@ -32,7 +32,7 @@ added as (
     where label_norm <> ''
       and ($kind is null or $kind = 'label')
       and ($language is null or language = $language)
-      and ($label_norms is null or list_contains($label_norms, label_norm))
+      and ($label_norms is null or label_norm in (select unnest($label_norms)))
 ),
 
 -- grouped by concept_key, language and label_norm (see label_groups)
@@ -91,7 +91,7 @@ proposed as (
     where label_norm <> ''
       and ($kind is null or $kind = 'proposal')
       and ($language is null or language = $language)
-      and ($label_norms is null or list_contains($label_norms, label_norm))
+      and ($label_norms is null or label_norm in (select unnest($label_norms)))
 ),
 
 -- grouped by concept_type, language and label_norm (see label_groups)
@@ -146,7 +146,7 @@ feedback as (
     where label_norm <> ''
       and ($kind is null or $kind = 'translation')
       and ($language is null or language = $language)
-      and ($label_norms is null or list_contains($label_norms, label_norm))
+      and ($label_norms is null or label_norm in (select unnest($label_norms)))
 ),
 
 -- grouped by concept_key, language and label_norm (see label_groups)
