@@ -281,33 +281,8 @@ def publish(
     # one set of writers (threads and cursors) for every batch of files of this publish
     with Writers(con) as writers:
         writers.write(jobs)
-
-        written = 0
-        additions: dict[str, list[str]] = {}  # table: this run's files of the added days
-        fresh: dict[str, dict[str, list[str]]] = {}  # packed table: month: this run's files
-        for table in ROLLUPS:
-            if not (dirty or added):
-                break
-            name = f"{table}_packed"
-            fresh[name] = {m: new for m in ended if (new := _new_files(pub, name, m, tag))}
-            # the ended months' added rows, for the sums of their months and quarters
-            additions[table] = [f for files in fresh[name].values() for f in files]
-            current = rollups.setdefault(table, {})
-            for day in dirty:
-                new = _new_files(pub, table, day, tag)
-                retired.extend([old, now] for old in current.get(day, []))
-                if new:
-                    current[day] = new
-                    written += len(new)
-                else:
-                    current.pop(day, None)
-            for day in added:
-                new = _new_files(pub, table, day, tag)
-                if new:
-                    current[day] = [*current.get(day, []), *new]
-                    written += len(new)
-            if not current:
-                rollups.pop(table)
+        written, additions, fresh = _record_days(pub, tag, dirty, added, ended, rollups,
+                                                 retired, now)
         written += _pack_months(writers, pub, tag, dirty, fresh, rollups, retired, now)
         written += _publish_spans(writers, pub, tag, dirty, additions, rollups, retired, now)
         written += _merge_crowded(writers, pub, tag, rollups, retired, now)
@@ -336,6 +311,42 @@ def publish(
     set_meta(con, "orphans", "1" if orphans_left else "0")
     return PublishSummary(seq=seq, days=len(dirty) + len(added), files_written=written,
                           files_deleted=deleted)
+
+
+def _record_days(pub: Path, tag: str, dirty: list[str], added: list[str], ended: list[str],
+                 rollups: dict[str, dict[str, list[str]]], retired: list[list[Any]],
+                 now: float) -> tuple[int, dict[str, list[str]], dict[str, dict[str, list[str]]]]:
+    """Name in `rollups` the daily files this publish wrote (a dirty day's replace its old
+    ones, which go to `retired`; an added day's join them). Returns how many, the ended months'
+    new files per daily table (`additions`, for their months' and quarters' sums) and per
+    packed table and month (`fresh`, for _pack_months)."""
+    written = 0
+    additions: dict[str, list[str]] = {}  # table: this run's files of the added days
+    fresh: dict[str, dict[str, list[str]]] = {}  # packed table: month: this run's files
+    if not (dirty or added):
+        return written, additions, fresh
+    for table in ROLLUPS:
+        name = f"{table}_packed"
+        fresh[name] = {m: new for m in ended if (new := _new_files(pub, name, m, tag))}
+        # the ended months' added rows, for the sums of their months and quarters
+        additions[table] = [f for files in fresh[name].values() for f in files]
+        current = rollups.setdefault(table, {})
+        for day in dirty:
+            new = _new_files(pub, table, day, tag)
+            retired.extend([old, now] for old in current.get(day, []))
+            if new:
+                current[day] = new
+                written += len(new)
+            else:
+                current.pop(day, None)
+        for day in added:
+            new = _new_files(pub, table, day, tag)
+            if new:
+                current[day] = [*current.get(day, []), *new]
+                written += len(new)
+        if not current:
+            rollups.pop(table)
+    return written, additions, fresh
 
 
 def _packed_months(manifest: dict[str, Any]) -> list[date]:
