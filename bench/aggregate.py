@@ -127,8 +127,7 @@ def machine() -> dict[str, Any]:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
             mem_kb = int(line.split()[1])
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, cwd=ROOT, check=False).stdout.strip()
+    head = short_head()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "kpi"], capture_output=True,
                            text=True, cwd=ROOT, check=False).stdout.splitlines()
     return {
@@ -140,6 +139,12 @@ def machine() -> dict[str, Any]:
         "dirty": ", ".join(line[3:] for line in dirty if line.strip()) or "none",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def short_head(tree: Path = ROOT) -> str:
+    """The short commit id a checkout (this one, or a worktree) is at; "" outside git."""
+    return subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False).stdout.strip()
 
 
 def loadavg() -> tuple[float, float, float]:
@@ -962,8 +967,7 @@ def run_against(args, tree: Path) -> None:
 def render_against(command: str, info: dict[str, Any], meta: dict[str, Any], tree: Path,
                    sides: list[list[dict[str, Any]]], load_before: tuple[float, ...],
                    load_after: tuple[float, ...], args) -> str:
-    theirs = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True, check=False).stdout.strip()
+    theirs = short_head(tree)
     store = "PostgreSQL" if args.database_url else "SQLite"
     lines = [
         f"## Full refresh, two commits in turn ({meta['events']:,} events, {store} ingest "

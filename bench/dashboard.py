@@ -44,7 +44,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -519,8 +518,7 @@ def run_against(args, tree: Path) -> dict[str, Any]:
 def render_against(command: str, out: dict[str, Any], load: tuple[float, ...],
                    load_after: tuple[float, ...]) -> str:
     info = agg_bench.machine()
-    theirs = subprocess.run(["git", "-C", out["tree"], "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True, check=False).stdout.strip()
+    theirs = agg_bench.short_head(Path(out["tree"]))
     lines = [
         f"## Dashboard callbacks, two commits in turn, "
         f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC", "",
