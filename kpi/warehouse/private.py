@@ -101,18 +101,23 @@ def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
     models.run(con, "private/set_meta", {"key": key, "value": value})
 
 
+# The meta key of a dimension's mark (mark_unpublished): this prefix and the dimension's name.
+UNPUBLISHED = "unpublished:"
+
+
 def mark_unpublished(con: duckdb.DuckDBPyConnection, *dimensions: str) -> None:
     """Have the next run publish these dimensions again. Call it in the transaction that
     changes their data: a crash before publishing cannot lose the mark."""
     for name in dimensions:
-        set_meta(con, f"unpublished:{name}", "1")
+        set_meta(con, UNPUBLISHED + name, "1")
 
 
 def unpublished_dimensions(con: duckdb.DuckDBPyConnection) -> set[str]:
     """The dimensions marked by mark_unpublished and not published since (one query)."""
-    return {row[0] for row in models.run(con, "private/unpublished_dimensions").fetchall()}
+    return {row[0] for row in models.run(con, "private/unpublished_dimensions",
+                                         {"prefix": UNPUBLISHED}).fetchall()}
 
 
 def mark_published(con: duckdb.DuckDBPyConnection, *dimensions: str) -> None:
     for name in dimensions:
-        set_meta(con, f"unpublished:{name}", "0")
+        set_meta(con, UNPUBLISHED + name, "0")
