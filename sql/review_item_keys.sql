@@ -1,6 +1,6 @@
 -- review_item_keys: every review item that review_items gives, without its evidence: item_id,
 -- kind, language and in_catalogue (the same values as review_items'). What the review loop's
--- figures need of the items no decision names (kpi.review.summary), for about a quarter of
+-- figures need of the items no decision names (kpi.review.summary), for under a third of
 -- review_items' time at 10 M events: no spellings chosen, nothing counted or summed per item,
 -- and read from the month tables (suggestion_months: every item sent on some day is sent in
 -- its month). The rows come in no particular order.

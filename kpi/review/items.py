@@ -111,7 +111,8 @@ def evidence_table(settings: Settings, kind: str | None = None, language: str | 
 
 def item_keys_table(settings: Settings) -> pa.Table:
     """Every item of evidence_table without its evidence (item_id, kind, language,
-    in_catalogue: sql/review_item_keys.sql), about a quarter of its time."""
+    in_catalogue: sql/review_item_keys.sql), under a third of its time (0.13-0.15 s against
+    0.44-0.49 s at 10 M events)."""
     return _query(settings, "review_item_keys", {}, arrow=True)
 
 

@@ -5,7 +5,7 @@ statuses live in the ingest store's audit trail, which is not published into the
 The statuses of the decided items, a few among 100,000, are computed in Python by the rules of
 kpi.review.decisions from their evidence (kpi.review.items.evidence_table of their label_norms
 alone), and every other item is open: of those, only the kind, language and whether the
-catalogue has the label are needed (kpi.review.items.item_keys_table, about a quarter of the
+catalogue has the label are needed (kpi.review.items.item_keys_table, under a third of the
 evidence's time). The table `review_statuses` that results is handed to the SQL model on an
 in-memory DuckDB connection.
 """
