@@ -185,6 +185,33 @@ def test_a_small_run_adds_a_file_to_its_month_s_packed_days_and_sums(store, tmp_
             clean, "most_used_concepts", period)
 
 
+def test_one_publish_recomputes_an_ended_month_and_adds_to_another(store, tmp_path):
+    store.events(*random_events(300, seed=6, days=("2026-06-01", "2026-08-31")))
+    store.aggregate()
+    before = {m: _packed(store.settings, "usage_daily", m)
+              for m in ("2026-06-01", "2026-07-01", "2026-08-01")}
+    assert all(len(files) == 1 for files in before.values())
+
+    # a day of July dirty (as an upgrade leaves it), a late event on a day of August
+    with private.connect_private(store.settings) as con:
+        con.execute("insert into dirty_days values (date '2026-07-10')")
+    store.events({"day": "2026-08-05", "count": 4}, {"day": "2026-08-05", "type": "label_added",
+                                                     "label": "Spät"})
+    store.aggregate()
+    for table in published.ROLLUPS:
+        july = _packed(store.settings, table, "2026-07-01")
+        assert len(july) == 1 and july != _packed(store.settings, table, "2026-06-01")
+    assert _packed(store.settings, "usage_daily", "2026-06-01") == before["2026-06-01"]
+    july = _packed(store.settings, "usage_daily", "2026-07-01")
+    assert july != before["2026-07-01"]  # recomputed whole, into one file
+    august = _packed(store.settings, "usage_daily", "2026-08-01")
+    assert august[0] == before["2026-08-01"][0] and len(august) == 2  # one more file
+    clean = clean_copy(store, tmp_path / "clean")
+    run_aggregation(clean)
+    assert published_state(store.settings) == published_state(clean)
+    assert published_total(store.settings) == ingest_total(store)
+
+
 def test_a_day_holding_more_files_than_allowed_has_its_additions_merged(store, tmp_path,
                                                                         monkeypatch):
     monkeypatch.setattr(published, "MAX_FILES_PER_DAY", 3)
