@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from sqlalchemy import delete, func, insert, inspect, select
 
@@ -210,6 +211,18 @@ def test_one_publish_recomputes_an_ended_month_and_adds_to_another(store, tmp_pa
     run_aggregation(clean)
     assert published_state(store.settings) == published_state(clean)
     assert published_total(store.settings) == ingest_total(store)
+
+
+def test_a_publish_s_writers_run_on_one_thread_each_and_give_the_threads_back():
+    con = duckdb.connect()
+    try:
+        threads = con.execute("select current_setting('threads')").fetchone()[0]
+        with published.Writers(con):
+            during = con.execute("select current_setting('threads')").fetchone()[0]
+        assert during == (1 if (os.cpu_count() or 1) > 1 else threads)
+        assert con.execute("select current_setting('threads')").fetchone()[0] == threads
+    finally:
+        con.close()
 
 
 def test_a_day_holding_more_files_than_allowed_has_its_additions_merged(store, tmp_path,
