@@ -1,8 +1,8 @@
 -- append_events: a batch of events of the other types (the registered Arrow table
--- `event_batch`, with type, label, concept_type and label_norm) into the private events,
--- grouped, each with its concept as stored (batch_events); concept_type is the proposed type
--- for concept_proposed, else the catalogue's type. $watermark: the watermark this batch is
--- committed with.
+-- `event_batch`, with type, label, concept_type and label_norm, each event with its concept
+-- as stored: concept_key and catalogue_type, see batch_concepts.sql) into the private events,
+-- grouped; concept_type is the proposed type for concept_proposed, else the catalogue's type.
+-- $watermark: the watermark this batch is committed with.
 
 insert into events by name
 select
@@ -20,5 +20,5 @@ select
     sum(b.count)::bigint as count,
     count(*)::bigint as events,
     $watermark::bigint as watermark
-from batch_events('event_batch') as b
+from event_batch as b
 group by all

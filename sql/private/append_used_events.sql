@@ -1,7 +1,8 @@
 -- append_used_events: a batch of concept_used events (the registered Arrow table
--- `event_batch`, with the narrow columns the store sends for this type) into the private
--- events, grouped, each with its concept as stored (batch_events); concept_type is the
--- catalogue's type of the concept. $watermark: the watermark this batch is committed with.
+-- `event_batch`, with the narrow columns the store sends for this type, each event with its
+-- concept as stored: concept_key and catalogue_type, see batch_concepts.sql) into the private
+-- events, grouped; concept_type is the catalogue's type of the concept. $watermark: the
+-- watermark this batch is committed with.
 
 insert into events by name
 select
@@ -16,5 +17,5 @@ select
     sum(b.count)::bigint as count,
     count(*)::bigint as events,
     $watermark::bigint as watermark
-from batch_events('event_batch') as b
+from event_batch as b
 group by b.implementer_id, b.day, b.concept_key, b.esco_version, b.language, b.context
