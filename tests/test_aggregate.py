@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, insert, inspect, select
 
 from kpi.settings import Settings
 from kpi.store.db import aggregation_runs, events, init_store
-from kpi.warehouse import aggregate, private, published, reader
+from kpi.warehouse import aggregate, models, private, published, reader
 from kpi.warehouse.aggregate import (
     AggregationBusy,
     aggregation_lock,
@@ -211,6 +211,18 @@ def test_one_publish_recomputes_an_ended_month_and_adds_to_another(store, tmp_pa
     run_aggregation(clean)
     assert published_state(store.settings) == published_state(clean)
     assert published_total(store.settings) == ingest_total(store)
+
+
+def test_one_thread_gives_the_threads_back_even_when_the_block_fails():
+    con = duckdb.connect()
+    try:
+        threads = con.execute("select current_setting('threads')").fetchone()[0]
+        with pytest.raises(RuntimeError, match="the block fails"), models.one_thread(con):
+            assert con.execute("select current_setting('threads')").fetchone()[0] == 1
+            raise RuntimeError("the block fails")
+        assert con.execute("select current_setting('threads')").fetchone()[0] == threads
+    finally:
+        con.close()
 
 
 def test_a_publish_s_writers_run_on_one_thread_each_and_give_the_threads_back():

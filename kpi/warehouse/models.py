@@ -125,6 +125,19 @@ def registered(con: duckdb.DuckDBPyConnection, **tables: Any) -> Iterator[None]:
 
 
 @contextmanager
+def one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run every statement of the block on one DuckDB thread (the setting is the database's:
+    every cursor's statements too), and the default, every core, again after it: for work that
+    other threads or processes keep the other cores busy with, where splitting each statement
+    over two threads would cost more CPU (hash tables and sorts merged) for nothing."""
+    con.execute("set threads = 1")
+    try:
+        yield
+    finally:
+        con.execute("reset threads")
+
+
+@contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """One DuckDB transaction: committed when the block ends, rolled back if it raises."""
     con.begin()

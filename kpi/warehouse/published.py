@@ -40,6 +40,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -629,13 +630,13 @@ class Writers:
         self.con = con
         workers = min(PUBLISH_WORKERS, os.cpu_count() or 1)
         self._pool = None
+        self._settings = ExitStack()
         if workers > 1:
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="publish")
-            # Each writer's statement runs on one DuckDB thread (the setting is the database's):
-            # the writers keep the cores busy, and statements split over two threads each cost
-            # more CPU (hash tables and sorts merged). A full refresh's publish 5.1-5.2 ->
-            # 4.3-4.5 s, 9.8-9.9 -> 8.2-8.5 CPU-s (bench/RESULTS.md).
-            con.execute("set threads = 1")
+            # Each writer's statement on one DuckDB thread: the writers keep the cores busy. A
+            # full refresh's publish 5.1-5.2 -> 4.3-4.5 s, 9.8-9.9 -> 8.2-8.5 CPU-s
+            # (bench/RESULTS.md).
+            self._settings.enter_context(models.one_thread(con))
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._lock = threading.Lock()
@@ -663,8 +664,7 @@ class Writers:
             self._pool.shutdown()
         for cursor in self._cursors:
             cursor.close()
-        if self._pool is not None:
-            self.con.execute("reset threads")  # the private database's default: every core
+        self._settings.close()
 
     def __enter__(self) -> Writers:
         return self
