@@ -595,12 +595,13 @@ def _rows(con: duckdb.DuckDBPyConnection, job: _Job) -> duckdb.DuckDBPyRelation:
     if kind == "from":
         return rows.filter(day >= _date(which))
     months = [which] if kind == "month" else which
-    month = duckdb.FunctionExpression("date_trunc", duckdb.ConstantExpression("month"), day
-                                      ).cast(duckdb.sqltype("DATE"))
     rows = rows.filter((day >= _date(months[0])) & (day < _date(_next_month(months[-1]))))
     columns = [duckdb.ColumnExpression(c) for c in rows.columns if c != "day"]
     if kind == "month":
         return rows.project(*columns, day)
+    # several months, perhaps with others between them
+    month = duckdb.FunctionExpression("date_trunc", duckdb.ConstantExpression("month"), day
+                                      ).cast(duckdb.sqltype("DATE"))
     return rows.filter(month.isin(*(_date(m) for m in months))).project(
         *columns, day, month.alias("month"))
 
@@ -630,13 +631,13 @@ class Writers:
         self.con = con
         workers = min(PUBLISH_WORKERS, os.cpu_count() or 1)
         self._pool = None
-        self._settings = ExitStack()
+        self._duckdb_settings = ExitStack()  # given back at close
         if workers > 1:
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="publish")
             # Each writer's statement on one DuckDB thread: the writers keep the cores busy. A
             # full refresh's publish 5.1-5.2 -> 4.3-4.5 s, 9.8-9.9 -> 8.2-8.5 CPU-s
             # (bench/RESULTS.md).
-            self._settings.enter_context(models.one_thread(con))
+            self._duckdb_settings.enter_context(models.one_thread(con))
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._lock = threading.Lock()
@@ -664,7 +665,7 @@ class Writers:
             self._pool.shutdown()
         for cursor in self._cursors:
             cursor.close()
-        self._settings.close()
+        self._duckdb_settings.close()
 
     def __enter__(self) -> Writers:
         return self
