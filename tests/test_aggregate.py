@@ -186,7 +186,7 @@ def test_a_small_run_adds_a_file_to_its_month_s_packed_days_and_sums(store, tmp_
             clean, "most_used_concepts", period)
 
 
-def test_one_publish_recomputes_an_ended_month_and_adds_to_another(store, tmp_path):
+def test_one_publish_recomputes_an_ended_month_and_adds_to_the_months_around_it(store, tmp_path):
     store.events(*random_events(300, seed=6, days=("2026-06-01", "2026-08-31")))
     store.aggregate()
     before = {m: _packed(store.settings, "usage_daily", m)
