@@ -586,6 +586,17 @@ def working_copy(data_dir: Path, work: Path, database_url: str | None) -> Path:
     return target
 
 
+def fresh_data_dir(cached: Path, work: Path, database_url: str | None) -> Path:
+    """Where a full refresh starts from nothing: a working copy of the cached SQLite store, or
+    with PostgreSQL (one database, which the refresh only reads) the cached folder with its
+    warehouse removed."""
+    data_dir = working_copy(cached, work, database_url)
+    if database_url:
+        shutil.rmtree(cached / "warehouse", ignore_errors=True)
+        return cached
+    return data_dir
+
+
 # ---------------------------------------------------------------------------------------------
 # Phases, each run in a fresh process (python bench/aggregate.py --phase NAME ...)
 
@@ -949,10 +960,7 @@ def run_against(args, tree: Path) -> None:
     sides: list[list[dict[str, Any]]] = [[], []]
     for n in range(args.pairs):
         for k in ((0, 1) if n % 2 == 0 else (1, 0)):
-            data_dir = working_copy(cached, work, args.database_url)
-            if args.database_url:  # the warehouse is what a fresh run starts without
-                data_dir = cached
-                shutil.rmtree(data_dir / "warehouse", ignore_errors=True)
+            data_dir = fresh_data_dir(cached, work, args.database_url)
             done = spawn("aggregate", args, data_dir, work, tree=(ROOT, tree)[k])
             sides[k].append(done)
             print(f"pair {n + 1}/{args.pairs}, {('this checkout', tree)[k]}: "
@@ -1050,10 +1058,7 @@ def main() -> None:
     work = Path(args.cache).resolve() / "work"
     fulls = []
     for attempt in range(args.repeat):
-        data_dir = working_copy(cached, work, args.database_url)
-        if args.database_url:  # the warehouse is what a fresh run starts without
-            data_dir = cached
-            shutil.rmtree(data_dir / "warehouse", ignore_errors=True)
+        data_dir = fresh_data_dir(cached, work, args.database_url)
         extra = {"profile": args.profile} if args.profile and attempt == 0 else {}
         la = loadavg()[0]
         fulls.append((spawn("aggregate", args, data_dir, work, **extra), la))
