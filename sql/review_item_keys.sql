@@ -12,10 +12,7 @@ sent as (
 )
 
 select
-    review_item_id(
-        s.kind, case when s.kind = 'proposal' then s.concept_type else ck.uri end,
-        s.language, s.label_norm
-    ) as item_id,
+    review_item_id(s.kind, ck.uri, s.concept_type, s.language, s.label_norm) as item_id,
     s.kind,
     s.language,
     kl.concept_key is not null as in_catalogue

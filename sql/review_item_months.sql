@@ -22,10 +22,7 @@ per_month as (
 )
 
 select
-    review_item_id(
-        m.kind, case when m.kind = 'proposal' then m.concept_type else ck.uri end,
-        m.language, m.label_norm
-    ) as item_id,
+    review_item_id(m.kind, ck.uri, m.concept_type, m.language, m.label_norm) as item_id,
     m.kind,
     ck.uri as concept_uri,
     m.concept_type,

@@ -205,10 +205,7 @@ items as (
 )
 
 select
-    review_item_id(
-        kind, case when kind = 'proposal' then concept_type else concept_uri end,
-        language, label_norm
-    ) as item_id,
+    review_item_id(kind, concept_uri, concept_type, language, label_norm) as item_id,
     kind,
     concept_uri,
     concept_type,

@@ -471,8 +471,7 @@ sent as (
     select 'translation', concept_key, null, language, label_norm, implementer_id, day
     from feedback_daily
 )
-select review_item_id(s.kind, case when s.kind = 'proposal' then s.concept_type else ck.uri end,
-                      s.language, s.label_norm) as item_id,
+select review_item_id(s.kind, ck.uri, s.concept_type, s.language, s.label_norm) as item_id,
        s.kind, ck.uri as concept_uri, s.concept_type, s.language, s.label_norm,
        date_trunc('month', s.day)::date as month,
        count(distinct s.implementer_id) as implementers
