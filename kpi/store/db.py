@@ -125,6 +125,9 @@ concept_labels = Table(
     Index("ix_concept_labels_uri", "version", "uri", "language"),
 )
 
+# The accepted events of every type but concept_used, as SQL (see ix_events_other_accepted).
+OTHER_ACCEPTED = "status = 'accepted' and type <> 'concept_used'"
+
 events = Table(
     "events", metadata,
     # ids grow with each commit: the aggregator's watermark
@@ -155,6 +158,14 @@ events = Table(
     Index("ix_events_quarantined_by_day", "status", "received_on", "implementer_id",
           "quarantine_reason", sqlite_where=text("status = 'quarantined'"),
           postgresql_where=text("status = 'quarantined'")),
+    # The aggregator reads each id range twice: its concept_used events by the primary key,
+    # and the other accepted events, a tenth of them, by this partial index (which the
+    # concept_used inserts skip), instead of walking every event of the range again: 4-7
+    # CPU-s less for PostgreSQL's server over 10 M events, 1 CPU-s less on SQLite
+    # (bench/RESULTS.md). Its query has OTHER_ACCEPTED itself: a planner takes a partial
+    # index only for a query whose condition implies the index's own.
+    Index("ix_events_other_accepted", "id", sqlite_where=text(OTHER_ACCEPTED),
+          postgresql_where=text(OTHER_ACCEPTED)),
     # Without AUTOINCREMENT, SQLite hands a deleted newest id out again; quarantine replay
     # deletes and re-inserts, and the re-inserted row must land above the watermark.
     sqlite_autoincrement=True,
@@ -253,7 +264,7 @@ ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 # Indexes of `events` that an earlier version created and a later one replaced: an older
-# store loses them and gets the table's current indexes (init_store).
+# store loses them (init_store, which also creates the indexes it lacks).
 REPLACED_INDEXES: tuple[str, ...] = ("ix_events_quarantined",)
 
 # Foreign keys that an earlier version created and a later one dropped, as (table, referred
@@ -337,12 +348,12 @@ def store_error(exc: BaseException) -> str:
 
 
 def init_store(engine: Engine) -> None:
-    """Create every table that is missing, add the columns of ADDED_COLUMNS that an older
-    store lacks, replace its REPLACED_INDEXES, drop its DROPPED_FOREIGN_KEYS, and make the
-    audit trail append-only; safe to run twice."""
+    """Create every table that is missing, add the columns of ADDED_COLUMNS and the indexes
+    of `events` that an older store lacks, drop its REPLACED_INDEXES and DROPPED_FOREIGN_KEYS,
+    and make the audit trail append-only; safe to run twice."""
     metadata.create_all(engine)
     _add_missing_columns(engine)
-    _replace_indexes(engine)
+    _add_missing_indexes(engine)
     _drop_foreign_keys(engine)
     _ensure_append_only(engine)
 
@@ -367,11 +378,10 @@ def _add_missing_columns(engine: Engine) -> None:
                 raise
 
 
-def _replace_indexes(engine: Engine) -> None:
-    """Give an older store the current indexes of `events` in place of REPLACED_INDEXES."""
+def _add_missing_indexes(engine: Engine) -> None:
+    """Give an older store the indexes of `events` it lacks (created once: a few seconds per
+    10 M events) and drop its REPLACED_INDEXES."""
     present = {index["name"] for index in inspect(engine).get_indexes("events")}
-    if not present & set(REPLACED_INDEXES):
-        return
     for index in events.indexes:
         if index.name in present:
             continue
@@ -381,10 +391,12 @@ def _replace_indexes(engine: Engine) -> None:
             # another process (a worker starting at the same time) may have created it first
             if index.name not in {i["name"] for i in inspect(engine).get_indexes("events")}:
                 raise
-    with engine.begin() as conn:
-        for name in REPLACED_INDEXES:
-            # names from the constant REPLACED_INDEXES
-            conn.exec_driver_sql(f"drop index if exists {name}")
+    replaced = sorted(present & set(REPLACED_INDEXES))
+    if replaced:
+        with engine.begin() as conn:
+            for name in replaced:
+                # names from the constant REPLACED_INDEXES
+                conn.exec_driver_sql(f"drop index if exists {name}")
 
 
 def _drop_foreign_keys(engine: Engine) -> None:

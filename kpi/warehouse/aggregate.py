@@ -35,11 +35,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Engine, Select, func, insert, literal_column, select
+from sqlalchemy import Engine, Select, func, insert, literal_column, select, text
 
 from kpi.catalogue.versions import version_key
 from kpi.settings import Settings
 from kpi.store.db import (
+    OTHER_ACCEPTED,
     aggregation_runs,
     concept_collections,
     concept_labels,
@@ -379,15 +380,15 @@ def _separate_connections(engine: Engine) -> bool:
 
 
 # concept_used events are nearly all of the volume and need fewer columns: they are read by a
-# narrower query, the other types by a full one.
+# narrower query, the other types by a full one, through their own partial index
+# (OTHER_ACCEPTED: the condition as the index says it, not as parameters).
 _USED_COLUMNS = ("implementer_id", "day", "concept_uri", "esco_version", "language",
                  "context", "count")
 _OTHER_COLUMNS = (*_USED_COLUMNS, "type", "label", "concept_type")
 _EVENTS_SQL = {
-    used: select(*(events.c[c] for c in (_USED_COLUMNS if used else _OTHER_COLUMNS)))
-    .where(events.c.status == "accepted",
-           events.c.type == "concept_used" if used else events.c.type != "concept_used")
-    for used in (True, False)
+    True: select(*(events.c[c] for c in _USED_COLUMNS))
+    .where(events.c.status == "accepted", events.c.type == "concept_used"),
+    False: select(*(events.c[c] for c in _OTHER_COLUMNS)).where(text(OTHER_ACCEPTED)),
 }
 
 
