@@ -893,7 +893,8 @@ def test_an_older_postgresql_store_loses_the_events_foreign_key_and_keeps_its_ev
                                      pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_the_other_events_are_read_through_their_partial_index(backend, tmp_path):
     """An older store gets the index; the query for the other types then uses it (the store's
-    own plan), and a run reads the same events as before."""
+    own plan, for the query as sent), and a run counts every accepted event of each type and
+    not the quarantined one."""
     with store_on(backend, lambda url: standard_store(tmp_path / "a", url)) as store:
         with store.engine.begin() as conn:
             conn.exec_driver_sql("drop index ix_events_other_accepted")
