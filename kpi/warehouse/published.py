@@ -52,6 +52,7 @@ from kpi.settings import Settings
 from kpi.warehouse import models
 from kpi.warehouse.models import transaction
 from kpi.warehouse.private import get_meta, set_meta
+from kpi.warehouse.spans import next_month
 
 MANIFEST = "manifest.json"
 # The format of the published files and the manifest, which readers check: bumped whenever a
@@ -597,7 +598,8 @@ def _rows(con: duckdb.DuckDBPyConnection, job: _Job) -> duckdb.DuckDBPyRelation:
     if kind == "from":
         return rows.filter(day >= _date(which))
     months = [which] if kind == "month" else which
-    rows = rows.filter((day >= _date(months[0])) & (day < _date(_next_month(months[-1]))))
+    rows = rows.filter((day >= _date(months[0]))
+                       & (day < _date(next_month(date.fromisoformat(months[-1])))))
     columns = [duckdb.ColumnExpression(c) for c in rows.columns if c != "day"]
     if kind == "month":
         return rows.project(*columns, day)
@@ -608,14 +610,8 @@ def _rows(con: duckdb.DuckDBPyConnection, job: _Job) -> duckdb.DuckDBPyRelation:
         *columns, day, month.alias("month"))
 
 
-def _date(day: str) -> duckdb.Expression:
-    return duckdb.ConstantExpression(date.fromisoformat(day))
-
-
-def _next_month(month: str) -> str:
-    """The first day of the month after the one starting on `month` (ISO dates)."""
-    year, number = int(month[:4]), int(month[5:7])
-    return f"{year + number // 12}-{number % 12 + 1:02d}-01"
+def _date(day: str | date) -> duckdb.Expression:
+    return duckdb.ConstantExpression(date.fromisoformat(day) if isinstance(day, str) else day)
 
 
 class Writers:

@@ -34,7 +34,8 @@ def _month_start(day: date) -> date:
     return day.replace(day=1)
 
 
-def _next_month(day: date) -> date:
+def next_month(day: date) -> date:
+    """The first day of the month after `day`'s."""
     return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
@@ -43,7 +44,7 @@ def _quarter_start(day: date) -> date:
 
 
 def _month_end(day: date) -> date:
-    return _next_month(day) - timedelta(days=1)
+    return next_month(day) - timedelta(days=1)
 
 
 def span_bounds(start: date, end: date, today: date | None = None) -> dict[str, Any]:
@@ -66,7 +67,7 @@ def span_bounds(start: date, end: date, today: date | None = None) -> dict[str, 
     in its last; from > to: none); has_plain_days, has_days_out; has_span_months (has_months,
     or a complemented month).
     """
-    months_from = start if start.day == 1 else _next_month(start)
+    months_from = start if start.day == 1 else next_month(start)
     months_to = _month_start(end + timedelta(days=1)) - timedelta(days=1)
     quarter = _quarter_start(start)
     quarters_from = start if quarter == start else _quarter_start(quarter + timedelta(days=92))
@@ -93,7 +94,7 @@ def span_bounds(start: date, end: date, today: date | None = None) -> dict[str, 
         "has_days": start < months_from or end > months_to,
         "complemented_first": first_month if head else _NO_DAY_TO,
         "complemented_last": last_month if tail else _NO_DAY_TO,
-        "plain_from": _next_month(start) if head else start,
+        "plain_from": next_month(start) if head else start,
         "plain_to": last_month - timedelta(days=1) if tail else end,
         "out1_from": first_month if head else _NO_DAY_FROM,
         "out1_to": start - timedelta(days=1) if head else _NO_DAY_TO,
