@@ -760,6 +760,24 @@ def test_a_reader_spills_into_a_folder_of_its_own_in_the_temporary_folder(store,
     assert not folder.exists()
 
 
+def test_the_catalogue_s_label_texts_are_stored_uncompressed(store):
+    """A release's labels and their keys are nearly all distinct: kept as they are, which makes
+    copying a release several times cheaper than DuckDB weighing how to compress them
+    (sql/private/schema.sql); the other columns are compressed as DuckDB sees fit."""
+    store.aggregate()
+    with private.connect_private(store.settings) as con:
+        rows = con.execute(
+            "select column_name, compression from pragma_storage_info('cat_labels') "
+            "where segment_type = 'VARCHAR'").fetchall()
+        copied = con.execute("select count(*) from cat_labels").fetchall()[0][0]
+    kinds: dict[str, set[str]] = {}
+    for column, kind in rows:
+        kinds.setdefault(column, set()).add(kind)
+    assert copied > 0
+    assert kinds["label"] == kinds["label_norm"] == {"Uncompressed"}
+    assert kinds["uri"] != {"Uncompressed"}
+
+
 def test_a_warehouse_of_the_previous_format_is_upgraded_by_the_next_run(store):
     """Format 1 had URIs in the rollups: readers show nothing until the next run has
     rewritten every day with concept keys, from the private events it kept."""
