@@ -54,6 +54,7 @@ from kpi.warehouse import indicators
 from kpi.warehouse.indicators import Period, Result, run_support_query
 from kpi.warehouse.published import SCHEMAS
 from kpi.warehouse.reader import period_fingerprint, shared_reader, snapshot_id
+from kpi.warehouse.spans import next_month
 
 log = logging.getLogger("esco_kpi.dashboard")
 
@@ -445,7 +446,7 @@ def bucket_starts(period: Period, grain: str) -> list[date]:
     out, d = [], period.start.replace(day=1)
     while d <= period.end:
         out.append(d)
-        d = (d.replace(day=28) + timedelta(days=4)).replace(day=1)
+        d = next_month(d)
     return out
 
 

@@ -3,9 +3,12 @@ step with the URL, file names of downloads, and click-to-filter links."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from dash import no_update
 
 from dashboard.callbacks import click_href, concept_href, sync_controls
+from dashboard.data import bucket_starts, grain_for
 from dashboard.state import FilterState, csv_filename, parse_query, to_query
 from kpi.review.items import item_id
 from kpi.warehouse.indicators import Period
@@ -58,3 +61,14 @@ def test_click_to_filter():
     for bad in ("country=france", "implementer_id=3", "language=xx", None, 42):
         assert click_href("/dashboard/uptake", "", bad) is None
     assert click_href("/elsewhere", "", "country=FR") is None
+
+
+def test_a_long_period_s_trend_has_a_bucket_for_every_month_it_touches():
+    """Buckets without usage show as zero, so every month from the first to the last is one,
+    across the turn of a year and whatever day the period starts on."""
+    period = Period(date(2025, 11, 15), date(2027, 1, 3))
+    assert grain_for(period) == "month"
+    starts = bucket_starts(period, "month")
+    assert starts[:3] == [date(2025, 11, 1), date(2025, 12, 1), date(2026, 1, 1)]
+    assert starts[-2:] == [date(2026, 12, 1), date(2027, 1, 1)]
+    assert len(starts) == 15
