@@ -979,8 +979,9 @@ def _machine(phase: dict[str, Any]) -> str:
 
 
 def _machine_ratio(full: dict[str, Any], duck: dict[str, Any]) -> str:
-    """The full refresh's machine CPU-s against DuckDB alone's, when both were measured:
-    with every core busy in both, the wall-time ratio cannot be lower."""
+    """The full refresh's machine CPU-s against DuckDB alone's, when both were measured.
+    When DuckDB alone kept every core busy (its cores-busy figure), the full refresh's
+    wall-time ratio cannot be lower than this one."""
     if full.get("machine_cpu_seconds") is None or duck.get("machine_cpu_seconds") is None:
         return ""
     return (f" (the machine's CPU-s {full['machine_cpu_seconds'] / duck['machine_cpu_seconds']:.2f}"
