@@ -7,7 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from dashboard.components import PALETTE, Table, _layout, chart, grid, plotly_text, section
+from dashboard.components import PALETTE, Table, chart, figure, grid, plotly_text, section
 from dashboard.data import Data
 from dashboard.state import FilterState
 
@@ -63,20 +63,21 @@ def _figure(summary: list[dict]) -> go.Figure | None:
     if not summary:
         return None
     reasons = {(o, r): n for o, r, n in _reasons(summary)}
-    fig = go.Figure()
+    bars = []
     # outcome is told by the bar's pattern and the legend's words, not by colour alone
     for i, outcome in enumerate(OUTCOMES):
         items = sorted(((r, n) for (o, r), n in reasons.items() if o == outcome),
                        key=lambda x: x[1])
         if items:
-            fig.add_trace(go.Bar(
-                y=[plotly_text(_label(outcome, r)[:70]) for r, _ in items],
-                x=[n for _, n in items], orientation="h", name=outcome, marker_color=PALETTE[i],
-                marker_pattern_shape=("", "/", ".")[i], text=[f"{n:,}" for _, n in items],
-                textposition="outside", textangle=0, cliponaxis=False))
-    fig.update_yaxes(automargin=True, type="category")
-    fig.update_xaxes(title_text="events")
-    return _layout(fig, max(240, 26 * len(reasons) + 80))
+            bars.append({
+                "type": "bar", "y": [plotly_text(_label(outcome, r)[:70]) for r, _ in items],
+                "x": [n for _, n in items], "orientation": "h", "name": outcome,
+                "marker": {"color": PALETTE[i], "pattern": {"shape": ("", "/", ".")[i]}},
+                "text": [f"{n:,}" for _, n in items], "textposition": "outside",
+                "textangle": 0, "cliponaxis": False})
+    return figure(bars, max(240, 26 * len(reasons) + 80),
+                  yaxis={"automargin": True, "type": "category"},
+                  xaxis={"title": {"text": "events"}})
 
 
 def render(data: Data, state: FilterState) -> list[Any]:
