@@ -17,7 +17,9 @@ from kpi.warehouse.indicators import (
     Period,
     Result,
     Rows,
+    column_values,
     head_replaced,
+    most_rows,
     query,
     rows_where,
 )
@@ -104,3 +106,20 @@ def test_head_replaced_and_rows_where_take_lists_too():
         assert replaced[0]["mark"] == 1 and list(replaced[1:]) == made[1:]
         assert len(replaced) == 4 and "mark" not in rows[0]
         assert list(rows_where(rows, "odd", True)) == [made[1], made[3]]
+
+
+def test_column_values_and_most_rows_take_lists_too_and_make_no_other_row():
+    """A page's sums and top rows from an answer's columns: the values of sorted() and of a
+    loop over the rows, of a Rows without making its rows."""
+    made = [{"n": i, "implementers": i % 4, "label": f"row {i}"} for i in range(10)]
+    for rows in (made, Rows(pa.Table.from_pylist(made))):
+        assert column_values(rows, "implementers") == [r["implementers"] for r in made]
+        assert column_values(rows, "absent") == [None] * 10
+        best = sorted(made, key=lambda r: -r["implementers"])
+        assert most_rows(rows, "implementers", 4) == best[:4]  # ties keep the rows' order
+        assert most_rows(rows, "implementers", 20) == best
+        assert most_rows(rows, "implementers", 0) == []
+    rows = Rows(pa.Table.from_pylist(made))
+    most_rows(rows, "implementers", 3)
+    column_values(rows, "n")
+    assert not rows._made  # nothing made: a page reads the first rows only

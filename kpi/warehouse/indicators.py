@@ -15,6 +15,7 @@ DuckDB parameters, never formatted into the SQL.
 from __future__ import annotations
 
 import calendar
+import heapq
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -254,6 +255,25 @@ def rows_where(rows: Sequence[dict[str, Any]], column: str, value: Any
     if isinstance(rows, Rows):
         return rows.where(column, value)
     return [row for row in rows if row[column] == value]
+
+
+def column_values(rows: Sequence[dict[str, Any]], name: str) -> list[Any]:
+    """One column's values in row order (None where a row lacks it; of a Rows, without making
+    the rows)."""
+    if isinstance(rows, Rows):
+        return rows.column_values(name)
+    return [row.get(name) for row in rows]
+
+
+def most_rows(rows: Sequence[dict[str, Any]], column: str, count: int
+              ) -> list[dict[str, Any]]:
+    """The `count` rows of largest `column`, largest first, rows of equal values in their
+    order (as sorted() gives them): of a Rows, only those rows are made."""
+    values = column_values(rows, column)
+    positions = heapq.nsmallest(count, range(len(values)), key=lambda i: -values[i])
+    if isinstance(rows, Rows):
+        return rows.table.take(pa.array(positions, pa.int64())).to_pylist()
+    return [rows[i] for i in positions]
 
 
 # Queries of sql/ that serve the dashboard's drill-downs rather than the KPI framework;
