@@ -136,8 +136,7 @@ def shown(queue: Queue | None, trends: dict[str, str], limit: int | None = None
     """The first `limit` items of a review_queue (all when None) with their trends."""
     if queue is None:
         return []
-    ids = queue.ids()[:limit]
-    return [(item, trends.get(item.item_id, "")) for item in queue.items(ids)]
+    return [(item, trends.get(item.item_id, "")) for item in queue.first(limit)]
 
 
 def review_rows(data: Data, state: FilterState, limit: int | None = None

@@ -417,6 +417,14 @@ def test_the_queue_makes_items_only_for_the_ids_asked(store):
     opened = queue(store.settings, store.engine, status="open", kind="proposal")
     assert opened.ids() == [P_ID]
     assert len(every.where(pa.array([i == P_ID for i in every.ids()]))) == 1
+    # the first items by their place: the same Items, decided ones shared, as by their ids
+    assert every.ids()[0] != L_ID and L_ID in every.ids()
+    for count in (None, 0, 1, 2, len(every), len(every) + 5):
+        ids = every.ids()[:count]
+        assert every.first(count) == every.items(ids) and len(every.first(count)) == len(ids)
+    assert next(i for i in every.first() if i.item_id == L_ID) is every.decided[L_ID]
+    reordered = every.where(pa.array([i != first for i in every.ids()]))
+    assert reordered.first() == every.items(every.ids()[1:])
 
 
 def test_the_summary_agrees_with_the_items_statuses(store):

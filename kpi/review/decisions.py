@@ -200,6 +200,18 @@ class Queue:
         made = {i.item_id: i for i in evidence_items(rows)}
         return [self.decided[i] if i in self.decided else made[i] for i in ids]
 
+    def first(self, count: int | None = None) -> list[Item]:
+        """The Items of the queue's first `count` items (all when None), in order: what
+        items(ids()[:count]) gives, the evidence rows taken by their place (`order`'s row)
+        instead of by looking every id up among 155,000 (30-40 ms a page)."""
+        order = self.order if count is None else self.order.slice(0, count)
+        ids = order.column("item_id").to_pylist()
+        # an undecided item is always one of the evidence's rows
+        rows = [row for i, row in zip(ids, order.column("row").to_pylist(), strict=True)
+                if i not in self.decided]
+        made = iter(evidence_items(self.evidence.take(pa.array(rows, pa.int64()))))
+        return [self.decided[i] if i in self.decided else next(made) for i in ids]
+
     @cached_property
     def _members(self) -> set[str]:
         return set(self.ids())
