@@ -613,6 +613,20 @@ class Data:
         return self._until_changed(f"review_view {period} {to_query(state)}", compute,
                                    decisions=True, kept=self.review_views)
 
+    def derived(self, name: str, source: Any, compute: Callable[[], Any]) -> Any:
+        """compute(), a value derived from `source` (an answer this worker keeps, such as the
+        review evidence) and aligned with it, memoised with it until a run publishes: kept
+        only while `source` is the very object it was computed from."""
+        if self.cache is None:
+            return compute()
+        key = repr((name, self._loop_state(False)))
+        held = self.loop.get(name, key)
+        if held is not None and held[0] is source:
+            return held[1]
+        value = compute()
+        self.loop.set(name, key, (source, value))
+        return value
+
     def review_evidence_table(self) -> Any:
         """kpi.review.items.evidence_table for every kind and language (an Arrow table; a
         second or more at 10 M events), until a run publishes."""
@@ -633,14 +647,6 @@ class Data:
             f"review_items {kind} {status} {language}", decisions=True, shared=False,
             compute=lambda: queue(self.settings, self.engine(), kind=kind, status=status,
                                   language=language, known=self.review_evidence_table()))
-
-    def review_item_months(self, since: date, item_ids: Iterable[str]
-                           ) -> dict[str, dict[date, int]]:
-        """kpi.review.items.item_months from `since` on of some items, from every item's
-        months (review_item_months_table)."""
-        from kpi.review.items import item_months
-
-        return item_months(self.review_item_months_table(since), item_ids)
 
     def review_item_months_table(self, since: date) -> Any:
         """kpi.review.items.item_months_table from `since` on (an Arrow table of every item's

@@ -108,7 +108,7 @@ def review_queue(data: Data, state: FilterState) -> tuple[Queue | None, dict[str
     # the queue's evidence, its trends and its sparklines' months, at the same time
     data.prefetch(lambda: data.review_items(state.kind, state.status, state.language),
                   lambda: data.indicator("concept_trends", state.period(), state),
-                  lambda: data.review_item_months(spark_months()[0], ()))
+                  lambda: data.review_item_months_table(spark_months()[0]))
     try:
         queue = data.review_items(state.kind, state.status, state.language)
     except FileNotFoundError:
@@ -131,38 +131,30 @@ def review_queue(data: Data, state: FilterState) -> tuple[Queue | None, dict[str
     return Queue(queue.evidence, queue.order.take(positions), queue.decided), trends
 
 
-def shown(queue: Queue | None, trends: dict[str, str], limit: int | None = None
-          ) -> list[tuple[Item, str]]:
-    """The first `limit` items of a review_queue (all when None) with their trends."""
-    if queue is None:
-        return []
-    return [(item, trends.get(item.item_id, "")) for item in queue.first(limit)]
-
-
 def review_rows(data: Data, state: FilterState, limit: int | None = None
                 ) -> list[dict[str, Any]]:
     """The queue (review_queue) as rows of TABLE_COLUMNS plus what the grid shows; only the
     first `limit` when given (a page shows the first GRID_ROW_LIMIT, the CSV has them all)."""
-    return queue_rows(data, shown(*review_queue(data, state), limit))
+    return queue_rows(data, *review_queue(data, state), limit)
 
 
-def queue_rows(data: Data, queue: list[tuple[Item, str]]) -> list[dict[str, Any]]:
-    """Rows of TABLE_COLUMNS (and the grid's own columns) for items of the queue."""
+def queue_rows(data: Data, queue: Queue | None, trends: dict[str, str],
+               limit: int | None = None) -> list[dict[str, Any]]:
+    """Rows of TABLE_COLUMNS (and the grid's own columns) for the first `limit` items (all
+    when None) of a review_queue, whose trends are `trends`."""
+    if queue is None:
+        return []
+    if limit is not None:
+        queue = Queue(queue.evidence, queue.order.slice(0, limit), queue.decided)
     months = spark_months()
-    try:
-        monthly = data.review_item_months(months[0], [i.item_id for i, _ in queue]
-                                          ) if queue else {}
-    except FileNotFoundError:
-        monthly = {}
     names = [f"{m:%b %Y}" for m in months]
     shown: dict[tuple[int, ...], tuple[str, str]] = {}  # counts -> (spark, text), reused
     rows = []
-    for item, trend in queue:
+    for item, counts in zip(queue.first(), map(tuple, queue_month_counts(data, queue).T.tolist()),
+                            strict=True):
         row = item.public()
         row.update(spellings=item.spellings, countries=item.countries,
-                   label_norm=item.label_norm, trend=trend)
-        sent = monthly.get(item.item_id, {})
-        counts = tuple(sent.get(m, 0) for m in months)
+                   label_norm=item.label_norm, trend=trends.get(item.item_id, ""))
         if counts not in shown:
             shown[counts] = (sparkline(list(counts)), _months_line(names, list(counts)))
         row["spark"], row["implementers_by_month"] = shown[counts]
@@ -210,7 +202,8 @@ def queue_table(data: Data, state: FilterState) -> pa.Table:
     flagged = pa.array(list(trends), pa.string())
     columns["trend"] = pc.fill_null(pc.take(pa.array(list(trends.values()), pa.string()),
                                             pc.index_in(order, value_set=flagged)), "")
-    columns["implementers_by_month"] = _months_text(data, order)
+    columns["implementers_by_month"] = months_text(spark_months(),
+                                                   queue_month_counts(data, queue))
     return pa.table({name: columns[name] for name in TABLE_COLUMNS})
 
 
@@ -219,25 +212,44 @@ _EVIDENCE_COLUMNS = ("kind", "concept_uri", "concept_type", "language", "label",
                      "implementers", "countries", "events", "first_seen", "last_seen")
 
 
-def _months_text(data: Data, order: pa.Array) -> pa.Array:
-    """Each item's implementers per month of the sparkline, as queue_rows writes them
-    ("Jun 2026 0; Jul 2026 3; ...")."""
+def queue_month_counts(data: Data, queue: Queue) -> np.ndarray:
+    """The implementers of each item of `queue` in each month of the sparkline: a months x
+    items matrix in the queue's order, zeros where an item was not sent."""
     months = spark_months()
-    counts = np.zeros((len(months), len(order)), np.int64)
+    rows = queue.order.column("row").combine_chunks()
+    held = pc.is_valid(rows).to_numpy(zero_copy_only=False)
+    counts = np.zeros((len(months), len(rows)), np.int64)
+    if held.any():
+        # every item of the evidence placed once per run by its row there, then taken in the
+        # queue's order: placing the months by item id took 60 ms for the whole queue
+        every = data.derived(f"review_month_counts {months[0].isoformat()} {len(months)}",
+                             queue.evidence, lambda: month_counts(
+                                 data, queue.evidence.column("item_id"), months))
+        counts[:, held] = every[:, rows.drop_null().to_numpy()]
+    if not held.all():  # decided items the warehouse no longer holds: by their ids
+        counts[:, ~held] = month_counts(data, queue.order.column("item_id").filter(
+            pa.array(~held)), months)
+    return counts
+
+
+def month_counts(data: Data, item_ids: pa.Array, months: list[date]) -> np.ndarray:
+    """The implementers of each of `item_ids` in each of `months` (the sparkline's): a months x
+    items matrix, zeros where an item was not sent."""
+    counts = np.zeros((len(months), len(item_ids)), np.int64)
     try:
         table = data.review_item_months_table(months[0])
     except FileNotFoundError:
-        table = None
-    if table is not None and table.num_rows:
+        return counts
+    if table.num_rows:
         # every (item, month) row of the table put in its place at once: its item's position
-        # in the queue and its month's (a row of an item not in the queue, or of another
-        # month, has none)
-        item = pc.index_in(table.column("item_id"), value_set=order)
+        # among `item_ids` and its month's (a row of another item, or of another month, has
+        # none)
+        item = pc.index_in(table.column("item_id"), value_set=item_ids)
         month = pc.index_in(table.column("month"), value_set=pa.array(months, pa.date32()))
         placed = pc.and_(pc.is_valid(item), pc.is_valid(month))
         counts[pc.filter(month, placed).to_numpy(), pc.filter(item, placed).to_numpy()] = (
             pc.fill_null(pc.filter(table.column("implementers"), placed), 0).to_numpy())
-    return months_text(months, counts)
+    return counts
 
 
 def months_text(months: list[date], counts: np.ndarray) -> pa.Array:

@@ -35,7 +35,7 @@ from dashboard.review import (
 from dashboard.state import FilterState, parse_query, to_query
 from kpi.exports.csvfile import table_csv
 from kpi.review.decisions import trail
-from kpi.review.items import item_id
+from kpi.review.items import item_id, item_months
 from kpi.store.registry import add_user
 from tests.dashboard_world import callback, data_of, find, texts
 from tests.kpi_fixtures import S1, S2, Store, standard_store
@@ -311,6 +311,16 @@ def test_the_queue_sparkline_a_link_to_one_item_and_its_details(app, store):
     assert label["implementers_by_month"] == "; ".join(
         f"{m:%b %Y} {n}" for m, n in zip(months, counts, strict=True))
     assert sparkline([0, 1, 4]) == " ▃█" and sparkline([0, 0]) == "  "
+    # every item's months as kpi.review.items.item_months finds them by its id: the whole
+    # queue, a queue of one kind (another evidence table), and the whole again (its months
+    # kept from the first time)
+    table = data.review_item_months_table(months[0])
+    for search in ("", "?kind=label", "?kind=translation&language=de", ""):
+        rows = review_rows(data, parse_query(search))
+        sent_by_id = item_months(table, [r["item_id"] for r in rows])
+        assert rows and [r["implementers_by_month"] for r in rows] == [
+            "; ".join(f"{m:%b %Y} {sent_by_id.get(r['item_id'], {}).get(m, 0)}"
+                      for m in months) for r in rows], search
 
     # a link to one item: checked, kept in the URL, the queue narrowed to it
     state = parse_query(f"?item={L_ID}&kind=label")

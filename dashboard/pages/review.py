@@ -25,7 +25,6 @@ from dashboard.review import (
     queue_rows,
     queue_table,
     review_queue,
-    shown,
 )
 from dashboard.state import FilterState, to_query
 from kpi.review.decisions import REASONS, STATUSES
@@ -126,7 +125,7 @@ def queue_view(data: Data, state: FilterState) -> tuple[int, list[dict[str, Any]
     def view() -> tuple[int, list[dict[str, Any]]]:
         queue, trends = review_queue(data, state)
         return (len(queue) if queue is not None else 0,
-                queue_rows(data, shown(queue, trends, GRID_ROW_LIMIT)))
+                queue_rows(data, queue, trends, GRID_ROW_LIMIT))
 
     return data.review_view(state, view)
 
