@@ -102,6 +102,15 @@ def test_overview_draws_usage_alone_and_its_csvs_add_the_distinct_counts(app, mo
     assert [(r["language"], r["usage"]) for r in langs.rows] == [
         (r["language"], r["usage"]) for r in shown["language_usage"].rows]
     assert langs.rows and all(r["implementers"] > 0 for r in langs.rows)
+    # the CSV of a view nobody opened runs its own table's queries alone: not the page's cards
+    # and trends, nor the other CSV's distinct counts
+    unseen = state.with_(start=state.start - timedelta(days=1))
+    ran.clear()
+    download(data, "/dashboard/", to_query(unseen), "language_usage")
+    assert ran == ["language_usage"]
+    ran.clear()
+    download(data, "/dashboard/", to_query(unseen), "usage_trend")
+    assert sorted(ran) == ["usage_per_bucket", "usage_per_bucket", "usage_trend"]
 
 
 def test_pages_before_the_first_aggregation(settings, engine):

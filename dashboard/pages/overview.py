@@ -51,17 +51,11 @@ def tables(data: Data, state: FilterState) -> dict[str, Table]:
     """The page's tables as its CSV downloads give them: those it shows (shown_tables), the
     usage trend and the usage by language with their events and distinct implementers and
     concepts too (language_usage: its share as well)."""
-    shown = shown_tables(data, state)
     period = state.period()
     data.prefetch(lambda: data.trend(period, state),
                   lambda: data.indicator("language_usage", period, state))
-    _, trend = data.trend(period, state)
-    rows = [{**row, "events": t["events"], "implementers": t["implementers"],
-             "concepts": t["concepts"]}
-            for row, t in zip(shown["usage_trend"].rows, trend, strict=True)]
-    langs = data.indicator("language_usage", period, state)
-    return {**shown, "usage_trend": Table("Usage trend", TREND_COLUMNS, rows),
-            "language_usage": Table("Usage by language", langs.columns, langs.rows)}
+    return {**shown_tables(data, state), **{name: csv_table(data, state, name)
+                                            for name in CSV_MORE}}
 
 
 # the tables whose CSV carries more than the page shows (see `tables`)
@@ -69,9 +63,26 @@ CSV_MORE = ("usage_trend", "language_usage")
 
 
 def table(data: Data, state: FilterState, name: str) -> Table | None:
-    """One of `tables`, for its CSV: the distinct counts of CSV_MORE are computed only for
-    those two."""
-    return (tables(data, state) if name in CSV_MORE else shown_tables(data, state)).get(name)
+    """One of `tables`, for its CSV: each of CSV_MORE computes its own table alone (a
+    download of the usage by language need not count each bucket's implementers, nor
+    compute the cards and trends of the page)."""
+    return csv_table(data, state, name) if name in CSV_MORE else shown_tables(
+        data, state).get(name)
+
+
+def csv_table(data: Data, state: FilterState, name: str) -> Table:
+    """One of CSV_MORE as its CSV gives it."""
+    period = state.period()
+    if name == "language_usage":
+        langs = data.indicator("language_usage", period, state)
+        return Table("Usage by language", langs.columns, langs.rows)
+    data.prefetch(lambda: data.trend(period, state), lambda: data.trend_usage(period, state),
+                  lambda: data.trend_usage(period.previous(), state))
+    _, trend = data.trend(period, state)
+    rows = [{**row, "events": t["events"], "implementers": t["implementers"],
+             "concepts": t["concepts"]}
+            for row, t in zip(trend_rows(data, state), trend, strict=True)]
+    return Table("Usage trend", TREND_COLUMNS, rows)
 
 
 TREND_COLUMNS = ("bucket", "grain", "usage", "events", "implementers", "concepts",
@@ -92,7 +103,7 @@ def shown_tables(data: Data, state: FilterState) -> dict[str, Table]:
         *(call for p in (period, previous) for call in (
             lambda p=p: data.trend_usage(p, state),
             lambda p=p: data.kpi_counts(p, state))))
-    grain, trend = data.trend_usage(period, state)
+    _, trend = data.trend_usage(period, state)
     _, trend_prev = data.trend_usage(previous, state)
     now, before = kpis(data, state, period, trend), kpis(data, state, previous, trend_prev)
     summary = []
@@ -104,10 +115,6 @@ def shown_tables(data: Data, state: FilterState) -> dict[str, Table]:
         summary.append({"kpi": title, "current": cur, "previous": prev, "change_pct": pct,
                         "period_start": period.start, "period_end": period.end,
                         "previous_start": previous.start, "previous_end": previous.end})
-    trend_rows = [{"bucket": r["bucket"], "grain": grain, "usage": r["usage"],
-                   "previous_bucket": p["bucket"] if p else None,
-                   "previous_usage": p["usage"] if p else None}
-                  for r, p in zip(trend, _align(trend, trend_prev), strict=True)]
     langs = data.usage_by_language(period, state)
     loop = review_loop(data)
     return {
@@ -116,7 +123,7 @@ def shown_tables(data: Data, state: FilterState) -> dict[str, Table]:
                                       "period_start", "period_end", "previous_start",
                                       "previous_end"), summary),
         "usage_trend": Table("Usage trend", ("bucket", "grain", "usage", "previous_bucket",
-                                             "previous_usage"), trend_rows),
+                                             "previous_usage"), trend_rows(data, state)),
         "language_usage": Table("Usage by language", ("language", "usage"), langs),
         TRENDS: trend_table(data, state, ("concept", "label", "proposal")),
     }
@@ -160,6 +167,18 @@ def _loop_section(state: FilterState, rows: list[dict[str, Any]]) -> html.Sectio
                 "covered by a release without a decision. ", queue], className="note"),
         note="Every suggestion implementers sent, over all time (not the period): what the "
              "reviewers decided and what a newer release took up.")
+
+
+def trend_rows(data: Data, state: FilterState) -> list[dict[str, Any]]:
+    """The usage trend as the page shows it: per bucket this period's usage and the previous
+    period's bucket and usage, right-aligned with it."""
+    period = state.period()
+    grain, trend = data.trend_usage(period, state)
+    _, previous = data.trend_usage(period.previous(), state)
+    return [{"bucket": r["bucket"], "grain": grain, "usage": r["usage"],
+             "previous_bucket": p["bucket"] if p else None,
+             "previous_usage": p["usage"] if p else None}
+            for r, p in zip(trend, _align(trend, previous), strict=True)]
 
 
 def _align(current: list[dict], previous: list[dict]) -> list[dict | None]:
