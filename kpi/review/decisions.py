@@ -203,7 +203,7 @@ class Queue:
     def first(self, count: int | None = None) -> list[Item]:
         """The Items of the queue's first `count` items (all when None), in order: what
         items(ids()[:count]) gives, the evidence rows taken by their place (`order`'s row)
-        instead of by looking every id up among 155,000 (30-40 ms a page)."""
+        instead of by looking every id up (21 ms against 85 for a page's 1,000 of 115,000)."""
         order = self.order if count is None else self.order.slice(0, count)
         ids = order.column("item_id").to_pylist()
         # an undecided item is always one of the evidence's rows
