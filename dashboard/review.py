@@ -144,13 +144,12 @@ def queue_rows(data: Data, queue: Queue | None, trends: dict[str, str],
     when None) of a review_queue, whose trends are `trends`."""
     if queue is None:
         return []
-    if limit is not None:
-        queue = Queue(queue.evidence, queue.order.slice(0, limit), queue.decided)
+    queue = queue.head(limit)
     months = spark_months()
     names = [f"{m:%b %Y}" for m in months]
     shown: dict[tuple[int, ...], tuple[str, str]] = {}  # counts -> (spark, text), reused
     rows = []
-    for item, counts in zip(queue.first(), map(tuple, queue_month_counts(data, queue).T.tolist()),
+    for item, counts in zip(queue.items(), map(tuple, queue_month_counts(data, queue).T.tolist()),
                             strict=True):
         row = item.public()
         row.update(spellings=item.spellings, countries=item.countries,

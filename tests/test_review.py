@@ -417,14 +417,16 @@ def test_the_queue_makes_items_only_for_the_ids_asked(store):
     opened = queue(store.settings, store.engine, status="open", kind="proposal")
     assert opened.ids() == [P_ID]
     assert len(every.where(pa.array([i == P_ID for i in every.ids()]))) == 1
-    # the first items by their place: the same Items, decided ones shared, as by their ids
+    # the whole queue's Items, by their evidence rows' place: the same Items, decided ones
+    # shared, as by their ids, for every head of the queue and a queue in another order
     assert every.ids()[0] != L_ID and L_ID in every.ids()
     for count in (None, 0, 1, 2, len(every), len(every) + 5):
         ids = every.ids()[:count]
-        assert every.first(count) == every.items(ids) and len(every.first(count)) == len(ids)
-    assert next(i for i in every.first() if i.item_id == L_ID) is every.decided[L_ID]
+        assert every.head(count).items() == every.items(ids)
+        assert [i.item_id for i in every.head(count).items()] == ids
+    assert next(i for i in every.items() if i.item_id == L_ID) is every.decided[L_ID]
     reordered = every.where(pa.array([i != first for i in every.ids()]))
-    assert reordered.first() == every.items(every.ids()[1:])
+    assert reordered.items() == every.items(every.ids()[1:])
 
 
 def test_the_summary_agrees_with_the_items_statuses(store):
