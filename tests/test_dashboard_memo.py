@@ -96,6 +96,33 @@ def test_shared_results_keep_arrow_tables_and_ignore_what_they_did_not_pack(tmp_
     assert "shared dashboard result unreadable" in caplog.text
 
 
+def test_a_shared_result_s_large_buffers_are_read_back_where_they_lie():
+    """Arrow's and numpy's buffers are packed out of the compressed pickle and read back in
+    place, not copied; numpy's read-only (a result is shared, not to be changed); a packed
+    result cut short is refused."""
+    import numpy as np
+    import pyarrow as pa
+
+    from dashboard.data import _pack, _unpack
+
+    table = pa.table({"item_id": [f"i{n}" for n in range(50_000)], "events": range(50_000)})
+    counts = np.arange(60_000, dtype=np.int64).reshape(6, 10_000)
+    value = {"table": table, "counts": counts, "rows": [{"kpi": "open", "current": 3}]}
+    packed = _pack(value)
+    assert len(packed) > table.nbytes + counts.nbytes  # stored as they are
+    back = _unpack(packed)
+    assert back["table"].equals(table) and back["rows"] == value["rows"]
+    assert (back["counts"] == counts).all() and not back["counts"].flags.writeable
+    start = np.frombuffer(packed, np.uint8).ctypes.data
+    inside = [start <= b.address < start + len(packed) for column in back["table"].columns
+              for chunk in column.chunks for b in chunk.buffers() if b is not None]
+    assert inside and all(inside)
+    assert start <= back["counts"].ctypes.data < start + len(packed)
+    for cut in (packed[:-8], packed[:40]):
+        with pytest.raises(ValueError):
+            _unpack(cut)
+
+
 def test_a_result_computed_while_the_worker_stops_is_kept_unshared(tmp_path):
     # a warm-up that finishes a query while the interpreter shuts down: its writer is gone
     results = SharedResults(tmp_path, version="1111")

@@ -339,6 +339,45 @@ def test_the_queue_sparkline_a_link_to_one_item_and_its_details(app, store):
     assert props(tree, "review-all-items")["href"] == "/dashboard/review"
 
 
+def test_a_worker_takes_the_queue_and_its_months_from_the_worker_that_made_them(
+        store, monkeypatch, tmp_path):
+    """Workers of one host: one that holds the evidence another shared takes that worker's
+    queue order, decided items and months of every item instead of making them; one that
+    computed evidence of its own (its rows possibly in another order) takes none of them."""
+    from dashboard.data import SharedResults
+    from dashboard.review import queue_month_counts
+    from kpi.review import decisions
+
+    first, second, own = (data_of(create_dashboard(store.settings)) for _ in range(3))
+    made = first.review_items(None, None, None)
+    months = queue_month_counts(first, made)
+    first.results.flush()
+    made_here: list[str] = []
+    real_queue, real_months = decisions.queue, review_module.month_counts
+    monkeypatch.setattr(decisions, "queue",
+                        lambda *a, **k: made_here.append("queue") or real_queue(*a, **k))
+    monkeypatch.setattr(review_module, "month_counts",
+                        lambda *a, **k: made_here.append("months") or real_months(*a, **k))
+
+    taken = second.review_items(None, None, None)
+    assert second.evidence_token(taken.evidence) == first.evidence_token(made.evidence)
+    assert taken.order.equals(made.order) and taken.decided == made.decided
+    assert (queue_month_counts(second, taken) == months).all()
+    assert made_here == []
+    assert [i.item_id for i in taken.head(5).items()] == made.ids()[:5]
+
+    # evidence of its own (nothing shared yet where it looked), then the host's results
+    shared = own.results
+    own.results = SharedResults(tmp_path / "elsewhere")
+    own.review_evidence_table()
+    own.results = shared
+    mine = own.review_items(None, None, None)
+    assert own.evidence_token(mine.evidence) != first.evidence_token(made.evidence)
+    assert mine.ids() == made.ids()  # the same queue, made here
+    assert (queue_month_counts(own, mine) == months).all()
+    assert made_here == ["queue", "months"]
+
+
 def test_the_queue_csv_is_kept_until_a_decision_or_a_run(app, store, monkeypatch):
     """The Review page's CSV is built once per state, then renewed by a reviewer's decision and
     by a run that publishes (its evidence covers all time, whatever the period)."""
@@ -461,7 +500,7 @@ def test_the_loop_figures_use_the_evidence_a_worker_holds(app, store, monkeypatc
         if latest_rows(conn, [P_ID]).get(P_ID, {"status": "open"})["status"] != "open":
             take(store.settings, store.engine, [P_ID], "reopen", REVIEWER[0])
     take(store.settings, store.engine, [P_ID], "defer", REVIEWER[0])  # a new state
-    if data._held("review_evidence_table") is None:
+    if data._held_evidence() is None:
         light = data.review_summary(overall=True)
         assert read == ["keys"]
     else:
