@@ -335,7 +335,9 @@ class SharedResults:
 # as large; lists and dicts (a few rows) are compressed as before.
 _PACKED = b"oob5"
 _HEADER = struct.Struct("<QQQ")  # the pickle's size, its compressed size, the buffers' count
-_ALIGN = 64  # each buffer starts at a multiple of this from the start (Arrow's alignment)
+# Each buffer starts at a multiple of this from the packed bytes' start, which Python keeps
+# 16-aligned: Arrow's and numpy's values are read where they lie, at their natural alignment.
+_ALIGN = 64
 
 
 def _pack(value: Any) -> bytes:

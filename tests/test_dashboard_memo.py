@@ -98,8 +98,8 @@ def test_shared_results_keep_arrow_tables_and_ignore_what_they_did_not_pack(tmp_
 
 def test_a_shared_result_s_large_buffers_are_read_back_where_they_lie():
     """Arrow's and numpy's buffers are packed out of the compressed pickle and read back in
-    place, not copied; numpy's read-only (a result is shared, not to be changed); a packed
-    result cut short is refused."""
+    place, aligned, not copied; numpy's read-only (a result is shared, not to be changed); a
+    packed result cut short is refused."""
     import numpy as np
     import pyarrow as pa
 
@@ -114,9 +114,10 @@ def test_a_shared_result_s_large_buffers_are_read_back_where_they_lie():
     assert back["table"].equals(table) and back["rows"] == value["rows"]
     assert (back["counts"] == counts).all() and not back["counts"].flags.writeable
     start = np.frombuffer(packed, np.uint8).ctypes.data
-    inside = [start <= b.address < start + len(packed) for column in back["table"].columns
-              for chunk in column.chunks for b in chunk.buffers() if b is not None]
-    assert inside and all(inside)
+    addresses = [b.address for column in back["table"].columns for chunk in column.chunks
+                 for b in chunk.buffers() if b is not None]
+    assert addresses and all(start <= a < start + len(packed) for a in addresses)
+    assert all(a % 8 == 0 for a in addresses)  # the natural alignment of 64-bit values
     assert start <= back["counts"].ctypes.data < start + len(packed)
     for cut in (packed[:-8], packed[:40]):
         with pytest.raises(ValueError):
