@@ -16,6 +16,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,11 @@ SHARED_IN_MEMORY = ("concept_label_norms", "concept_names", "concepts", "concept
                     "implementers", "catalogue_versions", "concept_collections",
                     "concept_successors")
 _shared_lock = threading.Lock()
+# The dimensions copied into memory at the same time (open_reader): a worker's first request
+# after each run opens its reader, 0.24-0.27 s at 10 M events against 0.29-0.32 s with one
+# copy at a time (medians of 9, in turn).
+COPY_THREADS = 2
+_LARGEST_COPIES = ("concept_label_norms", "concept_names")
 
 
 def shared_reader(settings: Settings) -> duckdb.DuckDBPyConnection:
@@ -238,6 +244,15 @@ def _spill_folder() -> Path:
     return parent / f"{_SPILL_PREFIX}{os.getpid()}-{number}"
 
 
+def _copy(con: duckdb.DuckDBPyConnection, path: str, table: str) -> None:
+    """A dimension's Parquet file as a table in memory, on a cursor of its own."""
+    cursor = con.cursor()
+    try:
+        cursor.read_parquet(path).create(table)
+    finally:
+        cursor.close()
+
+
 def open_reader(settings: Settings, in_memory: tuple[str, ...] = ()
                 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view per published table (current manifest),
@@ -261,6 +276,7 @@ def open_reader(settings: Settings, in_memory: tuple[str, ...] = ()
         # Published by an older version: readers see no data until the next aggregation run
         # rewrites it in this format (connect_private upgrades the private database).
         rollups, dims = {}, {}
+    copies: list[str] = []  # the dimensions held in memory, copied below
     for table in (*SCHEMAS, *SPAN_ROLLUPS):
         if table in SPAN_ROLLUPS:
             _create_span_view(con, pub, rollups, table)
@@ -281,16 +297,24 @@ def open_reader(settings: Settings, in_memory: tuple[str, ...] = ()
                 con.sql(" union all by name ".join(selects), params=params).create_view(table)
                 continue
         elif table in dims:
-            found = con.read_parquet(str(pub / dims[table]))
             if table in in_memory:
-                found.create(table)
+                copies.append(table)
             else:
-                found.create_view(table)
+                con.read_parquet(str(pub / dims[table])).create_view(table)
             continue
         con.execute(f"create view {table} as {_empty_select(table)}")
     install_empty_views(con)
-    # held in memory as the dimensions they are made from are
-    install_reader_tables(con, materialise="concept_label_norms" in in_memory)
+    # The copies two at a time, the largest first (DuckDB reads such a small file on one
+    # thread), and used_label_norms made here as soon as the label norms it reads are in.
+    with ThreadPoolExecutor(COPY_THREADS) as pool:
+        copied = {t: pool.submit(_copy, con, str(pub / dims[t]), t)
+                  for t in sorted(copies, key=lambda t: t not in _LARGEST_COPIES)}
+        if "concept_label_norms" in copied:
+            copied["concept_label_norms"].result()
+        # held in memory as the dimensions they are made from are
+        install_reader_tables(con, materialise="concept_label_norms" in in_memory)
+        for done in copied.values():
+            done.result()
     models.install(con, "macros")
     statistics.install(con)
     # min_implementers: how many implementers a trend needs (concept_trends), from the config
