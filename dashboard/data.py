@@ -340,8 +340,8 @@ _HEADER = struct.Struct("<QQQ")  # the pickle's size, its compressed size, the b
 def _pack(value: Any) -> bytes:
     buffers: list[pickle.PickleBuffer] = []
     raw = pickle.dumps(value, 5, buffer_callback=buffers.append)
-    blocks = [(b.raw().nbytes, pa.compress(b.raw(), codec="lz4", asbytes=True))
-              for b in buffers]
+    blocks = [(view.nbytes, pa.compress(view, codec="lz4", asbytes=True))
+              for view in (b.raw() for b in buffers)]
     stream = pa.compress(raw, codec="zstd", asbytes=True)
     sizes = [n for size, block in blocks for n in (size, len(block))]
     return b"".join([_PACKED, _HEADER.pack(len(raw), len(stream), len(blocks)),
@@ -702,15 +702,16 @@ class Data:
 
         def compute() -> Queue:
             token, evidence = self._review_evidence()
-            key = repr((f"review_queue {kind} {status} {language}", token,
-                        self._loop_state(True)))
+            before = self._loop_state(True)
+            key = repr((f"review_queue {kind} {status} {language}", token, before))
             found = self.results.get(key) if self.results is not None else None
             if found is not None:
                 order, decided = found
                 return Queue(filtered(evidence, kind, language), order, decided)
             made = queue(self.settings, self.engine(), kind=kind, status=status,
                          language=language, known=evidence)
-            if self.results is not None:
+            # given to the others only when nothing was published or decided meanwhile
+            if self.results is not None and self._loop_state(True) == before:
                 self.results.set(key, (made.order, made.decided))
             return made
 
