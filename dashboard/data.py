@@ -603,19 +603,28 @@ class Data:
 
         before = state()
         key = repr((name, before))
-        results = self.results if shared else None
         hit = kept.get(name, key)
-        if hit is None and results is not None:
-            hit = results.get(key)
-            if hit is not None:
-                kept.set(name, key, hit)
         if hit is None:
-            hit = compute()
+            hit = self._shared(name, before, decisions, compute) if shared else compute()
             if state() == before:  # nothing published or decided meanwhile
                 kept.set(name, key, hit)
-                if results is not None:
-                    results.set(key, hit)
         return hit
+
+    def _shared(self, name: str, before: tuple, decisions: bool, compute: Callable[[], Any],
+                token: str | None = None) -> Any:
+        """compute(), also taken from and given to the other workers of the host, under
+        `name`, the state `before` it is computed in (_loop_state, with `decisions` or not)
+        and `token` (the evidence it is aligned with: _review_evidence); given only when
+        nothing was published or decided meanwhile."""
+        if self.results is None:
+            return compute()
+        key = repr((name, before, token))
+        value = self.results.get(key)
+        if value is None:
+            value = compute()
+            if self._loop_state(decisions) == before:
+                self.results.set(key, value)
+        return value
 
     def _loop_state(self, decisions: bool) -> tuple:
         """What an answer of _until_changed is kept under: the published files, and with
@@ -659,12 +668,7 @@ class Data:
         held = self.loop.get(name, key)
         if held is not None and held[0] is source:
             return held[1]
-        shared = repr((name, before, token)) if token and self.results is not None else None
-        value = self.results.get(shared) if shared else None
-        if value is None:
-            value = compute()
-            if shared and self._loop_state(False) == before:
-                self.results.set(shared, value)
+        value = self._shared(name, before, False, compute, token) if token else compute()
         self.loop.set(name, key, (source, value))
         return value
 
@@ -702,18 +706,17 @@ class Data:
 
         def compute() -> Queue:
             token, evidence = self._review_evidence()
-            before = self._loop_state(True)
-            key = repr((f"review_queue {kind} {status} {language}", token, before))
-            found = self.results.get(key) if self.results is not None else None
-            if found is not None:
-                order, decided = found
-                return Queue(filtered(evidence, kind, language), order, decided)
-            made = queue(self.settings, self.engine(), kind=kind, status=status,
-                         language=language, known=evidence)
-            # given to the others only when nothing was published or decided meanwhile
-            if self.results is not None and self._loop_state(True) == before:
-                self.results.set(key, (made.order, made.decided))
-            return made
+            made: list[Queue] = []
+
+            def make() -> tuple[Any, dict[str, Any]]:
+                made.append(queue(self.settings, self.engine(), kind=kind, status=status,
+                                  language=language, known=evidence))
+                return made[0].order, made[0].decided
+
+            order, decided = self._shared(f"review_queue {kind} {status} {language}",
+                                          self._loop_state(True), True, make, token)
+            return made[0] if made else Queue(filtered(evidence, kind, language), order,
+                                              decided)
 
         return self._until_changed(f"review_items {kind} {status} {language}",
                                    decisions=True, shared=False, compute=compute)
