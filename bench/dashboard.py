@@ -9,8 +9,9 @@
    bench/out/dashboard-<events>/ and aggregated there (kept for later runs; a run after a code
    change that alters the warehouse format upgrades it).
 2. `esco-kpi serve --no-scheduler` starts on a free port; a session logs in through /login.
-3. Views: every page (and the concept page of the most used concept) x three periods (the
-   data's last quarter, its last month, its first quarter) x six filter states, with the
+3. Views: every page (and the concept page of the most used concept) x four periods (the
+   data's last quarter, its last month, its first quarter, and 2026-05-15 to 2026-09-03, on no
+   month's bounds) x six filter states, with the
    warm-up off. Each view's `content` callback is POSTed to /dashboard/_dash-update-component
    as the browser does it. Per period and filters, as a user moves through the pages:
    - cold: the first request of each page (nothing computed yet for these filters; the pages
@@ -70,6 +71,9 @@ PERIODS = {  # name: (start, end) within the generated data (2026-04-01 .. 2026-
     "quarter": ("2026-07-01", "2026-09-30"),
     "month": ("2026-09-01", "2026-09-30"),
     "first quarter": ("2026-04-01", "2026-06-30"),
+    # a period on no month's bounds: daily files at both ends, and a previous period of equal
+    # length that starts before the data
+    "odd": ("2026-05-15", "2026-09-03"),
 }
 FILTERS = {
     "none": {},
